@@ -1,0 +1,148 @@
+"""The training pipeline's stages: VAE → classifier on reconstructions → class statistics → generator.
+
+``catvae.train`` composes the config and calls :func:`run_pipeline`; each stage is a function
+here so tests can run it alone on a small slice.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import Logger
+
+from catvae import artifacts
+from catvae.artifacts import ArtifactKey
+from catvae.classifier import Classifier
+from catvae.config import ConfigError, instantiate, positive_int
+from catvae.data.datamodule import ImageDataModule, TensorDataModule
+from catvae.evaluation import class_mean_check, evaluate_generator
+from catvae.generators import generate_images, target_labels
+from catvae.images import save_grid
+from catvae.loggers import log_image, log_summary
+from catvae.metrics import COS_CHOICES
+from catvae.statistics import ClassLatentStats
+from catvae.vae import VAE
+
+log = logging.getLogger(__name__)
+
+
+def check_train_config(cfg: DictConfig) -> None:
+    """Reject bad values before any training starts."""
+    ArtifactKey.from_config(cfg)
+    for key in ("vae.epochs", "classifier.epochs", "eval.samples_per_label", "data.batch_size", "classifier.batch_size"):
+        positive_int(cfg, key)
+    if cfg.eval.samples_per_label < 2:
+        raise ConfigError("eval.samples_per_label", cfg.eval.samples_per_label, "an integer >= 2 (pairs are needed)")
+    if cfg.objective.cos not in COS_CHOICES:
+        raise ConfigError("objective.cos", cfg.objective.cos, f"one of {', '.join(COS_CHOICES)}")
+    instantiate(cfg.generator)  # the generator validates its own parameters
+    instantiate(cfg.vae.objective)
+
+
+def make_trainer(cfg: DictConfig, stage: str, max_epochs: int, loggers: list[Logger], checkpoint_dir: Path) -> pl.Trainer:
+    """A Trainer for one stage; its last checkpoint goes to ``checkpoint_dir/stage``."""
+    checkpoint = ModelCheckpoint(dirpath=checkpoint_dir / stage, filename=f"{stage}-{{epoch}}", save_last=True)
+    return instantiate(cfg.trainer, max_epochs=max_epochs, logger=loggers or False, callbacks=[checkpoint])
+
+
+def train_vae(cfg: DictConfig, data: ImageDataModule, loggers: list[Logger], checkpoint_dir: Path) -> tuple[VAE, dict]:
+    """Fit the VAE (§3.3) and report its test-set terms in nats per image."""
+    vae = VAE(int(cfg.latent_dim), instantiate(cfg.vae.objective), list(cfg.vae.hidden), float(cfg.vae.lr))
+    trainer = make_trainer(cfg, "vae", cfg.vae.epochs, loggers, checkpoint_dir)
+    trainer.fit(vae, datamodule=data)
+    (results,) = trainer.test(vae, datamodule=data, verbose=False)
+    vae.eval()
+    return vae, {name.removeprefix("vae/test/"): value for name, value in results.items()}
+
+
+def reconstruction_data(vae: VAE, data: ImageDataModule, batch_size: int) -> TensorDataModule:
+    """The classifier's data (§3.2): the VAE's reconstructions with the original labels."""
+    def recon(pair):
+        return vae.reconstruct(pair[0]), pair[1]
+
+    test_x, test_y = data.test["test"]
+    return TensorDataModule(
+        train=recon(data.train),
+        val=recon(data.val) if data.val is not None else None,
+        test={"train_recon": recon(data.train), "test_recon": recon((test_x, test_y)), "test_real": (test_x, test_y)},
+        batch_size=batch_size, eval_batch_size=data.eval_batch_size, seed=data.seed,
+    )
+
+
+def train_classifier(cfg: DictConfig, vae: VAE, data: ImageDataModule, loggers: list[Logger],
+                     checkpoint_dir: Path) -> tuple[Classifier, dict]:
+    """Fit Table 3's classifier on reconstructions (§3.4); accuracy on train/test reconstructions and real test images."""
+    recon = reconstruction_data(vae, data, cfg.classifier.batch_size)
+    classifier: Classifier = instantiate(cfg.classifier.model, test_names=tuple(recon.test))
+    trainer = make_trainer(cfg, "classifier", cfg.classifier.epochs, loggers, checkpoint_dir)
+    trainer.fit(classifier, datamodule=recon)
+    results: dict = {}
+    for per_loader in trainer.test(classifier, datamodule=recon, verbose=False):
+        results.update(per_loader)
+    classifier.eval()
+    return classifier, {f"acc_{name}": results[f"classifier/{name}/acc"] for name in recon.test}
+
+
+def fit_statistics(vae: VAE, data: ImageDataModule) -> ClassLatentStats:
+    """Per-class μ_y, σ_y of the encoder means of the training split."""
+    images, labels = data.train
+    return ClassLatentStats.fit(vae.encode_means(images), labels, data.num_classes)
+
+
+def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
+    """Train and evaluate everything for ``cfg``; returns the published ``summary.json``."""
+    check_train_config(cfg)
+    key = ArtifactKey.from_config(cfg)
+    final = key.folder(cfg.paths.artifacts_dir)
+    output_dir = Path(cfg.paths.output_dir)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    started = time.perf_counter()
+    with artifacts.staged_folder(final) as stage:
+        data: ImageDataModule = instantiate(cfg.data)
+        data.setup()
+        log.info("VAE (%s, D=%d): %d training images, %d epochs", key.vae, key.latent_dim, len(data.train[0]), cfg.vae.epochs)
+        vae, vae_test = train_vae(cfg, data, loggers, output_dir / "checkpoints")
+        vae_seconds = time.perf_counter() - started
+        log.info("VAE test: %s", {k: round(v, 3) for k, v in vae_test.items()})
+
+        classifier, clf_scores = train_classifier(cfg, vae, data, loggers, output_dir / "checkpoints")
+        classifier_seconds = time.perf_counter() - started - vae_seconds
+        log.info("classifier: %s", {k: round(v, 4) for k, v in clf_scores.items()})
+
+        stats = fit_statistics(vae, data)
+        net = classifier.net
+        mean_check = class_mean_check(stats, vae.decoder, net)
+        generator = instantiate(cfg.generator)
+        report = evaluate_generator(generator, stats, vae.decoder, net, cfg.eval.samples_per_label, cfg.eval.seed,
+                                    cfg.objective.cos)
+        log.info("generator %s: accuracy %.4f, cos_pairwise %.4f, cos_to_mean %.4f, objective %.4f",
+                 generator.params(), report["accuracy"], report["cos_pairwise"], report["cos_to_mean"], report["objective"])
+
+        artifacts.save_vae(vae.encoder, vae.decoder, list(cfg.vae.hidden), stage / artifacts.VAE_FILE)
+        artifacts.save_classifier(net, stage / artifacts.CLASSIFIER_FILE)
+        stats.save(stage / artifacts.STATS_FILE)
+        columns = int(cfg.eval.grid_per_label)
+        labels = target_labels(stats.num_classes, columns)
+        grid = save_grid(generate_images(generator, stats, vae.decoder, labels, cfg.eval.seed),
+                         stage / artifacts.SAMPLES_FILE, columns=columns)
+        summary = {
+            "key": {"data": key.data, "vae": key.vae, "latent_dim": key.latent_dim, "seed": key.seed},
+            "vae_test": vae_test,
+            "classifier": clf_scores,
+            "class_means": mean_check,
+            "generator": report,
+            "timing_s": {"vae": round(vae_seconds, 1), "classifier": round(classifier_seconds, 1),
+                         "total": round(time.perf_counter() - started, 1)},
+            "artifacts": {name: str(final / name) for name in (*artifacts.REQUIRED, artifacts.SAMPLES_FILE)},
+            "run_dir": str(output_dir),
+            "config": OmegaConf.to_container(cfg, resolve=True),
+        }
+        artifacts.write_json(summary, stage / artifacts.SUMMARY_FILE)
+    log_summary(loggers, {k: summary[k] for k in ("vae_test", "classifier", "generator", "timing_s")})
+    log_image(loggers, "samples", final / grid.name, f"{generator.params()} one row per label")
+    return final / artifacts.SUMMARY_FILE

@@ -1,0 +1,79 @@
+"""Every config group composes, and what it names instantiates."""
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
+
+from catvae import objectives
+from catvae.classifier import Classifier
+from catvae.config import CONF_DIR, instantiate, wandb_offline
+from catvae.data.datamodule import ImageDataModule
+from catvae.generators import Simple
+from catvae.loggers import build_loggers
+
+
+def options(group: str) -> list[str]:
+    return sorted(path.stem for path in (Path(CONF_DIR) / group).glob("*.yaml"))
+
+
+def test_groups_are_the_expected_ones():
+    assert options("vae") == ["elbo", "mmd"]
+    assert options("data") == ["idx", "mnist"]
+    assert options("logger") == ["csv", "none", "wandb"]
+    assert options("trainer") == ["cpu", "default", "gpu"]
+
+
+@pytest.mark.parametrize("vae", options("vae"))
+def test_vae_objectives(make_config, vae):
+    cfg = make_config(overrides=[f"vae={vae}"])
+    objective = instantiate(cfg.vae.objective)
+    assert objective.name == cfg.vae.name == vae
+    assert isinstance(objective, {"elbo": objectives.ELBO, "mmd": objectives.MMD}[vae])
+    assert list(cfg.vae.hidden) == [500, 500] and cfg.vae.lr == 1e-3
+
+
+def test_data_mnist_and_idx(make_config, tmp_path):
+    data = instantiate(make_config().data)
+    assert isinstance(data, ImageDataModule) and data.name == "mnist" and data.num_classes == 10
+    folder = tmp_path / "fashion"
+    cfg = make_config(overrides=["data=idx", f"data.root={folder}"])
+    assert cfg.data.name == "idx-fashion"
+    assert instantiate(cfg.data).source.keywords["root"] == str(folder)
+
+
+def test_classifier_generator_trainers(make_config):
+    cfg = make_config()
+    assert isinstance(instantiate(cfg.classifier.model), Classifier)
+    generator = instantiate(cfg.generator)
+    assert isinstance(generator, Simple) and (generator.theta, generator.n) == (0.4, 2)
+    for trainer in ("default", "cpu") + (("gpu",) if torch.cuda.is_available() else ()):
+        assert isinstance(instantiate(make_config(overrides=[f"trainer={trainer}"]).trainer), pl.Trainer)
+    assert make_config(overrides=["trainer=gpu"]).trainer.accelerator == "gpu"
+
+
+def test_loggers(make_config):
+    (wandb,) = build_loggers(make_config(overrides=["logger=wandb"]).logger)
+    assert isinstance(wandb, WandbLogger)
+    (csv,) = build_loggers(make_config(overrides=["logger=csv"]).logger)
+    assert isinstance(csv, CSVLogger)
+    assert build_loggers(make_config(overrides=["logger=none"]).logger) == []
+
+
+def test_generate_config_composes(make_config):
+    cfg = make_config("generate", ["label=3", "num=5"])
+    assert (cfg.label, cfg.num, cfg.vae.name, cfg.latent_dim) == (3, 5, "elbo", 20)
+
+
+def test_wandb_offline_resolution(monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "online")
+    assert wandb_offline() is False
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert wandb_offline() is True
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    assert wandb_offline() is True
+    (tmp_path / "netrc").write_text("machine api.wandb.ai\n  login user\n  password abc\n")
+    assert wandb_offline() is False
