@@ -9,6 +9,7 @@ import math
 
 import torch
 
+from catvae.config import ConfigError
 from catvae.networks import Decoder
 from catvae.statistics import ClassLatentStats
 
@@ -20,9 +21,9 @@ class Simple:
 
     def __init__(self, theta: float = 0.4, n: int = 2):
         if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not math.isfinite(theta) or theta < 0:
-            raise ValueError(f"generator.theta={theta!r}: must be a number >= 0")
+            raise ConfigError("generator.theta", theta, "a number >= 0")
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"generator.n={n!r}: must be an integer >= 1")
+            raise ConfigError("generator.n", n, "an integer >= 1")
         self.theta = float(theta)
         self.n = n
 

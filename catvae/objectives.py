@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from catvae.config import ConfigError
+
 
 def bernoulli_nll(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     """−log p(x|z) of a Bernoulli decoder, summed over pixels, one value per image (nats).
@@ -73,9 +75,9 @@ class MMD(Objective):
 
     def __init__(self, weight: float = 1000.0, scale: float | None = None):
         if weight < 0:
-            raise ValueError(f"vae.objective.weight={weight}: must be >= 0")
+            raise ConfigError("vae.objective.weight", weight, "a number >= 0")
         if scale is not None and scale <= 0:
-            raise ValueError(f"vae.objective.scale={scale}: must be > 0 (or null for D²)")
+            raise ConfigError("vae.objective.scale", scale, "a number > 0, or null for D²")
         self.weight = float(weight)
         self.scale = scale
 

@@ -4,6 +4,8 @@ Prints the path of the published ``summary.json`` as its last line.
 """
 from __future__ import annotations
 
+import warnings
+
 import hydra
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
@@ -11,6 +13,10 @@ from omegaconf import DictConfig, OmegaConf
 from catvae.artifacts import MissingArtifactsError
 from catvae.config import CONF_DIR, ConfigError, exit_on_user_error
 from catvae.data.idx import IdxFormatError
+
+
+# Lightning's own use of a deprecated torch API; nothing for a user to act on.
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
 @exit_on_user_error(ConfigError, MissingArtifactsError, IdxFormatError, InstantiationException)
