@@ -104,6 +104,37 @@ def load_models(key: ArtifactKey, artifacts_dir: str | Path) -> Models:
     return Models(encoder, decoder, classifier, ClassLatentStats.load(folder / STATS_FILE), folder)
 
 
+def best_search_path(folder: Path, generator: str) -> Path:
+    """Where the best configuration a search found for ``generator`` is kept beside the artifacts."""
+    return folder / "search" / f"best-{generator}.json"
+
+
+def record_best(folder: Path, generator: str, candidate: dict) -> bool:
+    """Keep ``candidate`` (holding ``objective``, ``eval`` and the generator ``config``) if it beats the
+    recorded best; a record scored under other evaluation settings is not comparable and is replaced."""
+    path = best_search_path(folder, generator)
+    if path.is_file():
+        recorded = json.loads(path.read_text())
+        if recorded.get("eval") == candidate.get("eval") and recorded["objective"] <= candidate["objective"]:
+            return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    write_json(candidate, partial)
+    os.replace(partial, path)
+    return True
+
+
+def load_best(folder: Path, generator: str, key: ArtifactKey) -> dict:
+    """The recorded best configuration of ``generator``, or an error naming the search that makes it."""
+    path = best_search_path(folder, generator)
+    if not path.is_file():
+        raise MissingArtifactsError(
+            f"generator.from_search=best: no search of generator={generator} has been recorded for data={key.data} "
+            f"vae={key.vae} latent_dim={key.latent_dim} seed={key.seed} ({path} is missing). Run one first, e.g.\n"
+            f"  python -m catvae.search -m vae={key.vae} latent_dim={key.latent_dim} generator={generator} search=optuna")
+    return json.loads(path.read_text())
+
+
 @contextlib.contextmanager
 def staged_folder(final: Path) -> Iterator[Path]:
     """Yield an empty staging folder; on success it replaces ``final`` atomically, on error it is removed."""

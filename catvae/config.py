@@ -14,7 +14,8 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 # Packages whose classes and functions a config may name as ``_target_`` (Hydra's execution
 # whitelist). Extend it here if your own configs name targets elsewhere.
-TRUSTED_TARGETS = ["catvae.*", "pytorch_lightning.*", "torch.optim.*", "torchmetrics.*"]
+TRUSTED_TARGETS = ["catvae.*", "pytorch_lightning.*", "torch.optim.*", "torchmetrics.*", "optuna.samplers.*",
+                   "hydra_plugins.hydra_optuna_sweeper.*"]
 
 
 class ConfigError(ValueError):
@@ -47,10 +48,18 @@ def folder_name(path: str) -> str:
     return Path(str(path)).resolve().name or "root"
 
 
+def sqlite_url(path: str) -> str:
+    """``sqlite:///ABS_PATH`` for a database file, its folder created (SQLite will not create it)."""
+    file = Path(str(path)).resolve()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{file}"
+
+
 def register_resolvers() -> None:
-    """``${catvae.stem:PATH}`` (a folder's name) and ``${catvae.wandb_offline:}``."""
+    """``${catvae.stem:PATH}`` (a folder's name), ``${catvae.sqlite:PATH}`` and ``${catvae.wandb_offline:}``."""
     OmegaConf.register_resolver("catvae.stem", folder_name, replace=True)
     OmegaConf.register_resolver("catvae.wandb_offline", wandb_offline, replace=True)
+    OmegaConf.register_resolver("catvae.sqlite", sqlite_url, replace=True)
 
 
 def positive_int(cfg: DictConfig, key: str) -> int:

@@ -26,4 +26,4 @@ def evaluate_generator(generator, stats: ClassLatentStats, decoder: Decoder, cla
     images = generate_images(generator, stats, decoder, labels, seed)
     predictions = classifier.predict(images)
     scores = score_samples(images, labels, predictions, decoder.images(stats.mean), stats.num_classes, cos)
-    return {**generator.params(), "samples_per_label": samples_per_label, "seed": seed, "cos": cos, **scores}
+    return {**generator.params(stats), "samples_per_label": samples_per_label, "seed": seed, "cos": cos, **scores}

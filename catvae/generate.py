@@ -16,8 +16,8 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from catvae.artifacts import ArtifactKey, MissingArtifactsError, load_models
-from catvae.config import CONF_DIR, ConfigError, exit_on_user_error, instantiate, positive_int
-from catvae.generators import generate_images, target_labels
+from catvae.config import CONF_DIR, TRUSTED_TARGETS, ConfigError, exit_on_user_error, positive_int
+from catvae.generators import build_generator, generate_images, target_labels
 from catvae.images import save_grid
 from catvae.networks import IMAGE_SIDE
 
@@ -55,8 +55,9 @@ def generate(cfg: DictConfig) -> dict[str, str]:
     out = Path(cfg.out) if cfg.out else None
     if out is not None and out.suffix != ".npz":
         raise ConfigError("out", cfg.out, "a file name ending in .npz")
-    generator = instantiate(cfg.generator)
-    models = load_models(ArtifactKey.from_config(cfg), cfg.paths.artifacts_dir)
+    key = ArtifactKey.from_config(cfg)
+    models = load_models(key, cfg.paths.artifacts_dir)
+    generator = build_generator(cfg.generator, models.folder, key)
     labels = target_labels(requested_labels(cfg.label, models.stats.num_classes), num)
     images = generate_images(generator, models.stats, models.decoder, labels, int(cfg.sample_seed))
 
@@ -75,13 +76,13 @@ def generate(cfg: DictConfig) -> dict[str, str]:
     if out is not None:
         write_npz(out, images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE).numpy().astype(np.float32), labels.numpy())
         written["npz"] = str(out)
-    print(f"{len(labels)} images, generator {generator.params()}, from {models.folder}")
+    print(f"{len(labels)} images, generator {generator.params(models.stats)}, from {models.folder}")
     for kind, path in written.items():
         print(f"{kind}: {path}")
     return written
 
 
-@hydra.main(config_path=CONF_DIR, config_name="generate")
+@hydra.main(config_path=CONF_DIR, config_name="generate", execution_whitelist=TRUSTED_TARGETS)
 def main(cfg: DictConfig) -> None:
     generate(cfg)
 

@@ -5,6 +5,7 @@ here so tests can run it alone on a small slice.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from catvae.classifier import Classifier
 from catvae.config import ConfigError, instantiate, positive_int
 from catvae.data.datamodule import ImageDataModule, TensorDataModule
 from catvae.evaluation import class_mean_check, evaluate_generator
-from catvae.generators import generate_images, target_labels
+from catvae.generators import build_generator, generate_images, target_labels
 from catvae.images import save_grid
 from catvae.loggers import log_image, log_summary
 from catvae.metrics import COS_CHOICES
@@ -40,7 +41,7 @@ def check_train_config(cfg: DictConfig) -> None:
         raise ConfigError("eval.samples_per_label", cfg.eval.samples_per_label, "an integer >= 2 (pairs are needed)")
     if cfg.objective.cos not in COS_CHOICES:
         raise ConfigError("objective.cos", cfg.objective.cos, f"one of {', '.join(COS_CHOICES)}")
-    instantiate(cfg.generator)  # the generator validates its own parameters
+    instantiate({k: v for k, v in cfg.generator.items() if k != "from_search"})  # validates its parameters
     instantiate(cfg.vae.objective)
 
 
@@ -117,11 +118,11 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
         stats = fit_statistics(vae, data)
         net = classifier.net
         mean_check = class_mean_check(stats, vae.decoder, net)
-        generator = instantiate(cfg.generator)
+        generator = build_generator(cfg.generator, final, key)
         report = evaluate_generator(generator, stats, vae.decoder, net, cfg.eval.samples_per_label, cfg.eval.seed,
                                     cfg.objective.cos)
         log.info("generator %s: accuracy %.4f, cos_pairwise %.4f, cos_to_mean %.4f, objective %.4f",
-                 generator.params(), report["accuracy"], report["cos_pairwise"], report["cos_to_mean"], report["objective"])
+                 generator.params(stats), report["accuracy"], report["cos_pairwise"], report["cos_to_mean"], report["objective"])
 
         artifacts.save_vae(vae.encoder, vae.decoder, list(cfg.vae.hidden), stage / artifacts.VAE_FILE)
         artifacts.save_classifier(net, stage / artifacts.CLASSIFIER_FILE)
@@ -131,7 +132,7 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
         grid = save_grid(generate_images(generator, stats, vae.decoder, labels, cfg.eval.seed),
                          stage / artifacts.SAMPLES_FILE, columns=columns)
         summary = {
-            "key": {"data": key.data, "vae": key.vae, "latent_dim": key.latent_dim, "seed": key.seed},
+            "key": dataclasses.asdict(key),
             "vae_test": vae_test,
             "classifier": clf_scores,
             "class_means": mean_check,
@@ -144,5 +145,5 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
         }
         artifacts.write_json(summary, stage / artifacts.SUMMARY_FILE)
     log_summary(loggers, {k: summary[k] for k in ("vae_test", "classifier", "generator", "timing_s")})
-    log_image(loggers, "samples", final / grid.name, f"{generator.params()} one row per label")
+    log_image(loggers, "samples", final / grid.name, f"{generator.params(stats)} one row per label")
     return final / artifacts.SUMMARY_FILE

@@ -11,7 +11,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from catvae.artifacts import MissingArtifactsError
-from catvae.config import CONF_DIR, ConfigError, exit_on_user_error
+from catvae.config import CONF_DIR, TRUSTED_TARGETS, ConfigError, exit_on_user_error
 from catvae.data.idx import IdxFormatError
 
 
@@ -39,7 +39,7 @@ def train(cfg: DictConfig) -> str:
     return str(summary)
 
 
-@hydra.main(config_path=CONF_DIR, config_name="train")
+@hydra.main(config_path=CONF_DIR, config_name="train", execution_whitelist=TRUSTED_TARGETS)
 def main(cfg: DictConfig) -> None:
     train(cfg)
 

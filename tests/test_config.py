@@ -10,7 +10,7 @@ from catvae import objectives
 from catvae.classifier import Classifier
 from catvae.config import CONF_DIR, instantiate, wandb_offline
 from catvae.data.datamodule import ImageDataModule
-from catvae.generators import Simple
+from catvae.generators import Medium1, Medium2, Simple, build_generator
 from catvae.loggers import build_loggers
 
 
@@ -23,6 +23,22 @@ def test_groups_are_the_expected_ones():
     assert options("data") == ["idx", "mnist"]
     assert options("logger") == ["csv", "none", "wandb"]
     assert options("trainer") == ["cpu", "default", "gpu"]
+    assert options("generator") == ["medium1", "medium2", "simple"]
+    assert options("search") == ["none", "optuna", "paper_grid"]
+
+
+@pytest.mark.parametrize(("generator", "cls"), [("simple", Simple), ("medium1", Medium1), ("medium2", Medium2)])
+def test_generators(make_config, generator, cls):
+    built = build_generator(make_config("search_job", [f"generator={generator}"]).generator)
+    assert type(built) is cls and built.name == generator
+
+
+@pytest.mark.parametrize("search", options("search"))
+def test_search_configs(make_config, search):
+    cfg = make_config("search_job", [f"search={search}", "generator=medium1"], )
+    assert cfg.eval.samples_per_label == 1000 and cfg.run.kind == "search"
+    if search == "optuna":
+        assert cfg.search.theta_step == 0.1 and cfg.search.storage_url.startswith("sqlite:///")
 
 
 @pytest.mark.parametrize("vae", options("vae"))
@@ -46,7 +62,7 @@ def test_data_mnist_and_idx(make_config, tmp_path):
 def test_classifier_generator_trainers(make_config):
     cfg = make_config()
     assert isinstance(instantiate(cfg.classifier.model), Classifier)
-    generator = instantiate(cfg.generator)
+    generator = build_generator(cfg.generator)
     assert isinstance(generator, Simple) and (generator.theta, generator.n) == (0.4, 2)
     for trainer in ("default", "cpu") + (("gpu",) if torch.cuda.is_available() else ()):
         assert isinstance(instantiate(make_config(overrides=[f"trainer={trainer}"]).trainer), pl.Trainer)

@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from catvae.generators import Simple, target_labels
+from catvae.config import ConfigError
+from catvae.generators import Medium1, Medium2, Simple, target_labels
 from catvae.statistics import ClassLatentStats
 
 
@@ -37,7 +38,7 @@ def test_theta_zero_gives_the_class_mean():
 
 def test_mean_of_n_draws_has_std_theta_sigma_over_sqrt_n():
     generator = Simple(theta=0.5, n=4)
-    assert generator.theta_eff == pytest.approx(0.25)
+    assert generator.params()["theta_eff"] == pytest.approx(0.25)
     z = generator.sample(make_stats(), torch.ones(200_000, dtype=torch.long), torch.Generator().manual_seed(0))
     assert z.mean(0).tolist() == pytest.approx([5.0, -3.0], abs=0.01)
     assert z.std(0).tolist() == pytest.approx([0.5 * 0.5 / 2, 0.5 * 4.0 / 2], rel=0.01)
@@ -58,3 +59,33 @@ def test_same_seed_same_codes():
 def test_bad_parameters_are_named(theta, n, message):
     with pytest.raises(ValueError, match=message):
         Simple(theta, n)
+
+
+def test_medium_generators_reduce_to_simple_when_theta_is_constant():
+    stats, labels = make_stats(), target_labels(2, 50)
+    simple = Simple(0.3, 2).sample(stats, labels, torch.Generator().manual_seed(1))
+    medium1 = Medium1([0.3, 0.3], 2).sample(stats, labels, torch.Generator().manual_seed(1))
+    medium2 = Medium2([[0.3, 0.3], [0.3, 0.3]], 2).sample(stats, labels, torch.Generator().manual_seed(1))
+    assert torch.equal(simple, medium1) and torch.equal(simple, medium2)
+    assert medium1.shape == (100, 2)
+
+
+def test_medium_theta_shapes_and_partial_mappings():
+    stats = make_stats()
+    assert Medium1([0.0, 2.0]).scale(stats).tolist() == [[0.0, 2.0], [0.0, 2.0]]
+    assert Medium1({"1": 0.5}, fill=1.0).scale(stats).tolist() == [[1.0, 0.5], [1.0, 0.5]]
+    assert torch.allclose(Medium2({"1": {"0": 0.2}}, fill=0.7).scale(stats), torch.tensor([[0.7, 0.7], [0.2, 0.7]]))
+    # θ = 0 in one dimension: that coordinate is exactly the class mean.
+    z = Medium1([0.0, 1.0], n=1).sample(stats, torch.tensor([1] * 20), torch.Generator().manual_seed(0))
+    assert (z[:, 0] == 5.0).all() and z[:, 1].std() > 1.0
+    assert Medium2([[0.2, 0.4], [0.6, 0.8]], n=4).params(stats)["theta_eff"] == pytest.approx(0.5 / 2)
+
+
+@pytest.mark.parametrize(("generator", "message"), [
+    (lambda: Medium1([0.1, 0.2, 0.3]), "generator.theta=[0.1, 0.2, 0.3] is not allowed: a number or a list of 2"),
+    (lambda: Medium1({"5": 0.1}), "generator.theta.5=0.1 is not allowed: an index from 0 to 1"),
+    (lambda: Medium2([[0.1, -0.2], [0.0, 0.0]]), "generator.theta.0.1=-0.2 is not allowed: a number >= 0"),
+])
+def test_medium_bad_theta_is_named(generator, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        generator().scale(make_stats())

@@ -95,6 +95,6 @@ def test_mmd_pipeline_with_csv_logger(make_config, tmp_path):
     summary = json.loads(open(train(cfg)).read())
     assert summary["key"] == {"data": "mnist", "vae": "mmd", "latent_dim": 2, "seed": 0}
     assert summary["vae_test"]["reg"] != summary["vae_test"]["kl"]  # MMD penalty, KL reported beside it
-    metrics = (tmp_path / "logs" / "run" / "csv" / "version_0" / "metrics.csv").read_text()
+    metrics = (tmp_path / "logs" / "run" / "csv-train" / "version_0" / "metrics.csv").read_text()
     assert "vae/train/neg_elbo" in metrics and "classifier/train/acc" in metrics
     assert torch.load(tmp_path / "logs/artifacts/mnist/mmd-2/seed0/stats.pt")["mean"].shape == (10, 2)
