@@ -65,7 +65,10 @@ def report(sweep_dirs: list[Path], out: Path) -> dict[str, Path]:
         curves[label] = read_trials(trials)
         bests.append(best)
     out.mkdir(parents=True, exist_ok=True)
-    figure = plot_figure1(curves, out / "figure1.png", "accuracy vs. cosine similarity")
+    paper = {f"paper: {key[0].upper()}-{key[1]} {GENERATOR_TITLES[key[2]]}": (cos, acc)
+             for key, (_, cos, acc) in PAPER_TABLE4.items()
+             if any((b["key"]["vae"], b["key"]["latent_dim"], b["name"]) == key for b in bests)}
+    figure = plot_figure1(curves, out / "figure1.png", "accuracy vs. cosine similarity", paper)
     table = out / "table4.md"
     table.write_text(table4(bests))
     return {"figure": figure, "table": table}

@@ -69,8 +69,10 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
-def plot_figure1(curves: dict[str, list[dict]], path: Path, title: str) -> Path:
-    """Accuracy against mean cosine similarity, one colour per sweep, each sweep's Pareto front as a line."""
+def plot_figure1(curves: dict[str, list[dict]], path: Path, title: str,
+                 markers: dict[str, tuple[float, float]] | None = None) -> Path:
+    """Accuracy against mean cosine similarity, one colour per sweep, each sweep's Pareto front as a
+    line; ``markers`` adds single labelled points (cos, accuracy), e.g. the paper's Table 4 rows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,6 +84,8 @@ def plot_figure1(curves: dict[str, list[dict]], path: Path, title: str) -> Path:
         scatter = axes.scatter(*zip(*points), s=14, alpha=0.45)
         front = [points[i] for i in pareto_front(points)]
         axes.plot(*zip(*front), marker="o", color=scatter.get_facecolor()[0][:3], label=f"{label} (Pareto front)")
+    for label, (cos, accuracy) in (markers or {}).items():
+        axes.scatter([cos], [accuracy], marker="*", s=160, edgecolor="black", zorder=3, label=label)
     axes.set_xlabel("mean cosine similarity between samples (lower = more diverse)")
     axes.set_ylabel("accuracy")
     axes.set_title(title)

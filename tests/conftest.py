@@ -29,6 +29,12 @@ def compose_config(name: str, overrides: list[str], log_dir: Path) -> DictConfig
 
 
 @pytest.fixture
+def tiny() -> list[str]:
+    """Overrides that shrink the training pipeline to seconds."""
+    return list(TINY)
+
+
+@pytest.fixture
 def make_config(tmp_path) -> Callable[..., DictConfig]:
     def make(name: str = "train", overrides: list[str] | None = None, log_dir: Path | None = None) -> DictConfig:
         return compose_config(name, overrides or [], log_dir or tmp_path / "logs")

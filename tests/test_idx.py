@@ -206,3 +206,16 @@ def test_real_fashion_mnist() -> None:
         assert labels.min().item() == 0 and labels.max().item() == 9
     for images in (splits.train_images, splits.test_images):
         assert images.min().item() >= 0.0 and images.max().item() <= 1.0
+
+
+def test_data_idx_config_trains_on_the_folder(tmp_path: Path, make_config) -> None:
+    """`data=idx data.root=DIR` names the dataset after its folder and serves its images."""
+    from catvae.config import instantiate
+
+    written = make_folder(tmp_path / "digits", gz=True)
+    cfg = make_config(overrides=["data=idx", f"data.root={tmp_path / 'digits'}", "data.val_size=1"])
+    assert cfg.data.name == "idx-digits"
+    data = instantiate(cfg.data)
+    data.setup()
+    assert len(data.train[0]) + len(data.val[0]) == len(written["train-labels-idx1-ubyte"])
+    assert data.test["test"][1].tolist() == written["t10k-labels-idx1-ubyte"].tolist()

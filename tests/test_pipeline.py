@@ -9,7 +9,6 @@ from matplotlib.image import imread
 from catvae.artifacts import ArtifactKey, load_models, staged_folder
 from catvae.generate import generate
 from catvae.wandb_files import find_run_files, read_run
-from tests.conftest import TINY
 
 
 def test_train_publishes_artifacts_and_summary(trained):
@@ -88,10 +87,10 @@ def test_failed_training_keeps_the_previous_artifacts(tmp_path):
     assert (final / "vae.pt").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["art"]
 
 
-def test_mmd_pipeline_with_csv_logger(make_config, tmp_path):
+def test_mmd_pipeline_with_csv_logger(make_config, tmp_path, tiny):
     from catvae.train import train
 
-    cfg = make_config(overrides=[*TINY, "vae=mmd", "logger=csv", "latent_dim=2", "classifier.epochs=1"])
+    cfg = make_config(overrides=[*tiny, "vae=mmd", "logger=csv", "latent_dim=2", "classifier.epochs=1"])
     summary = json.loads(open(train(cfg)).read())
     assert summary["key"] == {"data": "mnist", "vae": "mmd", "latent_dim": 2, "seed": 0}
     assert summary["vae_test"]["reg"] != summary["vae_test"]["kl"]  # MMD penalty, KL reported beside it
