@@ -99,6 +99,7 @@ def load_models(key: ArtifactKey, artifacts_dir: str | Path) -> Models:
     clf_state = torch.load(folder / CLASSIFIER_FILE, map_location="cpu", weights_only=True)
     classifier = ClassifierNet(clf_state["num_classes"])
     classifier.load_state_dict(clf_state["state_dict"])
+    classifier.to(memory_format=torch.channels_last)  # faster CPU inference (see ClassifierNet.predict)
     for net in (encoder, decoder, classifier):
         net.eval()
     return Models(encoder, decoder, classifier, ClassLatentStats.load(folder / STATS_FILE), folder)
