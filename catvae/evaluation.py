@@ -1,12 +1,23 @@
 """Scoring a generator on trained artifacts: draw codes per label, decode, classify, eq. 4–5."""
 from __future__ import annotations
 
-import torch
+from omegaconf import DictConfig
 
+from catvae.config import ConfigError, positive_int
 from catvae.generators import generate_images, target_labels
-from catvae.metrics import score_samples
+from catvae.metrics import COS_CHOICES, score_samples
 from catvae.networks import ClassifierNet, Decoder
 from catvae.statistics import ClassLatentStats
+
+
+def check_eval_config(cfg: DictConfig) -> int:
+    """Validate ``eval.samples_per_label`` (≥ 2: pairs are needed) and ``objective.cos``; return the former."""
+    samples = positive_int(cfg, "eval.samples_per_label")
+    if samples < 2:
+        raise ConfigError("eval.samples_per_label", samples, "an integer >= 2 (pairs are needed)")
+    if cfg.objective.cos not in COS_CHOICES:
+        raise ConfigError("objective.cos", cfg.objective.cos, f"one of {', '.join(COS_CHOICES)}")
+    return samples
 
 
 def class_mean_check(stats: ClassLatentStats, decoder: Decoder, classifier: ClassifierNet) -> dict:

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger
@@ -19,13 +18,12 @@ from pytorch_lightning.loggers import Logger
 from catvae import artifacts
 from catvae.artifacts import ArtifactKey
 from catvae.classifier import Classifier
-from catvae.config import ConfigError, instantiate, positive_int
+from catvae.config import instantiate, positive_int
 from catvae.data.datamodule import ImageDataModule, TensorDataModule
-from catvae.evaluation import class_mean_check, evaluate_generator
+from catvae.evaluation import check_eval_config, class_mean_check, evaluate_generator
 from catvae.generators import build_generator, generate_images, target_labels
 from catvae.images import save_grid
 from catvae.loggers import log_image, log_summary
-from catvae.metrics import COS_CHOICES
 from catvae.statistics import ClassLatentStats
 from catvae.vae import VAE
 
@@ -35,12 +33,9 @@ log = logging.getLogger(__name__)
 def check_train_config(cfg: DictConfig) -> None:
     """Reject bad values before any training starts."""
     ArtifactKey.from_config(cfg)
-    for key in ("vae.epochs", "classifier.epochs", "eval.samples_per_label", "data.batch_size", "classifier.batch_size"):
+    for key in ("vae.epochs", "classifier.epochs", "data.batch_size", "classifier.batch_size"):
         positive_int(cfg, key)
-    if cfg.eval.samples_per_label < 2:
-        raise ConfigError("eval.samples_per_label", cfg.eval.samples_per_label, "an integer >= 2 (pairs are needed)")
-    if cfg.objective.cos not in COS_CHOICES:
-        raise ConfigError("objective.cos", cfg.objective.cos, f"one of {', '.join(COS_CHOICES)}")
+    check_eval_config(cfg)
     instantiate({k: v for k, v in cfg.generator.items() if k != "from_search"})  # validates its parameters
     instantiate(cfg.vae.objective)
 

@@ -18,8 +18,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from catvae.artifacts import ArtifactKey, MissingArtifactsError, Models, load_models, write_json
-from catvae.config import CONF_DIR, TRUSTED_TARGETS, ConfigError, exit_on_user_error, positive_int
-from catvae.metrics import COS_CHOICES
+from catvae.config import CONF_DIR, TRUSTED_TARGETS, ConfigError, exit_on_user_error
 
 RESULT_FILE = "result.json"
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -34,15 +33,11 @@ def cached_models(key: ArtifactKey, artifacts_dir: str) -> Models:
 @exit_on_user_error(ConfigError, MissingArtifactsError, InstantiationException)
 def score(cfg: DictConfig) -> float:
     """Evaluate ``cfg.generator``; write ``result.json``; log to the configured loggers; return the objective."""
-    from catvae.evaluation import evaluate_generator
+    from catvae.evaluation import check_eval_config, evaluate_generator
     from catvae.generators import build_generator
     from catvae.loggers import build_loggers, close_loggers, log_summary
 
-    samples = positive_int(cfg, "eval.samples_per_label")
-    if samples < 2:
-        raise ConfigError("eval.samples_per_label", samples, "an integer >= 2 (pairs are needed)")
-    if cfg.objective.cos not in COS_CHOICES:
-        raise ConfigError("objective.cos", cfg.objective.cos, f"one of {', '.join(COS_CHOICES)}")
+    samples = check_eval_config(cfg)
     key = ArtifactKey.from_config(cfg)
     models = cached_models(key, str(cfg.paths.artifacts_dir))
     generator = build_generator(cfg.generator, models.folder, key)
@@ -50,8 +45,7 @@ def score(cfg: DictConfig) -> float:
                                 int(cfg.eval.seed), str(cfg.objective.cos))
     config = OmegaConf.to_container(cfg.generator, resolve=True) | {"theta": report["theta"], "n": report["n"]}
     config.pop("from_search", None)
-    result = {"key": dataclasses.asdict(key),
-              "config": config, **report}
+    result = {"key": dataclasses.asdict(key), "config": config, **report}
     write_json(result, Path(cfg.paths.output_dir) / RESULT_FILE)
 
     loggers = build_loggers(cfg.get("logger"))
