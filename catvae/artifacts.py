@@ -112,11 +112,15 @@ def best_search_path(folder: Path, generator: str) -> Path:
 
 def record_best(folder: Path, generator: str, candidate: dict) -> bool:
     """Keep ``candidate`` (holding ``objective``, ``eval`` and the generator ``config``) if it beats the
-    recorded best; a record scored under other evaluation settings is not comparable and is replaced."""
+    recorded best under the same evaluation settings. Under other settings, the record scored on
+    more samples per label wins (a quick low-sample sweep does not replace a full one)."""
     path = best_search_path(folder, generator)
     if path.is_file():
         recorded = json.loads(path.read_text())
-        if recorded.get("eval") == candidate.get("eval") and recorded["objective"] <= candidate["objective"]:
+        if recorded.get("eval") == candidate.get("eval"):
+            if recorded["objective"] <= candidate["objective"]:
+                return False
+        elif recorded.get("eval", {}).get("samples_per_label", 0) > candidate["eval"]["samples_per_label"]:
             return False
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
