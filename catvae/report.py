@@ -29,8 +29,10 @@ def sweep_label(best: dict) -> str:
 
 
 def format_theta(theta: object) -> str:
+    if isinstance(theta, list) and theta and isinstance(theta[0], list):
+        return f"{len(theta)}×{len(theta[0])} matrix (best.json)"
     if isinstance(theta, list):
-        return json.dumps(theta).replace(", ", " ") if len(json.dumps(theta)) < 80 else f"{len(theta)}-entry array (see best.json)"
+        return json.dumps(theta).replace(", ", " ") if len(json.dumps(theta)) < 80 else f"{len(theta)}-vector (best.json)"
     return f"{theta:g}"
 
 
