@@ -62,10 +62,11 @@ def reconstruction_data(vae: VAE, data: ImageDataModule, batch_size: int) -> Ten
         return vae.reconstruct(pair[0]), pair[1]
 
     test_x, test_y = data.test["test"]
+    train = recon(data.train)  # computed once: trained on, and scored again in evaluation mode
     return TensorDataModule(
-        train=recon(data.train),
+        train=train,
         val=recon(data.val) if data.val is not None else None,
-        test={"train_recon": recon(data.train), "test_recon": recon((test_x, test_y)), "test_real": (test_x, test_y)},
+        test={"train_recon": train, "test_recon": recon((test_x, test_y)), "test_real": (test_x, test_y)},
         batch_size=batch_size, eval_batch_size=data.eval_batch_size, seed=data.seed,
     )
 
