@@ -92,8 +92,8 @@ def fit_statistics(vae: VAE, data: ImageDataModule) -> ClassLatentStats:
 
 
 def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
-    """Train and evaluate everything for ``cfg``; returns the published ``summary.json``."""
-    check_train_config(cfg)
+    """Train and evaluate everything for ``cfg`` (checked by :func:`check_train_config` first);
+    returns the published ``summary.json``."""
     key = ArtifactKey.from_config(cfg)
     final = key.folder(cfg.paths.artifacts_dir)
     output_dir = Path(cfg.paths.output_dir)
