@@ -55,11 +55,20 @@ def sqlite_url(path: str) -> str:
     return f"sqlite:///{file}"
 
 
+def auto_precision(accelerator: str) -> str:
+    """``${catvae.precision:ACCELERATOR}``: bf16-mixed where that device has fast bf16, else 32-true."""
+    from catvae.device import auto_precision as choose
+
+    return choose(str(accelerator))
+
+
 def register_resolvers() -> None:
-    """``${catvae.stem:PATH}`` (a folder's name), ``${catvae.sqlite:PATH}`` and ``${catvae.wandb_offline:}``."""
+    """``${catvae.stem:PATH}`` (a folder's name), ``${catvae.sqlite:PATH}``, ``${catvae.wandb_offline:}``
+    and ``${catvae.precision:ACCELERATOR}``."""
     OmegaConf.register_resolver("catvae.stem", folder_name, replace=True)
     OmegaConf.register_resolver("catvae.wandb_offline", wandb_offline, replace=True)
     OmegaConf.register_resolver("catvae.sqlite", sqlite_url, replace=True)
+    OmegaConf.register_resolver("catvae.precision", auto_precision, replace=True)
 
 
 def positive_int(cfg: DictConfig, key: str) -> int:

@@ -1,28 +1,43 @@
 """Scoring a generator on trained artifacts: draw codes per label, decode, classify, eq. 4–5."""
 from __future__ import annotations
 
+import torch
 from omegaconf import DictConfig
 
 from catvae.config import ConfigError, positive_int
+from catvae.device import fast_bf16
 from catvae.generators import generate_images, target_labels
 from catvae.metrics import COS_CHOICES, score_samples
 from catvae.networks import ClassifierNet, Decoder
 from catvae.statistics import ClassLatentStats
 
 
+EVAL_PRECISIONS = ("auto", "32", "bf16")
+
+
 def check_eval_config(cfg: DictConfig) -> int:
-    """Validate ``eval.samples_per_label`` (≥ 2: pairs are needed) and ``objective.cos``; return the former."""
+    """Validate ``eval.samples_per_label`` (≥ 2: pairs are needed), ``eval.precision`` and
+    ``objective.cos``; return the former."""
     samples = positive_int(cfg, "eval.samples_per_label")
     if samples < 2:
         raise ConfigError("eval.samples_per_label", samples, "an integer >= 2 (pairs are needed)")
+    if str(cfg.eval.get("precision", "auto")) not in EVAL_PRECISIONS:
+        raise ConfigError("eval.precision", cfg.eval.precision, f"one of {', '.join(EVAL_PRECISIONS)}")
     if cfg.objective.cos not in COS_CHOICES:
         raise ConfigError("objective.cos", cfg.objective.cos, f"one of {', '.join(COS_CHOICES)}")
     return samples
 
 
-def class_mean_check(stats: ClassLatentStats, decoder: Decoder, classifier: ClassifierNet) -> dict:
+def classify_in_bf16(cfg: DictConfig, device: torch.device) -> bool:
+    """Whether the classifier scores samples under bf16 autocast: ``eval.precision=auto`` does so
+    where bf16 is native (the README shows the accuracy it gives matches fp32's within 0.001)."""
+    precision = str(cfg.eval.get("precision", "auto"))
+    return precision == "bf16" or (precision == "auto" and fast_bf16(device))
+
+
+def class_mean_check(stats: ClassLatentStats, decoder: Decoder, classifier: ClassifierNet, bf16: bool = False) -> dict:
     """Decode each μ_y and classify it: does the class mean look like its class?"""
-    predicted = classifier.predict(decoder.images(stats.mean)).tolist()
+    predicted = classifier.predict(decoder.images(stats.mean), bf16=bf16).tolist()
     return {
         "predicted": predicted,
         "all_correct": all(p == y for y, p in enumerate(predicted)),
@@ -31,10 +46,12 @@ def class_mean_check(stats: ClassLatentStats, decoder: Decoder, classifier: Clas
 
 
 def evaluate_generator(generator, stats: ClassLatentStats, decoder: Decoder, classifier: ClassifierNet,
-                       samples_per_label: int, seed: int, cos: str = "pairwise") -> dict:
-    """The generator's parameters and all metrics of eq. 4–5 on ``samples_per_label`` samples per label."""
-    labels = target_labels(stats.num_classes, samples_per_label)
+                       samples_per_label: int, seed: int, cos: str = "pairwise", bf16: bool = False) -> dict:
+    """The generator's parameters and all metrics of eq. 4–5 on ``samples_per_label`` samples per
+    label, computed on the statistics' device; ``bf16`` classifies under bf16 autocast."""
+    labels = target_labels(stats.num_classes, samples_per_label).to(stats.mean.device)
     images = generate_images(generator, stats, decoder, labels, seed)
-    predictions = classifier.predict(images)
+    predictions = classifier.predict(images, bf16=bf16)
     scores = score_samples(images, labels, predictions, decoder.images(stats.mean), stats.num_classes, cos)
-    return {**generator.params(stats), "samples_per_label": samples_per_label, "seed": seed, "cos": cos, **scores}
+    return {**generator.params(stats), "samples_per_label": samples_per_label, "seed": seed, "cos": cos,
+            "classifier_precision": "bf16" if bf16 else "32", **scores}

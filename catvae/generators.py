@@ -100,13 +100,18 @@ class Simple:
     def scale(self, stats: ClassLatentStats) -> torch.Tensor:
         """θ broadcast to the L×D shape of the statistics."""
         shape = self.theta_shape(stats)
-        return theta_tensor(self.theta, shape, self.fill).to(stats.std.dtype).expand_as(stats.std)
+        return theta_tensor(self.theta, shape, self.fill).to(stats.std).expand_as(stats.std)
 
     def sample(self, stats: ClassLatentStats, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One latent code per entry of ``labels`` (K), K×D."""
+        """One latent code per entry of ``labels`` (K), K×D, on the statistics' device.
+
+        The noise is drawn on the CPU (from ``generator``) and moved in one copy, so a seed gives
+        the same codes on every device.
+        """
+        labels = labels.to(stats.mean.device)
         mean = stats.mean[labels]
         std = (self.scale(stats) * stats.std)[labels]
-        draws = torch.randn((self.n, *mean.shape), generator=generator, dtype=mean.dtype)
+        draws = torch.randn((self.n, *mean.shape), generator=generator, dtype=mean.dtype).to(mean.device)
         return (mean + std * draws).mean(dim=0)
 
     def params(self, stats: ClassLatentStats | None = None) -> dict:

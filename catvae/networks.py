@@ -75,21 +75,18 @@ class ClassifierNet(nn.Module):
         self.num_classes = num_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.view(-1, 1, IMAGE_SIDE, IMAGE_SIDE))
+        # Channels-last: the convolutions run about 1.4× faster that way on CPU (and on GPUs'
+        # tensor cores), more so with channels-last weights (the Classifier module and
+        # ``catvae.artifacts.load_models`` convert them). A 1-channel input needs no copy for it.
+        return self.net(x.reshape(-1, 1, IMAGE_SIDE, IMAGE_SIDE).contiguous(memory_format=torch.channels_last))
 
     @torch.inference_mode()
-    def predict(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        """Predicted labels for N×784 images (evaluation mode).
-
-        Inputs go channels-last: on CPU the convolutions run about 1.4× faster that way, and more
-        so when the weights are channels-last too (``catvae.artifacts.load_models`` does that).
-        """
+    def predict(self, images: torch.Tensor, batch_size: int = 1000, bf16: bool = False) -> torch.Tensor:
+        """Predicted labels for N×784 images (evaluation mode), optionally under bf16 autocast."""
         was_training = self.training
         self.eval()
         try:
-            return torch.cat([
-                self.net(chunk.view(-1, 1, IMAGE_SIDE, IMAGE_SIDE).contiguous(memory_format=torch.channels_last)).argmax(dim=1)
-                for chunk in images.split(batch_size)
-            ])
+            with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
+                return torch.cat([self(chunk).argmax(dim=1) for chunk in images.split(batch_size)])
         finally:
             self.train(was_training)

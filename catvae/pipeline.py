@@ -19,8 +19,9 @@ from catvae import artifacts
 from catvae.artifacts import ArtifactKey
 from catvae.classifier import Classifier
 from catvae.config import instantiate, positive_int
+from catvae.device import resolve_device
 from catvae.data.datamodule import ImageDataModule, TensorDataModule
-from catvae.evaluation import check_eval_config, class_mean_check, evaluate_generator
+from catvae.evaluation import check_eval_config, class_mean_check, classify_in_bf16, evaluate_generator
 from catvae.generators import build_generator, generate_images, target_labels
 from catvae.images import save_grid
 from catvae.loggers import log_image, log_summary
@@ -41,25 +42,38 @@ def check_train_config(cfg: DictConfig) -> None:
 
 
 def make_trainer(cfg: DictConfig, stage: str, max_epochs: int, loggers: list[Logger], checkpoint_dir: Path) -> pl.Trainer:
-    """A Trainer for one stage; its last checkpoint goes to ``checkpoint_dir/stage``."""
-    checkpoint = ModelCheckpoint(dirpath=checkpoint_dir / stage, filename=f"{stage}-{{epoch}}", save_last=True)
+    """A Trainer for one stage; it keeps one checkpoint, ``checkpoint_dir/stage/last.ckpt``, rewritten each epoch."""
+    checkpoint = ModelCheckpoint(dirpath=checkpoint_dir / stage, save_top_k=0, save_last=True)
     return instantiate(cfg.trainer, max_epochs=max_epochs, logger=loggers or False, callbacks=[checkpoint])
+
+
+def test_trainer(cfg: DictConfig, loggers: list[Logger]) -> pl.Trainer:
+    """A Trainer for test sets: same device and loggers, always fp32, so reported numbers do not
+    depend on the training precision."""
+    return instantiate(cfg.trainer, precision="32-true", logger=loggers or False, enable_progress_bar=False)
+
+
+def training_device(cfg: DictConfig):
+    """The device the Trainer trains on; the stages after training run there too."""
+    return resolve_device(str(cfg.trainer.accelerator))
 
 
 def train_vae(cfg: DictConfig, data: ImageDataModule, loggers: list[Logger], checkpoint_dir: Path) -> tuple[VAE, dict]:
     """Fit the VAE (§3.3) and report its test-set terms in nats per image."""
     vae = VAE(int(cfg.latent_dim), instantiate(cfg.vae.objective), list(cfg.vae.hidden), float(cfg.vae.lr))
-    trainer = make_trainer(cfg, "vae", cfg.vae.epochs, loggers, checkpoint_dir)
-    trainer.fit(vae, datamodule=data)
-    (results,) = trainer.test(vae, datamodule=data, verbose=False)
-    vae.eval()
+    make_trainer(cfg, "vae", cfg.vae.epochs, loggers, checkpoint_dir).fit(vae, datamodule=data)
+    (results,) = test_trainer(cfg, loggers).test(vae, datamodule=data, verbose=False)
+    vae.to(training_device(cfg)).eval()  # Lightning hands the module back on the CPU
     return vae, {name.removeprefix("vae/test/"): value for name, value in results.items()}
 
 
 def reconstruction_data(vae: VAE, data: ImageDataModule, batch_size: int) -> TensorDataModule:
-    """The classifier's data (§3.2): the VAE's reconstructions with the original labels."""
+    """The classifier's data (§3.2): the VAE's reconstructions with the original labels, computed
+    on the VAE's device (and kept there for the classifier's training)."""
+    device = vae.device
+
     def recon(pair):
-        return vae.reconstruct(pair[0]), pair[1]
+        return vae.reconstruct(pair[0].to(device)), pair[1].to(device)
 
     test_x, test_y = data.test["test"]
     train = recon(data.train)  # computed once: trained on, and scored again in evaluation mode
@@ -76,19 +90,19 @@ def train_classifier(cfg: DictConfig, vae: VAE, data: ImageDataModule, loggers: 
     """Fit Table 3's classifier on reconstructions (§3.4); accuracy on train/test reconstructions and real test images."""
     recon = reconstruction_data(vae, data, cfg.classifier.batch_size)
     classifier: Classifier = instantiate(cfg.classifier.model, test_names=tuple(recon.test))
-    trainer = make_trainer(cfg, "classifier", cfg.classifier.epochs, loggers, checkpoint_dir)
-    trainer.fit(classifier, datamodule=recon)
+    make_trainer(cfg, "classifier", cfg.classifier.epochs, loggers, checkpoint_dir).fit(classifier, datamodule=recon)
     results: dict = {}
-    for per_loader in trainer.test(classifier, datamodule=recon, verbose=False):
+    for per_loader in test_trainer(cfg, loggers).test(classifier, datamodule=recon, verbose=False):
         results.update(per_loader)
-    classifier.eval()
+    classifier.to(training_device(cfg)).eval()
     return classifier, {f"acc_{name}": results[f"classifier/{name}/acc"] for name in recon.test}
 
 
 def fit_statistics(vae: VAE, data: ImageDataModule) -> ClassLatentStats:
     """Per-class μ_y, σ_y of the encoder means of the training split."""
     images, labels = data.train
-    return ClassLatentStats.fit(vae.encode_means(images), labels, data.num_classes)
+    codes = vae.encode_means(images.to(vae.device))
+    return ClassLatentStats.fit(codes, labels.to(vae.device), data.num_classes)
 
 
 def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
@@ -113,10 +127,11 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
 
         stats = fit_statistics(vae, data)
         net = classifier.net
-        mean_check = class_mean_check(stats, vae.decoder, net)
+        bf16 = classify_in_bf16(cfg, vae.device)
+        mean_check = class_mean_check(stats, vae.decoder, net, bf16)
         generator = build_generator(cfg.generator, final, key)
         report = evaluate_generator(generator, stats, vae.decoder, net, cfg.eval.samples_per_label, cfg.eval.seed,
-                                    cfg.objective.cos)
+                                    cfg.objective.cos, bf16)
         log.info("generator %s: accuracy %.4f, cos_pairwise %.4f, cos_to_mean %.4f, objective %.4f",
                  generator.params(stats), report["accuracy"], report["cos_pairwise"], report["cos_to_mean"], report["objective"])
 

@@ -38,10 +38,14 @@ class ClassLatentStats:
             means.append(members.mean(dim=0))
             stds.append(members.std(dim=0))
             counts.append(len(members))
-        return cls(torch.stack(means), torch.stack(stds), torch.tensor(counts))
+        return cls(torch.stack(means), torch.stack(stds), torch.tensor(counts, device=codes.device))
+
+    def to(self, device: torch.device | str) -> ClassLatentStats:
+        """The same statistics on ``device``."""
+        return ClassLatentStats(self.mean.to(device), self.std.to(device), self.count.to(device))
 
     def save(self, path: str | Path) -> None:
-        torch.save({"mean": self.mean, "std": self.std, "count": self.count}, path)
+        torch.save({"mean": self.mean.cpu(), "std": self.std.cpu(), "count": self.count.cpu()}, path)
 
     @classmethod
     def load(cls, path: str | Path) -> ClassLatentStats:

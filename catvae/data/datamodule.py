@@ -1,11 +1,17 @@
-"""LightningDataModules over in-memory tensors, batched by indexing (no per-sample ``__getitem__``)."""
+"""LightningDataModules over in-memory tensors that live on the training device.
+
+The whole dataset (MNIST: 60,000 × 784 floats, 188 MB) is moved to the Trainer's device once,
+and each step's batch is a slice of it by index: no DataLoader, no per-sample ``__getitem__``,
+no collation and no host→device copy per step. On a GPU that is what keeps the device busy; on
+a CPU it removes the DataLoader's per-step Python cost.
+"""
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
 from catvae.config import ConfigError
 from catvae.data.sources import Splits
@@ -13,33 +19,65 @@ from catvae.data.sources import Splits
 Pair = tuple[torch.Tensor, torch.Tensor]
 
 
-def batch_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
-    """A DataLoader whose sampler yields index lists; the dataset slices whole batches at once."""
-    dataset = TensorDataset(images, labels)
-    if shuffle:
-        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
-    else:
-        sampler = SequentialSampler(dataset)
-    return DataLoader(dataset, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None)
+class TensorBatches:
+    """One pass over ``tensors`` (same first dimension) in batches of ``batch_size`` rows.
+
+    Shuffled passes draw a new permutation each epoch from a CPU generator seeded once, so the
+    batch order is the same on every device; unshuffled passes yield views (no copy). Lightning
+    accepts any sized iterable as a dataloader.
+    """
+
+    def __init__(self, tensors: Pair, batch_size: int, shuffle: bool, seed: int = 0):
+        self.tensors, self.batch_size, self.shuffle = tensors, int(batch_size), shuffle
+        self.generator = torch.Generator().manual_seed(seed) if shuffle else None
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.tensors[0]) / self.batch_size)
+
+    def __iter__(self) -> Iterator[Pair]:
+        count = len(self.tensors[0])
+        if not self.shuffle:
+            for start in range(0, count, self.batch_size):
+                yield tuple(t[start:start + self.batch_size] for t in self.tensors)
+            return
+        order = torch.randperm(count, generator=self.generator).to(self.tensors[0].device)
+        for index in order.split(self.batch_size):
+            yield tuple(t[index] for t in self.tensors)
 
 
 class TensorDataModule(pl.LightningDataModule):
-    """Train/validation/test tensors already in memory; several named test sets allowed."""
+    """Train/validation/test tensors already in memory; several named test sets allowed.
+
+    When attached to a Trainer the tensors move to its device on first use (once per module).
+    """
 
     def __init__(self, train: Pair, val: Pair | None, test: dict[str, Pair], batch_size: int = 100,
                  eval_batch_size: int = 1000, seed: int = 0):
         super().__init__()
         self.train, self.val, self.test = train, val, dict(test)
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
+        self._train_batches: TensorBatches | None = None
 
-    def train_dataloader(self) -> DataLoader:  # noqa: D102
-        return batch_loader(*self.train, self.batch_size, shuffle=True, seed=self.seed)
+    def device(self) -> torch.device:
+        """The attached Trainer's device (CPU when used without one)."""
+        trainer = getattr(self, "trainer", None)
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
 
-    def val_dataloader(self) -> DataLoader | list:  # noqa: D102
-        return [] if self.val is None else batch_loader(*self.val, self.eval_batch_size, shuffle=False)
+    def on_device(self, pair: Pair) -> Pair:
+        device = self.device()
+        return tuple(t.to(device, non_blocking=True) for t in pair)
 
-    def test_dataloader(self) -> list[DataLoader]:  # noqa: D102
-        return [batch_loader(*pair, self.eval_batch_size, shuffle=False) for pair in self.test.values()]
+    def train_dataloader(self) -> TensorBatches:  # noqa: D102
+        # One iterable for the whole fit, so its generator carries on from epoch to epoch.
+        if self._train_batches is None or self._train_batches.tensors[0].device != self.device():
+            self._train_batches = TensorBatches(self.on_device(self.train), self.batch_size, shuffle=True, seed=self.seed)
+        return self._train_batches
+
+    def val_dataloader(self) -> TensorBatches | list:  # noqa: D102
+        return [] if self.val is None else TensorBatches(self.on_device(self.val), self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> list[TensorBatches]:  # noqa: D102
+        return [TensorBatches(self.on_device(pair), self.eval_batch_size, shuffle=False) for pair in self.test.values()]
 
 
 class ImageDataModule(TensorDataModule):
