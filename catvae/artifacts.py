@@ -82,8 +82,8 @@ def write_json(data: dict, path: Path) -> Path:
     return path
 
 
-def load_models(key: ArtifactKey, artifacts_dir: str | Path) -> Models:
-    """Load VAE, classifier and statistics; a missing file names the train command that makes it."""
+def load_models(key: ArtifactKey, artifacts_dir: str | Path, device: torch.device | str = "cpu") -> Models:
+    """Load VAE, classifier and statistics onto ``device``; a missing file names the train command that makes it."""
     folder = key.folder(artifacts_dir)
     missing = [name for name in REQUIRED if not (folder / name).is_file()]
     if missing:
@@ -99,10 +99,10 @@ def load_models(key: ArtifactKey, artifacts_dir: str | Path) -> Models:
     clf_state = torch.load(folder / CLASSIFIER_FILE, map_location="cpu", weights_only=True)
     classifier = ClassifierNet(clf_state["num_classes"])
     classifier.load_state_dict(clf_state["state_dict"])
-    classifier.to(memory_format=torch.channels_last)  # faster CPU inference (see ClassifierNet.predict)
+    classifier.to(memory_format=torch.channels_last)  # faster inference (see ClassifierNet.forward)
     for net in (encoder, decoder, classifier):
-        net.eval()
-    return Models(encoder, decoder, classifier, ClassLatentStats.load(folder / STATS_FILE), folder)
+        net.to(device).eval()
+    return Models(encoder, decoder, classifier, ClassLatentStats.load(folder / STATS_FILE).to(device), folder)
 
 
 def best_search_path(folder: Path, generator: str) -> Path:

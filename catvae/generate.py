@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from catvae.artifacts import ArtifactKey, MissingArtifactsError, load_models
 from catvae.config import CONF_DIR, TRUSTED_TARGETS, ConfigError, exit_on_user_error, positive_int
+from catvae.device import resolve_device
 from catvae.generators import build_generator, generate_images, target_labels
 from catvae.images import save_grid
 from catvae.networks import IMAGE_SIDE
@@ -56,7 +57,7 @@ def generate(cfg: DictConfig) -> dict[str, str]:
     if out is not None and out.suffix != ".npz":
         raise ConfigError("out", cfg.out, "a file name ending in .npz")
     key = ArtifactKey.from_config(cfg)
-    models = load_models(key, cfg.paths.artifacts_dir)
+    models = load_models(key, cfg.paths.artifacts_dir, resolve_device(str(cfg.device), "device"))
     generator = build_generator(cfg.generator, models.folder, key)
     labels = target_labels(requested_labels(cfg.label, models.stats.num_classes), num)
     images = generate_images(generator, models.stats, models.decoder, labels, int(cfg.sample_seed))
@@ -74,7 +75,7 @@ def generate(cfg: DictConfig) -> dict[str, str]:
         columns, shown = max(1, math.ceil(math.sqrt(num))), images
     written = {"png": str(save_grid(shown, png, columns=columns))}
     if out is not None:
-        write_npz(out, images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE).numpy().astype(np.float32), labels.numpy())
+        write_npz(out, images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE).cpu().numpy().astype(np.float32), labels.numpy())
         written["npz"] = str(out)
     print(f"{len(labels)} images, generator {generator.params(models.stats)}, from {models.folder}")
     for kind, path in written.items():

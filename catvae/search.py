@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 import warnings
 from pathlib import Path
 
@@ -19,35 +20,38 @@ from omegaconf import DictConfig, OmegaConf
 
 from catvae.artifacts import ArtifactKey, MissingArtifactsError, Models, load_models, write_json
 from catvae.config import CONF_DIR, TRUSTED_TARGETS, ConfigError, exit_on_user_error
+from catvae.device import resolve_device
 
 RESULT_FILE = "result.json"
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
 @functools.lru_cache(maxsize=4)
-def cached_models(key: ArtifactKey, artifacts_dir: str) -> Models:
-    """Models and statistics load once per process, however many jobs the launcher runs in it."""
-    return load_models(key, artifacts_dir)
+def cached_models(key: ArtifactKey, artifacts_dir: str, device: str) -> Models:
+    """Models and statistics load once per process (onto ``device``), however many jobs the launcher runs in it."""
+    return load_models(key, artifacts_dir, device)
 
 
 @exit_on_user_error(ConfigError, MissingArtifactsError, InstantiationException)
 def score(cfg: DictConfig) -> float:
     """Evaluate ``cfg.generator``; write ``result.json``; log to the configured loggers; return the objective."""
-    from catvae.evaluation import check_eval_config, evaluate_generator
+    from catvae.evaluation import check_eval_config, classify_in_bf16, evaluate_generator
     from catvae.generators import build_generator
     from catvae.loggers import build_loggers, close_loggers, log_summary
 
+    started = time.perf_counter()
     samples = check_eval_config(cfg)
     key = ArtifactKey.from_config(cfg)
-    models = cached_models(key, str(cfg.paths.artifacts_dir))
+    device = resolve_device(str(cfg.device), "device")
+    models = cached_models(key, str(cfg.paths.artifacts_dir), str(device))
     generator = build_generator(cfg.generator, models.folder, key)
+    timing: dict[str, float] = {"load": time.perf_counter() - started}
     report = evaluate_generator(generator, models.stats, models.decoder, models.classifier, samples,
-                                int(cfg.eval.seed), str(cfg.objective.cos))
+                                int(cfg.eval.seed), str(cfg.objective.cos), classify_in_bf16(cfg, device), timing)
     config = OmegaConf.to_container(cfg.generator, resolve=True) | {"theta": report["theta"], "n": report["n"]}
     config.pop("from_search", None)
-    result = {"key": dataclasses.asdict(key), "config": config, **report}
-    write_json(result, Path(cfg.paths.output_dir) / RESULT_FILE)
-
+    result = {"key": dataclasses.asdict(key), "config": config, "device": str(device), **report}
+    logging_started = time.perf_counter()
     loggers = build_loggers(cfg.get("logger"))
     status = "failed"
     try:
@@ -59,6 +63,12 @@ def score(cfg: DictConfig) -> float:
         status = "success"
     finally:
         close_loggers(loggers, status)
+    timing["log"] = time.perf_counter() - logging_started
+    timing["total"] = time.perf_counter() - started
+    # Wall-clock end, so a benchmark can measure each job's whole cost (Hydra's part included)
+    # from the spacing of consecutive jobs of one multirun.
+    result["timing_s"] = {**{k: round(v, 4) for k, v in timing.items()}, "finished_at": time.time()}
+    write_json(result, Path(cfg.paths.output_dir) / RESULT_FILE)
     print(f"{generator.name} θ={report['theta']} n={report['n']}: accuracy {report['accuracy']:.4f}, "
           f"cos_pairwise {report['cos_pairwise']:.4f}, objective {report['objective']:.4f}")
     return float(report["objective"])
