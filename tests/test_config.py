@@ -47,7 +47,7 @@ def test_vae_objectives(make_config, vae):
     objective = instantiate(cfg.vae.objective)
     assert objective.name == cfg.vae.name == vae
     assert isinstance(objective, {"elbo": objectives.ELBO, "mmd": objectives.MMD}[vae])
-    assert list(cfg.vae.hidden) == [500, 500] and cfg.vae.lr == 1e-3
+    assert list(cfg.vae.hidden) == [500, 500] and (cfg.vae.lr, cfg.vae.schedule) == (3e-3, "onecycle")
 
 
 def test_data_mnist_and_idx(make_config, tmp_path):
