@@ -98,7 +98,7 @@ def compose_train_config(overrides: list[str]):
 
     from catvae.config import CONF_DIR
 
-    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
+    with initialize_config_dir(config_dir=CONF_DIR):
         return compose("train", overrides=overrides)
 
 
@@ -420,7 +420,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--classifier-images", type=int, default=10000, help="training images per classifier epoch")
     parser.add_argument("--vae-batch", type=int, default=None, help="default: data.batch_size of conf/train.yaml")
     parser.add_argument("--classifier-batch", type=int, default=None, help="default: classifier.batch_size")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per fit; the first is warm-up")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per fit; the first is warm-up and not counted")
     parser.add_argument("--repeats", type=int, default=3, help="fits per contender, interleaved")
     parser.add_argument("--jobs", type=int, default=8, help="jobs of the search multirun")
     parser.add_argument("--samples-per-label", type=int, default=1000)

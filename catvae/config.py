@@ -14,7 +14,7 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 # Packages whose classes and functions a config may name as ``_target_`` (Hydra's execution
 # whitelist). Extend it here if your own configs name targets elsewhere.
-TRUSTED_TARGETS = ["catvae.*", "pytorch_lightning.*", "torch.optim.*", "torchmetrics.*", "optuna.samplers.*",
+TRUSTED_TARGETS = ["catvae.*", "pytorch_lightning.*", "torch.optim.*", "torchmetrics.*", "optuna.samplers.*", "wandb.Settings",
                    "hydra_plugins.hydra_optuna_sweeper.*"]
 
 

@@ -18,13 +18,21 @@ from catvae.report import report
 TRAIN = [("elbo", 20), ("mmd", 20), ("mmd", 10)]
 
 
+STAGES: list[tuple[str, float]] = []  # (command, wall seconds), in the order they ran
+
+
 def run(args: list[str]) -> str:
-    """Run ``python -m catvae.<args>``, echoing the command; its stdout is returned, a failure stops everything."""
+    """Run ``python -m catvae.<args>``, echoing the command and its wall time; its stdout is
+    returned, a failure stops everything."""
     command = [sys.executable, "-m", *args]
-    print("$", " ".join(["python", "-m", *args]), flush=True)
+    shown = " ".join(["python", "-m", *args])
+    print("$", shown, flush=True)
+    started = time.perf_counter()
     result = subprocess.run(command, stdout=subprocess.PIPE, text=True)
     if result.returncode != 0:
         sys.exit(f"error: `{' '.join(args)}` failed with exit status {result.returncode}")
+    STAGES.append((shown, time.perf_counter() - started))
+    print(f"  {STAGES[-1][1]:.1f} s", flush=True)
     return result.stdout
 
 
@@ -32,6 +40,14 @@ def sweep(args: list[str]) -> Path:
     """Run a search multirun and return its folder (its last line)."""
     lines = run(["catvae.search", "-m", *args]).strip().splitlines()
     return Path(lines[-1].removeprefix("sweep summary: "))
+
+
+def timing_table(total: float) -> str:
+    """Markdown: each stage's command and wall time, and the total."""
+    rows = ["| stage | wall (s) |", "| --- | --- |"]
+    rows += [f"| `{command.removeprefix('python -m ')}` | {seconds:.1f} |" for command, seconds in STAGES]
+    rows.append(f"| **total** (report included) | **{total:.1f}** |")
+    return "\n".join(rows) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -53,8 +69,12 @@ def main(argv: list[str] | None = None) -> None:
                              f"hydra.sweeper.n_trials={args.trials}", *evaluation]))
     out = args.log_dir / "report" / f"paper_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
     written = report(sweeps, out)
+    total = time.perf_counter() - started
+    timing = out / "timing.md"
+    timing.write_text(timing_table(total))
     print(written["table"].read_text())
-    print(f"figure: {written['figure']}\ntable: {written['table']}\nwall time: {time.perf_counter() - started:.0f} s")
+    print(timing.read_text())
+    print(f"figure: {written['figure']}\ntable: {written['table']}\ntiming: {timing}\nwall time: {total:.0f} s")
 
 
 if __name__ == "__main__":

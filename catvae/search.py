@@ -34,13 +34,14 @@ def cached_models(key: ArtifactKey, artifacts_dir: str, device: str) -> Models:
 
 def trial_samples(cfg: DictConfig) -> int:
     """Samples per label a job scores on: ``search.trial_samples_per_label`` when set (Optuna's
-    cheap trials, the best of which are re-scored at the end), else ``eval.samples_per_label``."""
+    cheap trials, the best of which are re-scored at the end; never more than
+    ``eval.samples_per_label``), else ``eval.samples_per_label``."""
     samples = cfg.get("search", {}).get("trial_samples_per_label")
     if samples is None:
         return int(cfg.eval.samples_per_label)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
         raise ConfigError("search.trial_samples_per_label", samples, "null or an integer >= 2 (pairs are needed)")
-    return samples
+    return min(samples, int(cfg.eval.samples_per_label))
 
 
 def rescore(cfg: DictConfig, results: list[dict]) -> list[dict]:

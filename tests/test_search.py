@@ -95,3 +95,21 @@ def test_generate_from_search_best_and_report(trained, grid, tmp_path, make_conf
     table = written["table"].read_text()
     assert "| ELBO-4 | Simple |" in table and f"{recorded['objective']:.4f}" in table
     assert written["figure"].stat().st_size > 10_000
+
+
+def test_optuna_trials_on_fewer_samples_are_rescored(trained, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'rescore.db'}"
+    result = search(trained["log_dir"], "search=optuna", f"search.storage_url={storage}", "hydra.sweeper.study_name=r",
+                    "hydra.sweeper.n_trials=3", "search.sampler_seed=5", "eval.samples_per_label=8",
+                    "search.trial_samples_per_label=4", "search.rescore_top=2", "logger=none")
+    folder = sweep_dir(result)
+    jobs = {str(i): json.loads((folder / str(i) / "result.json").read_text()) for i in range(3)}
+    assert {job["samples_per_label"] for job in jobs.values()} == {4}
+    best = json.loads((folder / "best.json").read_text())
+    assert best["eval"]["samples_per_label"] == 8 and best["trial"]["samples_per_label"] == 4
+    assert best["trial"]["objective"] == jobs[best["job"]]["objective"]
+    # The two best trials by their 4-sample objective were scored again; the best of those wins.
+    two_best = sorted(jobs, key=lambda j: jobs[j]["objective"])[:2]
+    assert sorted(r["job"] for r in best["rescored"]) == sorted(two_best)
+    assert best["objective"] == min(r["objective"] for r in best["rescored"])
+    assert best["objective"] == pytest.approx(best["cos_pairwise"] + 1 - best["accuracy"])
