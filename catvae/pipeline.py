@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.loggers import Logger
@@ -130,6 +131,10 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
     final = key.folder(cfg.paths.artifacts_dir)
     output_dir = Path(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if training_device(cfg).type == "cuda":
+        # Data, models and every stage live on the GPU; the CPU only drives it. One intra-op
+        # thread keeps idle OpenMP workers from spinning on the host's cores.
+        torch.set_num_threads(1)
     started = time.perf_counter()
     with artifacts.staged_folder(final) as stage:
         data: ImageDataModule = instantiate(cfg.data)
