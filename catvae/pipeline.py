@@ -27,6 +27,7 @@ from catvae.generators import build_generator, generate_images, target_labels
 from catvae.images import save_grid
 from catvae.loggers import log_image, log_summary
 from catvae.optim import check_schedule
+from catvae.precision import precision_arguments
 from catvae.statistics import ClassLatentStats
 from catvae.vae import VAE
 
@@ -50,7 +51,8 @@ def make_trainer(cfg: DictConfig, stage: str, max_epochs: int, loggers: list[Log
     """A Trainer for one stage; it keeps one checkpoint, ``checkpoint_dir/stage/last.ckpt``, rewritten each epoch."""
     checkpoint = ModelCheckpoint(dirpath=checkpoint_dir / stage, save_top_k=0, save_last=True)
     return instantiate(cfg.trainer, max_epochs=max_epochs, logger=loggers or False,
-                       callbacks=[*configured_callbacks(cfg), checkpoint])
+                       callbacks=[*configured_callbacks(cfg), checkpoint],
+                       **precision_arguments(cfg.trainer.precision, training_device(cfg)))
 
 
 def configured_callbacks(cfg: DictConfig) -> list[pl.Callback]:
