@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 from catvae.bench import vae_step_flops
 

@@ -7,7 +7,6 @@ import torch
 from catvae.config import ConfigError
 from catvae.device import auto_precision, fast_bf16, resolve_device
 from catvae.epoch_means import EpochMeans
-from catvae.networks import ClassifierNet
 from catvae.optim import adam
 
 
