@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 import hydra
+import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
@@ -30,6 +31,13 @@ warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 def cached_models(key: ArtifactKey, artifacts_dir: str, device: str) -> Models:
     """Models and statistics load once per process (onto ``device``), however many jobs the launcher runs in it."""
     return load_models(key, artifacts_dir, device)
+
+
+def job_models(cfg: DictConfig) -> tuple[ArtifactKey, torch.device, Models]:
+    """The artifact key a job names, its device (``device=``) and the models on it (cached)."""
+    key = ArtifactKey.from_config(cfg)
+    device = resolve_device(str(cfg.device), "device")
+    return key, device, cached_models(key, str(cfg.paths.artifacts_dir), str(device))
 
 
 def trial_samples(cfg: DictConfig) -> int:
@@ -52,9 +60,7 @@ def rescore(cfg: DictConfig, results: list[dict]) -> list[dict]:
     from catvae.evaluation import classify_in_bf16, evaluate_generator
     from catvae.generators import build_generator
 
-    key = ArtifactKey.from_config(cfg)
-    device = resolve_device(str(cfg.device), "device")
-    models = cached_models(key, str(cfg.paths.artifacts_dir), str(device))
+    _, device, models = job_models(cfg)
     rescored = []
     for result in results:
         generator = build_generator(OmegaConf.create(result["config"]))
@@ -76,9 +82,7 @@ def score(cfg: DictConfig) -> float:
     started = time.perf_counter()
     check_eval_config(cfg)
     samples = trial_samples(cfg)
-    key = ArtifactKey.from_config(cfg)
-    device = resolve_device(str(cfg.device), "device")
-    models = cached_models(key, str(cfg.paths.artifacts_dir), str(device))
+    key, device, models = job_models(cfg)
     generator = build_generator(cfg.generator, models.folder, key)
     timing: dict[str, float] = {"load": time.perf_counter() - started}
     report = evaluate_generator(generator, models.stats, models.decoder, models.classifier, samples,
