@@ -53,6 +53,11 @@ def describe(device: torch.device) -> str:
     return f"cpu: {model}, {torch.get_num_threads()} threads"
 
 
+def accelerator(device: torch.device) -> str:
+    """The ``trainer.accelerator`` / ``device=`` value that selects ``device``."""
+    return "gpu" if device.type == "cuda" else "cpu"
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -132,8 +137,7 @@ def lightning_epochs(make_module: Callable, pair, batch_size: int, device: torch
     from catvae.data.datamodule import TensorDataModule
     from catvae.pipeline import make_trainer
 
-    accelerator = "gpu" if device.type == "cuda" else "cpu"
-    cfg = compose_train_config([f"trainer.accelerator={accelerator}", f"trainer.precision={PRECISIONS[precision]}",
+    cfg = compose_train_config([f"trainer.accelerator={accelerator(device)}", f"trainer.precision={PRECISIONS[precision]}",
                                 "logger=none", f"paths.log_dir={workdir}", f"paths.output_dir={workdir}"])
     clock = EpochClock(device)
     trainer = make_trainer(cfg, "bench", epochs, [], workdir / "checkpoints")
@@ -251,7 +255,7 @@ def search_jobs(log_dir: Path, device: torch.device, jobs: int, samples_per_labe
     ends of consecutive jobs (Hydra's work between jobs included), the first job (model loading,
     first W&B start) reported apart. Compute = sample + decode + classify + score."""
     thetas = ",".join(f"{0.1 + 0.8 * i / max(1, jobs - 1):.3f}" for i in range(jobs))
-    wall, result = run_module(["catvae.search", "-m", "latent_dim=20", f"device={'gpu' if device.type == 'cuda' else 'cpu'}",
+    wall, result = run_module(["catvae.search", "-m", "latent_dim=20", f"device={accelerator(device)}",
                                f"generator.theta={thetas}", "generator.n=2", f"eval.samples_per_label={samples_per_label}",
                                f"logger={logger}"], log_dir)
     sweep = Path(result.stdout.strip().splitlines()[-1].removeprefix("sweep summary: "))
@@ -274,7 +278,7 @@ def search_jobs(log_dir: Path, device: torch.device, jobs: int, samples_per_labe
 
 def generate_wall(log_dir: Path, device: torch.device, repeats: int = 3) -> float:
     """Median wall time of ``python -m catvae.generate … label=7 num=64`` (a PNG grid)."""
-    args = ["catvae.generate", "latent_dim=20", "label=7", "num=64", f"device={'gpu' if device.type == 'cuda' else 'cpu'}"]
+    args = ["catvae.generate", "latent_dim=20", "label=7", "num=64", f"device={accelerator(device)}"]
     return statistics.median(run_module(args, log_dir)[0] for _ in range(repeats))
 
 

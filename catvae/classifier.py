@@ -40,10 +40,7 @@ class Classifier(pl.LightningModule):
         return loss
 
     def on_train_epoch_end(self) -> None:  # noqa: D102
-        means = self.train_means.pop()
-        if means:
-            self.log_dict({f"classifier/train/{name}": value for name, value in means.items()})
-            self.log("train_acc", means["acc"], prog_bar=True, logger=False)
+        self.train_means.log(self, "classifier/train/", progress=("train_acc", "acc"))
 
     def validation_step(self, batch, batch_idx):  # noqa: D102
         x, y = batch

@@ -27,6 +27,15 @@ class EpochMeans:
             self.sums.add_(stacked, alpha=batch_size)
         self.count += batch_size
 
+    def log(self, module, prefix: str, progress: tuple[str, str]) -> None:
+        """Log the means since the last call on ``module`` as ``{prefix}{name}`` (nothing if no step
+        was added), and ``progress`` = (bar label, name) in the progress bar only."""
+        means = self.pop()
+        if means:
+            module.log_dict({f"{prefix}{name}": value for name, value in means.items()})
+            label, name = progress
+            module.log(label, means[name], prog_bar=True, logger=False)
+
     def pop(self) -> dict[str, torch.Tensor]:
         """The means since the last ``pop`` (empty if nothing was added), as 0-d tensors on the device."""
         if self.sums is None:

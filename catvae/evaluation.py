@@ -31,8 +31,9 @@ def check_eval_config(cfg: DictConfig) -> int:
 
 
 def classify_in_bf16(cfg: DictConfig, device: torch.device) -> bool:
-    """Whether the classifier scores samples under bf16 autocast: ``eval.precision=auto`` does so
-    where bf16 is native (the README shows the accuracy it gives matches fp32's within 0.001)."""
+    """Whether the classifier scores samples in bf16 (``ClassifierNet.predict(bf16=True)``):
+    ``eval.precision=auto`` does so where bf16 is native (the README shows the accuracy it gives
+    matches fp32's within 0.001)."""
     precision = str(cfg.eval.get("precision", "auto"))
     return precision == "bf16" or (precision == "auto" and fast_bf16(device))
 
@@ -69,7 +70,7 @@ def evaluate_generator(generator, stats: ClassLatentStats, decoder: Decoder, cla
                        samples_per_label: int, seed: int, cos: str = "pairwise", bf16: bool = False,
                        timing: dict[str, float] | None = None) -> dict:
     """The generator's parameters and all metrics of eq. 4–5 on ``samples_per_label`` samples per
-    label, computed on the statistics' device; ``bf16`` classifies under bf16 autocast.
+    label, computed on the statistics' device; ``bf16`` classifies with a bf16 copy of the network.
     ``timing``, if given, receives the seconds spent sampling, decoding, classifying and scoring."""
     clock = StageClock(stats.mean.device, timing)
     labels = target_labels(stats.num_classes, samples_per_label).to(stats.mean.device)

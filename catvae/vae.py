@@ -50,10 +50,7 @@ class VAE(pl.LightningModule):
         return parts["loss"]
 
     def _log_epoch(self, split: str) -> None:
-        means = self._means[split].pop()
-        if means:
-            self.log_dict({f"vae/{split}/{name}": value for name, value in means.items()})
-            self.log(f"{split}_loss", means["loss"], prog_bar=True, logger=False)
+        self._means[split].log(self, f"vae/{split}/", progress=(f"{split}_loss", "loss"))
 
     def training_step(self, batch, batch_idx):  # noqa: D102
         return self._step(batch, "train")
