@@ -101,7 +101,7 @@ def compose_train_config(overrides: list[str]):
     """The real ``conf/train.yaml``, as ``catvae.train`` composes it."""
     from hydra import compose, initialize_config_dir
 
-    from catvae.config import CONF_DIR
+    from catvae.core.config import CONF_DIR
 
     with initialize_config_dir(config_dir=CONF_DIR):
         return compose("train", overrides=overrides)
@@ -135,7 +135,7 @@ def lightning_epochs(make_module: Callable, pair, batch_size: int, device: torch
                      epochs: int, workdir: Path) -> list[float]:
     """Epoch times of ``trainer.fit`` with the Trainer ``catvae.train`` builds (``pipeline.make_trainer``)."""
     from catvae.data.datamodule import TensorDataModule
-    from catvae.pipeline import make_trainer
+    from catvae.pipeline.stages import make_trainer
 
     cfg = compose_train_config([f"trainer.accelerator={accelerator(device)}", f"trainer.precision={PRECISIONS[precision]}",
                                 "logger=none", f"paths.log_dir={workdir}", f"paths.output_dir={workdir}"])
@@ -181,14 +181,14 @@ def classifier_loss(module, batch):
 
 
 def make_vae(latent_dim: int = 20):
-    from catvae.objectives import ELBO
-    from catvae.vae import VAE
+    from catvae.models.objectives import ELBO
+    from catvae.models.vae import VAE
 
     return lambda: VAE(latent_dim, ELBO(), [500, 500], 1e-3)
 
 
 def make_classifier():
-    from catvae.classifier import Classifier
+    from catvae.models.classifier import Classifier
 
     return Classifier(10)
 
@@ -226,10 +226,10 @@ def compare_training(name: str, make_module: Callable, loss_of: Callable, pair, 
 
 def write_fresh_artifacts(artifacts_dir: Path, latent_dim: int = 20) -> None:
     """Artifacts of the real sizes with freshly initialised weights, keyed mnist/elbo-D/seed0."""
-    from catvae import artifacts
-    from catvae.artifacts import ArtifactKey
-    from catvae.networks import ClassifierNet, Decoder, Encoder
-    from catvae.statistics import ClassLatentStats
+    from catvae.core import artifacts
+    from catvae.core.artifacts import ArtifactKey
+    from catvae.models.networks import ClassifierNet, Decoder, Encoder
+    from catvae.latent.statistics import ClassLatentStats
 
     folder = ArtifactKey("mnist", "elbo", latent_dim, 0).folder(artifacts_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -324,9 +324,9 @@ def peak_memory(device: torch.device):
 def scaling(device: torch.device, pair, log_dir: Path, samples: list[int], dims: list[int], batches: list[int],
             precision: str) -> dict:
     """Search-job compute against samples per label; training epoch against latent_dim and batch size."""
-    from catvae.artifacts import ArtifactKey, load_models
-    from catvae.evaluation import evaluate_generator
-    from catvae.generators import Simple
+    from catvae.core.artifacts import ArtifactKey, load_models
+    from catvae.latent.evaluation import evaluate_generator
+    from catvae.latent.generators import Simple
 
     models = load_models(ArtifactKey("mnist", "elbo", 20, 0), log_dir / "artifacts", device)
     rows_search = []
@@ -356,7 +356,7 @@ def scaling(device: torch.device, pair, log_dir: Path, samples: list[int], dims:
 # ---------------------------------------------------------------- the table -------------------------------------
 
 def bench_device(device: torch.device, args: argparse.Namespace, pair_vae, pair_clf, workdir: Path) -> dict:
-    from catvae.device import fast_bf16
+    from catvae.core.device import fast_bf16
 
     print(f"\n== {describe(device)}", flush=True)
     precisions = ["32", "bf16"] if fast_bf16(device) else ["32"]

@@ -15,12 +15,12 @@ import numpy as np
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
-from catvae.artifacts import ArtifactKey, MissingArtifactsError, load_models
-from catvae.config import CONF_DIR, TRUSTED_TARGETS, ConfigError, exit_on_user_error, positive_int
-from catvae.device import resolve_device
-from catvae.generators import build_generator, generate_images, target_labels
-from catvae.images import save_grid
-from catvae.networks import IMAGE_SIDE
+from catvae.core.artifacts import ArtifactKey, MissingArtifactsError, load_models
+from catvae.core.config import TRUSTED_TARGETS, ConfigError, exit_on_user_error, positive_int
+from catvae.core.device import resolve_device
+from catvae.latent.generators import build_generator, generate_images, target_labels
+from catvae.core.images import save_grid
+from catvae.models.networks import IMAGE_SIDE
 
 MAX_GRID_COLUMNS = 16
 
@@ -83,7 +83,7 @@ def generate(cfg: DictConfig) -> dict[str, str]:
     return written
 
 
-@hydra.main(config_path=CONF_DIR, config_name="generate", execution_whitelist=TRUSTED_TARGETS)
+@hydra.main(config_path="conf", config_name="generate", execution_whitelist=TRUSTED_TARGETS)
 def main(cfg: DictConfig) -> None:
     generate(cfg)
 

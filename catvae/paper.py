@@ -1,8 +1,11 @@
 """``python -m catvae.paper``: the paper's results section (§4.3) in one command.
 
-Trains what is missing (ELBO-20, MMD-20, MMD-10), runs the Simple paper grid for ELBO-20 and
-MMD-20, Optuna searches of Medium-1 and Medium-2 for MMD-10, and writes Figure 1 and Table 4 with
-``catvae.report``. Each step is the command a user would type; they run one after another.
+Runs the paper's experiments (``catvae/conf/experiment/paper_*.yaml``): the training runs first
+(ELBO-20, MMD-20, MMD-10; skipped where their artifacts exist), then the searches (the Simple
+paper grid on ELBO-20 and MMD-20, Optuna searches of Medium-1 and Medium-2 on MMD-10), and writes
+Figure 1 and Table 4 with ``catvae.report``. Each step is the command a user would type
+(``python -m catvae.train experiment=…``, ``python -m catvae.search -m experiment=…``); they run
+one after another.
 """
 from __future__ import annotations
 
@@ -10,12 +13,47 @@ import argparse
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from catvae.artifacts import REQUIRED, ArtifactKey
+from omegaconf import OmegaConf
+
+from catvae.core.artifacts import REQUIRED, ArtifactKey
+from catvae.core.config import CONF_DIR
 from catvae.report import report
 
-TRAIN = [("elbo", 20), ("mmd", 20), ("mmd", 10)]
+EXPERIMENT_DIR = Path(CONF_DIR) / "experiment"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A named run of ``conf/experiment/``: which command runs it, and which search it names (if any)."""
+
+    name: str
+    search: str | None  # the ``/search`` option it selects; None for a training run
+
+    @property
+    def command(self) -> str:
+        return "catvae.train" if self.search is None else "catvae.search"
+
+
+def paper_experiments() -> list[Experiment]:
+    """``paper_*`` experiments, training runs first (searches need their artifacts), each group by name."""
+    found = []
+    for path in sorted(EXPERIMENT_DIR.glob("paper_*.yaml")):
+        defaults = OmegaConf.to_container(OmegaConf.load(path)).get("defaults", [])
+        choices = {key: value for entry in defaults if isinstance(entry, dict) for key, value in entry.items()}
+        found.append(Experiment(path.stem, choices.get("override /search")))
+    return sorted(found, key=lambda e: (e.search is not None, e.name))
+
+
+def artifact_key(experiment: str, overrides: list[str]) -> tuple[ArtifactKey, Path]:
+    """The artifact key and artifacts folder a training experiment publishes to."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONF_DIR):
+        cfg = compose("train", [f"experiment={experiment}", *overrides])
+    return ArtifactKey.from_config(cfg), Path(cfg.paths.artifacts_dir)
 
 
 STAGES: list[tuple[str, float]] = []  # (command, wall seconds), in the order they ran
@@ -59,14 +97,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     common = [f"paths.log_dir={args.log_dir}", *args.extra]
-    for vae, dim in TRAIN:
-        if not all((ArtifactKey("mnist", vae, dim, 0).folder(args.log_dir / "artifacts") / f).is_file() for f in REQUIRED):
-            run(["catvae.train", f"vae={vae}", f"latent_dim={dim}", *common])
     evaluation = [f"eval.samples_per_label={args.samples_per_label}", *common]
-    sweeps = [sweep([f"vae={vae}", "latent_dim=20", "generator=simple", "search=paper_grid", *evaluation]) for vae in ("elbo", "mmd")]
-    for generator in ("medium1", "medium2"):
-        sweeps.append(sweep(["vae=mmd", "latent_dim=10", f"generator={generator}", "search=optuna",
-                             f"hydra.sweeper.n_trials={args.trials}", *evaluation]))
+    sweeps = []
+    for experiment in paper_experiments():
+        if experiment.search is None:
+            key, artifacts_dir = artifact_key(experiment.name, common)
+            if not all((key.folder(artifacts_dir) / name).is_file() for name in REQUIRED):
+                run([experiment.command, f"experiment={experiment.name}", *common])
+            continue
+        trials = [f"hydra.sweeper.n_trials={args.trials}"] if experiment.search == "optuna" else []
+        sweeps.append(sweep([f"experiment={experiment.name}", *trials, *evaluation]))
     out = args.log_dir / "report" / f"paper_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
     written = report(sweeps, out)
     total = time.perf_counter() - started

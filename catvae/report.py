@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from catvae.sweep_summary import plot_figure1, read_trials
+from catvae.sweep.summary import plot_figure1, read_trials
 
 # Paper, Table 4 (VAE, generator) → (θ / n as printed, cos(x, x'), accuracy).
 PAPER_TABLE4 = {

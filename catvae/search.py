@@ -3,7 +3,7 @@
 Each job scores one generator configuration on the trained artifacts of (data, vae, latent_dim,
 seed) with the metrics of eq. 4–5 and returns the objective to Hydra's sweeper (the basic
 sweeper's grid, or Optuna). Every job writes ``result.json`` in its folder and is one W&B run
-(group = the sweep, job type ``search``); at the end of the sweep :mod:`catvae.sweep_summary`
+(group = the sweep, job type ``search``); at the end of the sweep :mod:`catvae.sweep.summary`
 writes ``trials.csv``, ``figure1.png`` and the best configuration.
 """
 from __future__ import annotations
@@ -19,9 +19,9 @@ import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.artifacts import ArtifactKey, MissingArtifactsError, Models, load_models, write_json
-from catvae.config import CONF_DIR, TRUSTED_TARGETS, ConfigError, exit_on_user_error
-from catvae.device import resolve_device
+from catvae.core.artifacts import ArtifactKey, MissingArtifactsError, Models, load_models, write_json
+from catvae.core.config import TRUSTED_TARGETS, ConfigError, exit_on_user_error
+from catvae.core.device import resolve_device
 
 RESULT_FILE = "result.json"
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -57,8 +57,8 @@ def rescore(cfg: DictConfig, results: list[dict]) -> list[dict]:
 
     Each returned result holds the new metrics, and under ``trial`` the ones the sweep ran on.
     """
-    from catvae.evaluation import classify_in_bf16, evaluate_generator
-    from catvae.generators import build_generator
+    from catvae.latent.evaluation import classify_in_bf16, evaluate_generator
+    from catvae.latent.generators import build_generator
 
     _, device, models = job_models(cfg)
     rescored = []
@@ -75,9 +75,9 @@ def rescore(cfg: DictConfig, results: list[dict]) -> list[dict]:
 @exit_on_user_error(ConfigError, MissingArtifactsError, InstantiationException)
 def score(cfg: DictConfig) -> float:
     """Evaluate ``cfg.generator``; write ``result.json``; log to the configured loggers; return the objective."""
-    from catvae.evaluation import check_eval_config, classify_in_bf16, evaluate_generator
-    from catvae.generators import build_generator
-    from catvae.loggers import build_loggers, close_loggers, log_summary
+    from catvae.latent.evaluation import check_eval_config, classify_in_bf16, evaluate_generator
+    from catvae.latent.generators import build_generator
+    from catvae.core.loggers import build_loggers, close_loggers, log_summary
 
     started = time.perf_counter()
     check_eval_config(cfg)
@@ -113,7 +113,7 @@ def score(cfg: DictConfig) -> float:
     return float(report["objective"])
 
 
-@hydra.main(config_path=CONF_DIR, config_name="search_job", execution_whitelist=TRUSTED_TARGETS)
+@hydra.main(config_path="conf", config_name="search_job", execution_whitelist=TRUSTED_TARGETS)
 def main(cfg: DictConfig) -> float:
     return score(cfg)
 

@@ -10,8 +10,8 @@ import hydra
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.artifacts import MissingArtifactsError
-from catvae.config import CONF_DIR, TRUSTED_TARGETS, ConfigError, exit_on_user_error
+from catvae.core.artifacts import MissingArtifactsError
+from catvae.core.config import TRUSTED_TARGETS, ConfigError, exit_on_user_error
 from catvae.data.idx import IdxFormatError
 
 
@@ -22,8 +22,8 @@ warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 @exit_on_user_error(ConfigError, MissingArtifactsError, IdxFormatError, InstantiationException)
 def train(cfg: DictConfig) -> str:
     """Run the pipeline with the config's loggers, closing them whatever happens."""
-    from catvae.loggers import build_loggers, close_loggers
-    from catvae.pipeline import check_train_config, run_pipeline
+    from catvae.core.loggers import build_loggers, close_loggers
+    from catvae.pipeline.stages import check_train_config, run_pipeline
 
     check_train_config(cfg)
     loggers = build_loggers(cfg.get("logger"))
@@ -39,7 +39,7 @@ def train(cfg: DictConfig) -> str:
     return str(summary)
 
 
-@hydra.main(config_path=CONF_DIR, config_name="train", execution_whitelist=TRUSTED_TARGETS)
+@hydra.main(config_path="conf", config_name="train", execution_whitelist=TRUSTED_TARGETS)
 def main(cfg: DictConfig) -> None:
     train(cfg)
 

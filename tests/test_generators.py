@@ -4,9 +4,9 @@ import math
 import pytest
 import torch
 
-from catvae.config import ConfigError
-from catvae.generators import Medium1, Medium2, Simple, target_labels
-from catvae.statistics import ClassLatentStats
+from catvae.core.config import ConfigError
+from catvae.latent.generators import Medium1, Medium2, Simple, target_labels
+from catvae.latent.statistics import ClassLatentStats
 
 
 def make_stats() -> ClassLatentStats:

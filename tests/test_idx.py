@@ -210,7 +210,7 @@ def test_real_fashion_mnist() -> None:
 
 def test_data_idx_config_trains_on_the_folder(tmp_path: Path, make_config) -> None:
     """`data=idx data.root=DIR` names the dataset after its folder and serves its images."""
-    from catvae.config import instantiate
+    from catvae.core.config import instantiate
 
     written = make_folder(tmp_path / "digits", gz=True)
     cfg = make_config(overrides=["data=idx", f"data.root={tmp_path / 'digits'}", "data.val_size=1"])

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from catvae.metrics import cosine_pairwise, cosine_to_reference, score_samples
+from catvae.latent.metrics import cosine_pairwise, cosine_to_reference, score_samples
 
 
 def test_identical_images_have_cosine_one():

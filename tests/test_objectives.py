@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from catvae.objectives import ELBO, MMD, bernoulli_nll, gaussian_kl, mmd
+from catvae.models.objectives import ELBO, MMD, bernoulli_nll, gaussian_kl, mmd
 
 
 def test_bernoulli_nll_matches_hand_computed_cross_entropy():

@@ -6,9 +6,9 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from catvae.artifacts import ArtifactKey, load_models, staged_folder
+from catvae.core.artifacts import ArtifactKey, load_models, staged_folder
 from catvae.generate import generate
-from catvae.wandb_files import find_run_files, read_run
+from catvae.core.wandb_files import find_run_files, read_run
 
 
 def test_train_publishes_artifacts_and_summary(trained):
@@ -100,7 +100,7 @@ def test_mmd_pipeline_with_csv_logger(make_config, tmp_path, tiny):
 
 
 def test_best_search_record_keeps_the_better_and_the_better_measured(tmp_path):
-    from catvae.artifacts import best_search_path, record_best
+    from catvae.core.artifacts import best_search_path, record_best
 
     full = {"eval": {"samples_per_label": 1000, "seed": 1, "cos": "pairwise"}}
     quick = {"eval": {"samples_per_label": 20, "seed": 1, "cos": "pairwise"}}

@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from catvae.report import report
-from catvae.wandb_files import find_run_files, read_run
+from catvae.core.wandb_files import find_run_files, read_run
 
 TINY_EVAL = ["latent_dim=4", "eval.samples_per_label=6"]
 

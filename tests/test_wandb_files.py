@@ -1,4 +1,4 @@
-"""Round-trip tests for catvae.wandb_files against real wandb offline runs."""
+"""Round-trip tests for catvae.core.wandb_files against real wandb offline runs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 wandb = pytest.importorskip("wandb")
 
-from catvae.wandb_files import (  # noqa: E402
+from catvae.core.wandb_files import (  # noqa: E402
     FILE_HEADER,
     WandbRunRecord,
     find_run_files,
@@ -63,7 +63,7 @@ def test_module_import_is_cheap():
     # itself must not pull in wandb/protobuf at import time.
     code = (
         "import sys, catvae; before = set(sys.modules); "
-        "import catvae.wandb_files; "
+        "import catvae.core.wandb_files; "
         "bad = [m for m in set(sys.modules) - before "
         "if m.startswith(('wandb', 'google'))]; "
         "assert not bad, bad"

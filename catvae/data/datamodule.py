@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytorch_lightning as pl
 import torch
 
-from catvae.config import ConfigError
+from catvae.core.config import ConfigError
 from catvae.data.sources import Splits
 
 Pair = tuple[torch.Tensor, torch.Tensor]

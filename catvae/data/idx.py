@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from catvae.core.errors import DataError
 from catvae.data.sources import Splits
 
 __all__ = ["IdxFormatError", "read_idx", "find_idx_file", "load_idx_folder"]
@@ -57,7 +58,7 @@ TEST_IMAGES = "t10k-images-idx3-ubyte"
 TEST_LABELS = "t10k-labels-idx1-ubyte"
 
 
-class IdxFormatError(ValueError):
+class IdxFormatError(DataError):
     """An IDX file or dataset folder is missing, malformed or inconsistent.
 
     The message always starts with the offending path and says what is wrong.

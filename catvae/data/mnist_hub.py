@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from catvae.config import ConfigError
+from catvae.core.config import ConfigError
 from catvae.data.sources import Splits
 
 PICKLE = Path("data") / "mnist.pkl.gz"

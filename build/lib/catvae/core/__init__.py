@@ -1,0 +1,1 @@
+"""Shared plumbing: config, artifacts, loggers, images, devices."""

@@ -1,0 +1,15 @@
+"""Where image datasets come from: each source returns the same four tensors."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+
+class Splits(NamedTuple):
+    """A dataset as flat tensors: images are float32 N×784 in [0, 1], labels int64."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor

@@ -1,0 +1,1 @@
+"""The training pipeline's stages (train → artifacts) and the Trainer it uses."""

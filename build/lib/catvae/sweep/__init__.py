@@ -1,0 +1,1 @@
+"""Search over generator parameters: Optuna's search space and the sweep summary."""

@@ -1,0 +1,98 @@
+"""Config plumbing shared by the entry points: resolvers, checks with clear messages, error exit."""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from catvae.core.errors import ConfigError
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+# Packages whose classes and functions a config may name as ``_target_`` (Hydra's execution
+# whitelist). Extend it here if your own configs name targets elsewhere.
+TRUSTED_TARGETS = ["catvae.*", "pytorch_lightning.*", "torch.optim.*", "torchmetrics.*", "optuna.samplers.*", "wandb.Settings",
+                   "hydra_plugins.hydra_optuna_sweeper.*"]
+
+
+def instantiate(node: Any, /, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` restricted to :data:`TRUSTED_TARGETS`."""
+    from hydra.utils import instantiate as hydra_instantiate
+
+    return hydra_instantiate(node, _execution_whitelist_=TRUSTED_TARGETS, **kwargs)
+
+
+def wandb_offline() -> bool:
+    """Offline unless WANDB_MODE=online, or WANDB_MODE is unset and W&B credentials exist."""
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    if mode:
+        return mode != "online"
+    if os.environ.get("WANDB_API_KEY"):
+        return False
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return not (netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"))
+
+
+def folder_name(path: str) -> str:
+    """The last component of an absolute version of ``path`` (names IDX datasets by their folder)."""
+    return Path(str(path)).resolve().name or "root"
+
+
+def sqlite_url(path: str) -> str:
+    """``sqlite:///ABS_PATH`` for a database file, its folder created (SQLite will not create it)."""
+    file = Path(str(path)).resolve()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{file}"
+
+
+def auto_precision(accelerator: str) -> str:
+    """``${catvae.precision:ACCELERATOR}``: bf16-mixed where that device has fast bf16, else 32-true."""
+    from catvae.core.device import auto_precision as choose
+
+    return choose(str(accelerator))
+
+
+def register_resolvers() -> None:
+    """``${catvae.stem:PATH}`` (a folder's name), ``${catvae.sqlite:PATH}``, ``${catvae.wandb_offline:}``
+    and ``${catvae.precision:ACCELERATOR}``."""
+    OmegaConf.register_resolver("catvae.stem", folder_name, replace=True)
+    OmegaConf.register_resolver("catvae.wandb_offline", wandb_offline, replace=True)
+    OmegaConf.register_resolver("catvae.sqlite", sqlite_url, replace=True)
+    OmegaConf.register_resolver("catvae.precision", auto_precision, replace=True)
+
+
+def positive_int(cfg: DictConfig, key: str) -> int:
+    """The integer at ``key``, or a ConfigError saying it must be a positive integer."""
+    value = OmegaConf.select(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(key, value, "a positive integer")
+    return value
+
+
+def exit_on_user_error(*errors: type[BaseException]) -> Callable:
+    """Turn the listed exceptions into a one-paragraph message on stderr and exit status 2."""
+
+    def decorate(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            try:
+                return func(*args, **kwargs)
+            except errors as error:
+                cause = error
+                # hydra.utils.instantiate wraps the target's own error; show the one that explains.
+                while cause.__cause__ is not None and type(cause).__name__ == "InstantiationException":
+                    cause = cause.__cause__
+                print(f"error: {cause}", file=sys.stderr)
+                sys.exit(2)
+
+        return wrapper
+
+    return decorate
+
+
+register_resolvers()

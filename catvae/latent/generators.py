@@ -1,0 +1,176 @@
+"""§3.5 Generators: draw latent codes of a chosen class from the class statistics.
+
+All three draw z_y = (1/n) Σ_i z_i with z_i ~ N(μ_y, θ ⊙ σ_y) (θ scales the standard deviation);
+they differ only in the shape of θ:
+
+- Simple (§3.5.1, eq. 3): one scalar θ;
+- Medium-1 (§3.5.2): θ_d, one per latent dimension (a vector of length D);
+- Medium-2 (§3.5.3): θ_{y,d}, one per class and dimension (an L×D matrix, row y for label y).
+
+The mean of n draws is distributed as N(μ_y, θσ_y/√n), so θ_eff = θ/√n is what sets the spread.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from catvae.core.config import ConfigError, instantiate
+from catvae.models.networks import Decoder
+from catvae.latent.statistics import ClassLatentStats
+
+Theta = float | Sequence | Mapping | None
+
+
+def _number(key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigError(key, value, "a number >= 0")
+    return float(value)
+
+
+def theta_tensor(theta: Theta, shape: tuple[int, ...], fill: float, key: str = "generator.theta") -> torch.Tensor:
+    """θ as a tensor of ``shape`` from a scalar (every entry), a nested list of exactly that shape,
+    or a nested mapping ``{index: …}`` whose missing entries take ``fill`` (how a search sets one
+    entry per parameter, e.g. ``+generator.theta.3=0.2``); ``None`` is ``fill`` everywhere."""
+    if theta is None:
+        return torch.full(shape, fill, dtype=torch.float64)
+    if not isinstance(theta, (Mapping, Sequence)) or isinstance(theta, str):
+        return torch.full(shape, _number(key, theta), dtype=torch.float64)
+    if not shape:
+        raise ConfigError(key, theta, "a single number here")
+    if isinstance(theta, Mapping):
+        out = torch.full(shape, fill, dtype=torch.float64)
+        for index, value in theta.items():
+            if not str(index).isdigit() or int(index) >= shape[0]:
+                raise ConfigError(f"{key}.{index}", value, f"an index from 0 to {shape[0] - 1}")
+            out[int(index)] = theta_tensor(value, shape[1:], fill, f"{key}.{index}")
+        return out
+    if len(theta) != shape[0]:
+        raise ConfigError(key, list(theta), f"a number or a list of {shape[0]} entries")
+    return torch.stack([theta_tensor(value, shape[1:], fill, f"{key}.{i}") for i, value in enumerate(theta)])
+
+
+def _plain(theta: Theta, key: str = "generator.theta") -> object:
+    """θ as plain Python containers (for JSON and W&B), every entry checked to be a number >= 0."""
+    if theta is None:
+        return None
+    if isinstance(theta, Mapping):
+        for index in theta:
+            if not str(index).isdigit():
+                raise ConfigError(f"{key}.{index}", theta[index], "an integer index from 0")
+        return {str(k): _plain(v, f"{key}.{k}") for k, v in theta.items()}
+    if isinstance(theta, Sequence) and not isinstance(theta, str):
+        return [_plain(v, f"{key}.{i}") for i, v in enumerate(theta)]
+    return _number(key, theta)
+
+
+def _rounded(theta: object) -> object:
+    """Round away binary noise (0.7000000000000001 → 0.7) in a number or nested list."""
+    return [_rounded(v) for v in theta] if isinstance(theta, list) else round(theta, 10)
+
+
+def _leaves(theta: object) -> list[float]:
+    if isinstance(theta, dict):
+        return [x for v in theta.values() for x in _leaves(v)]
+    if isinstance(theta, list):
+        return [x for v in theta for x in _leaves(v)]
+    return [] if theta is None else [theta]
+
+
+class Simple:
+    """Eq. 3 with a scalar θ ≥ 0 and n ≥ 1 draws averaged."""
+
+    name = "simple"
+
+    def __init__(self, theta: Theta = 0.4, n: int = 2, fill: float = 1.0):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError("generator.n", n, "an integer >= 1")
+        self.n = n
+        self.fill = _number("generator.fill", fill)
+        self.theta = _plain(theta)  # entries are checked here; the shape once statistics are known
+
+    def theta_shape(self, stats: ClassLatentStats) -> tuple[int, ...]:
+        """The shape θ has for these statistics: () for Simple."""
+        return ()
+
+    def scale(self, stats: ClassLatentStats) -> torch.Tensor:
+        """θ broadcast to the L×D shape of the statistics."""
+        shape = self.theta_shape(stats)
+        return theta_tensor(self.theta, shape, self.fill).to(stats.std).expand_as(stats.std)
+
+    def sample(self, stats: ClassLatentStats, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One latent code per entry of ``labels`` (K), K×D, on the statistics' device.
+
+        The noise is drawn on the CPU (from ``generator``) and moved in one copy, so a seed gives
+        the same codes on every device.
+        """
+        labels = labels.to(stats.mean.device)
+        mean = stats.mean[labels]
+        std = (self.scale(stats) * stats.std)[labels]
+        draws = torch.randn((self.n, *mean.shape), generator=generator, dtype=mean.dtype).to(mean.device)
+        return (mean + std * draws).mean(dim=0)
+
+    def params(self, stats: ClassLatentStats | None = None) -> dict:
+        """Parameters as logged: name, θ, n, and θ_eff = θ/√n averaged over θ's entries. With ``stats``,
+        θ is given in full (a number, a D-list or an L×D nested list, every unset entry filled in)."""
+        if stats is not None:
+            full = theta_tensor(self.theta, self.theta_shape(stats), self.fill)
+            theta, mean_theta = _rounded(full.tolist()), float(full.mean())
+        else:
+            leaves = _leaves(self.theta)
+            theta, mean_theta = self.theta, sum(leaves) / len(leaves) if leaves else self.fill
+        return {"name": self.name, "theta": theta, "n": self.n, "theta_eff": round(mean_theta / math.sqrt(self.n), 10)}
+
+
+class Medium1(Simple):
+    """§3.5.2: θ_d per latent dimension (a list of D values, a scalar, or a mapping ``{d: θ_d}``)."""
+
+    name = "medium1"
+
+    def theta_shape(self, stats: ClassLatentStats) -> tuple[int, ...]:  # noqa: D102
+        return (stats.latent_dim,)
+
+
+class Medium2(Simple):
+    """§3.5.3: θ_{y,d} per class y and dimension d (L×D nested list, scalar, or ``{y: {d: θ}}``)."""
+
+    name = "medium2"
+
+    def theta_shape(self, stats: ClassLatentStats) -> tuple[int, ...]:  # noqa: D102
+        return (stats.num_classes, stats.latent_dim)
+
+
+def generator_name(node: DictConfig | Mapping) -> str:
+    """``catvae.latent.generators.Medium1`` → ``medium1``: the name a config's target goes by."""
+    return str(node["_target_"]).rsplit(".", 1)[-1].lower()
+
+
+def build_generator(node: DictConfig, artifacts_folder: Path | None = None, key=None) -> Simple:
+    """Instantiate ``cfg.generator``; with ``from_search=best`` its θ and n come from the best recorded search."""
+    from catvae.core.artifacts import load_best
+
+    params = OmegaConf.to_container(node, resolve=True)
+    source = params.pop("from_search", None)
+    if source is not None:
+        if source != "best":
+            raise ConfigError("generator.from_search", source, "null or best")
+        best = load_best(artifacts_folder, generator_name(params), key)
+        params.update({k: v for k, v in best["config"].items() if k != "_target_"})
+    return instantiate(params)
+
+
+def target_labels(labels: list[int] | int, per_label: int) -> torch.Tensor:
+    """``per_label`` copies of each label (all ``labels`` if an int count of classes), grouped: 0,0,…,1,1,…"""
+    chosen = torch.arange(labels) if isinstance(labels, int) else torch.tensor(labels, dtype=torch.long)
+    return chosen.repeat_interleave(per_label)
+
+
+def generate_images(generator: Simple, stats: ClassLatentStats, decoder: Decoder, labels: torch.Tensor,
+                    seed: int) -> torch.Tensor:
+    """Decoded images (K×784) for the K target ``labels``, reproducible from ``seed``."""
+    codes = generator.sample(stats, labels, torch.Generator().manual_seed(seed))
+    return decoder.images(codes)

@@ -1,0 +1,178 @@
+"""The summary of a search multirun (a Hydra callback run at the end of the sweep).
+
+Reads every job's ``result.json`` in the multirun folder and writes there ``trials.csv`` (one row
+per job), ``figure1.png`` (accuracy against mean cosine similarity, Figure-1 style, Pareto front
+marked) and ``best.json``; records the best configuration beside the artifacts (so
+``generate … generator.from_search=best`` finds it) and logs all of it to W&B.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["job", "generator", "theta", "n", "theta_eff", "accuracy", "cos_pairwise", "cos_to_mean", "objective"]
+
+
+def read_results(sweep_dir: Path) -> list[dict]:
+    """Every job's result in the sweep folder, in job order."""
+    from catvae.search import RESULT_FILE
+
+    rows = []
+    for path in sorted(sweep_dir.glob(f"*/{RESULT_FILE}"), key=lambda p: (len(p.parent.name), p.parent.name)):
+        result = json.loads(path.read_text())
+        rows.append({"job": path.parent.name, **result})
+    return rows
+
+
+def trial_row(result: dict) -> dict:
+    """The trials.csv row of one result (θ as JSON when it is a vector or matrix)."""
+    theta = result["theta"]
+    return {"job": result["job"], "generator": result["name"],
+            "theta": theta if isinstance(theta, (int, float)) else json.dumps(theta),
+            **{name: result[name] for name in COLUMNS[3:]}}
+
+
+def write_trials(rows: list[dict], path: Path) -> Path:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def read_trials(path: Path) -> list[dict]:
+    """``trials.csv`` back, numbers as floats."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        for name in ("n", "theta_eff", "accuracy", "cos_pairwise", "cos_to_mean", "objective"):
+            row[name] = float(row[name])
+    return rows
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of points (cos, accuracy) no other point beats: lower cos and higher accuracy, sorted by cos."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best_accuracy = [], float("-inf")
+    for i in order:
+        if points[i][1] > best_accuracy:
+            front.append(i)
+            best_accuracy = points[i][1]
+    return front
+
+
+def plot_figure1(curves: dict[str, list[dict]], path: Path, title: str,
+                 markers: dict[str, tuple[float, float]] | None = None) -> Path:
+    """Accuracy against mean cosine similarity, one colour per sweep, each sweep's Pareto front as a
+    line; ``markers`` adds single labelled points (cos, accuracy), e.g. the paper's Table 4 rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6.4, 4.8))
+    for label, rows in curves.items():
+        points = [(row["cos_pairwise"], row["accuracy"]) for row in rows]
+        scatter = axes.scatter(*zip(*points), s=14, alpha=0.45)
+        front = [points[i] for i in pareto_front(points)]
+        axes.plot(*zip(*front), marker="o", color=scatter.get_facecolor()[0][:3], label=f"{label} (Pareto front)")
+    for label, (cos, accuracy) in (markers or {}).items():
+        axes.scatter([cos], [accuracy], marker="*", s=160, edgecolor="black", zorder=3, label=label)
+    axes.set_xlabel("mean cosine similarity between samples (lower = more diverse)")
+    axes.set_ylabel("accuracy")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def summarize(sweep_dir: Path, artifacts_dir: str | None = None, log_to_wandb: bool = False, project: str = "catvae",
+              rescore: Callable[[list[dict]], list[dict]] | None = None, rescore_top: int = 0) -> dict:
+    """Write trials.csv, figure1.png and best.json for the sweep; record the best beside the artifacts.
+
+    With ``rescore``, the ``rescore_top`` best jobs are scored again (on more samples) and the best
+    of those is the sweep's best; best.json then holds the re-scored metrics and, under
+    ``trial``, those the sweep ran on.
+    """
+    from catvae.core.artifacts import ArtifactKey, record_best, write_json
+
+    results = read_results(sweep_dir)
+    if not results:
+        log.warning("no finished job in %s: nothing to summarize", sweep_dir)
+        return {}
+    rows = [trial_row(r) for r in results]
+    trials = write_trials(rows, sweep_dir / "trials.csv")
+    key = results[0]["key"]
+    name = f"{key['vae']}-{key['latent_dim']} {results[0]['name']}"
+    figure = plot_figure1({name: rows}, sweep_dir / "figure1.png", f"{key['data']} {name}: {len(rows)} trials")
+    candidates = sorted(results, key=lambda r: r["objective"])
+    if rescore is not None and rescore_top > 0:
+        candidates = sorted(rescore(candidates[:rescore_top]), key=lambda r: r["objective"])
+    best = candidates[0]
+    record = {"sweep_dir": str(sweep_dir), "key": key, "job": best["job"], "config": best["config"],
+              "eval": {k: best[k] for k in ("samples_per_label", "seed", "cos")},
+              **{k: best[k] for k in ("name", "theta", "n", "theta_eff", "accuracy", "cos_pairwise", "cos_to_mean", "objective")}}
+    if "trial" in best:
+        record["trial"] = best["trial"]
+        record["rescored"] = [{"job": r["job"], "objective": r["objective"], "trial_objective": r["trial"]["objective"]}
+                              for r in candidates]
+    write_json(record, sweep_dir / "best.json")
+    if artifacts_dir is not None:
+        folder = ArtifactKey(key["data"], key["vae"], key["latent_dim"], key["seed"]).folder(artifacts_dir)
+        record["recorded_as_best"] = record_best(folder, best["name"], record)
+    if log_to_wandb:
+        log_sweep_to_wandb(sweep_dir, rows, record, figure, project, group=sweep_dir.name)
+    return {"trials": trials, "figure": figure, "best": record}
+
+
+def log_sweep_to_wandb(sweep_dir: Path, rows: list[dict], best: dict, figure: Path, project: str, group: str) -> None:
+    """One W&B run (job type ``sweep-summary``) with the trials table, a scatter plot, Figure 1 and the best."""
+    import wandb
+
+    from catvae.core.config import wandb_offline
+
+    run = wandb.init(project=project, group=group, job_type="sweep-summary", name=f"summary-{group}", dir=str(sweep_dir),
+                     mode="offline" if wandb_offline() else "online", config={"sweep_dir": str(sweep_dir)}, reinit="finish_previous")
+    try:
+        table = wandb.Table(columns=COLUMNS, data=[[row[c] for c in COLUMNS] for row in rows])
+        run.log({"trials": table,
+                 "accuracy_vs_cos": wandb.plot.scatter(table, "cos_pairwise", "accuracy", title="accuracy vs cosine similarity"),
+                 "figure1": wandb.Image(str(figure))})
+        run.summary.update({f"best/{k}": v for k, v in best.items() if isinstance(v, (int, float))})
+    finally:
+        run.finish()
+
+
+class SweepSummary(Callback):
+    """Hydra callback: summarize a search multirun when all its jobs have returned."""
+
+    def __init__(self, wandb: bool = True, project: str = "catvae"):
+        self.wandb, self.project = wandb, project
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from catvae.search import rescore, trial_samples
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        wants_wandb = self.wandb and "wandb" in (config.get("logger") or {})
+        cheap_trials = trial_samples(config) < int(config.eval.samples_per_label)
+        top = int(config.search.get("rescore_top") or 0) if cheap_trials else 0
+        outputs = summarize(sweep_dir, str(config.paths.artifacts_dir), log_to_wandb=wants_wandb, project=self.project,
+                            rescore=functools.partial(rescore, config), rescore_top=top)
+        if outputs:
+            best = outputs["best"]
+            print(f"best of {sweep_dir.name}: {best['name']} θ={best['theta']} n={best['n']}: accuracy {best['accuracy']:.4f}, "
+                  f"cos_pairwise {best['cos_pairwise']:.4f}, objective {best['objective']:.4f}")
+            print(f"sweep summary: {sweep_dir}")
