@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 import catvae
 from catvae.core import provenance as prov
+from catvae.core.artifacts import fingerprint
 from catvae.latent.statistics import ClassLatentStats
 from conftest import TINY, compose_config
 
@@ -50,6 +51,8 @@ def test_same_seed_same_metrics_on_cpu(twice):
             for key, tensor in state_a.get(part, {}).items():
                 assert torch.equal(tensor, state_b[part][key]), (name, part, key)
     assert first["key"] == {"data": "mnist", "vae": "elbo", "latent_dim": 4, "seed": 3}
+    # Byte-identical files: a same-seed retraining on the CPU keeps the key's search records valid.
+    assert fingerprint(first_dir) == fingerprint(second_dir)
 
 
 def test_summary_records_its_provenance(twice):

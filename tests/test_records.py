@@ -51,6 +51,9 @@ def test_best_search_record_keeps_the_better_and_the_better_measured(tmp_path):
     recorded = json.loads(path.read_text())
     assert (recorded["objective"], recorded["models"]["fingerprint"]) == (0.97, NEW)
     assert sorted(p.name for p in path.parent.iterdir()) == ["simple.json"]  # no partial file left
+    path.write_text('{"objective": 0.1, "mod')  # truncated: the next search's result replaces it
+    assert record_best(path, candidate(0.99, QUICK, NEW))
+    assert json.loads(path.read_text())["objective"] == 0.99
 
 
 def test_from_search_best_is_resolved_against_the_models_fingerprint(tmp_path):

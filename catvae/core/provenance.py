@@ -79,8 +79,11 @@ def source_git() -> dict[str, Any] | None:
 @functools.cache
 def device_name(device: str) -> str:
     """A readable name of the hardware behind ``device`` (the GPU's model, or the CPU's)."""
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name(torch.device(device))
+    if device.startswith("cuda"):
+        try:
+            return torch.cuda.get_device_name(torch.device(device))
+        except (RuntimeError, AssertionError, ValueError):  # no usable CUDA here: say what was asked
+            return device
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

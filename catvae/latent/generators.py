@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -151,7 +152,7 @@ def build_generator(node: DictConfig | Mapping) -> Simple:
     """Instantiate ``cfg.generator`` from its values alone. ``from_search=best`` must have been
     resolved into θ and n by the entry point (:func:`catvae.sweep.records.resolve_generator`):
     a generator never reads a file, so what it draws depends on its config only."""
-    params: dict = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)  # type: ignore[assignment]
+    params: Any = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
     source = params.pop("from_search", None)
     if source is not None:
         raise ValueError(f"generator.from_search={source!r} reached build_generator unresolved; the entry point "

@@ -43,11 +43,14 @@ def record_best(path: Path, candidate: dict) -> bool:
     A record made on other models is replaced (its θ was tuned for models that are gone). On the
     same models: under the same evaluation settings the lower objective wins; under other
     settings the record scored on more samples per label wins, so a quick low-sample sweep does
-    not replace a full one.
+    not replace a full one. An unreadable record is replaced.
     """
-    if path.is_file():
-        recorded = json.loads(path.read_text())
-        if recorded.get("models", {}).get("fingerprint") == candidate["models"]["fingerprint"]:
+    try:
+        recorded = json.loads(path.read_text()) if path.is_file() else None
+    except ValueError:
+        recorded = None
+    if isinstance(recorded, dict):
+        if (recorded.get("models") or {}).get("fingerprint") == candidate["models"]["fingerprint"]:
             if recorded.get("eval") == candidate.get("eval"):
                 if recorded["objective"] <= candidate["objective"]:
                     return False
