@@ -15,12 +15,14 @@ import numpy as np
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
-from catvae.core.artifacts import ArtifactKey, MissingArtifactsError, load_models
+from catvae.core.artifacts import ArtifactKey, load_models
 from catvae.core.config import TRUSTED_TARGETS, ConfigError, exit_on_user_error, positive_int
 from catvae.core.device import resolve_device
+from catvae.core.errors import ArtifactError
 from catvae.latent.generators import build_generator, generate_images, target_labels
 from catvae.core.images import save_grid
 from catvae.models.networks import IMAGE_SIDE
+from catvae.sweep.records import resolve_generator
 
 MAX_GRID_COLUMNS = 16
 
@@ -47,7 +49,7 @@ def write_npz(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
         partial.unlink(missing_ok=True)
 
 
-@exit_on_user_error(ConfigError, MissingArtifactsError, InstantiationException)
+@exit_on_user_error(ConfigError, ArtifactError, InstantiationException)
 def generate(cfg: DictConfig) -> dict[str, str]:
     """Generate, write the files, and return their paths."""
     num = positive_int(cfg, "num")
@@ -58,7 +60,7 @@ def generate(cfg: DictConfig) -> dict[str, str]:
         raise ConfigError("out", cfg.out, "a file name ending in .npz")
     key = ArtifactKey.from_config(cfg)
     models = load_models(key, cfg.paths.artifacts_dir, resolve_device(str(cfg.device), "device"))
-    generator = build_generator(cfg.generator, models.folder, key)
+    generator = build_generator(resolve_generator(cfg.generator, cfg.paths.search_records_dir, key, models))
     labels = target_labels(requested_labels(cfg.label, models.stats.num_classes), num)
     images = generate_images(generator, models.stats, models.decoder, labels, int(cfg.sample_seed))
 

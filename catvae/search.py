@@ -19,9 +19,11 @@ import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.core.artifacts import ArtifactKey, MissingArtifactsError, Models, load_models, write_json
+from catvae.core.artifacts import ArtifactKey, Models, load_models, write_json
 from catvae.core.config import TRUSTED_TARGETS, ConfigError, exit_on_user_error
 from catvae.core.device import resolve_device
+from catvae.core.errors import ArtifactError
+from catvae.core.provenance import provenance
 
 RESULT_FILE = "result.json"
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -31,6 +33,11 @@ warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 def cached_models(key: ArtifactKey, artifacts_dir: str, device: str) -> Models:
     """Models and statistics load once per process (onto ``device``), however many jobs the launcher runs in it."""
     return load_models(key, artifacts_dir, device)
+
+
+def models_record(models: Models) -> dict:
+    """Which models a score was made on: their folder and fingerprint (kept in result.json and the records)."""
+    return {"folder": str(models.folder), "fingerprint": models.fingerprint}
 
 
 def job_models(cfg: DictConfig) -> tuple[ArtifactKey, torch.device, Models]:
@@ -68,28 +75,32 @@ def rescore(cfg: DictConfig, results: list[dict]) -> list[dict]:
                                     int(cfg.eval.samples_per_label), int(cfg.eval.seed), str(cfg.objective.cos),
                                     classify_in_bf16(cfg, device))
         trial = {k: result[k] for k in ("samples_per_label", "accuracy", "cos_pairwise", "cos_to_mean", "objective")}
-        rescored.append({**result, **report, "trial": trial})
+        rescored.append({**result, **report, "trial": trial, "models": models_record(models)})
     return rescored
 
 
-@exit_on_user_error(ConfigError, MissingArtifactsError, InstantiationException)
+@exit_on_user_error(ConfigError, ArtifactError, InstantiationException)
 def score(cfg: DictConfig) -> float:
     """Evaluate ``cfg.generator``; write ``result.json``; log to the configured loggers; return the objective."""
     from catvae.latent.evaluation import check_eval_config, classify_in_bf16, evaluate_generator
     from catvae.latent.generators import build_generator
     from catvae.core.loggers import build_loggers, close_loggers, log_summary
+    from catvae.sweep.records import resolve_generator
 
     started = time.perf_counter()
     check_eval_config(cfg)
     samples = trial_samples(cfg)
     key, device, models = job_models(cfg)
-    generator = build_generator(cfg.generator, models.folder, key)
+    node = resolve_generator(cfg.generator, cfg.paths.search_records_dir, key, models)  # from_search=best: θ, n
+    generator = build_generator(node)
     timing: dict[str, float] = {"load": time.perf_counter() - started}
     report = evaluate_generator(generator, models.stats, models.decoder, models.classifier, samples,
                                 int(cfg.eval.seed), str(cfg.objective.cos), classify_in_bf16(cfg, device), timing)
-    config = OmegaConf.to_container(cfg.generator, resolve=True) | {"theta": report["theta"], "n": report["n"]}
-    config.pop("from_search", None)
-    result = {"key": dataclasses.asdict(key), "config": config, "device": str(device), **report}
+    config = OmegaConf.to_container(node, resolve=True) | {"theta": report["theta"], "n": report["n"]}
+    provenance_started = time.perf_counter()
+    result = {"key": dataclasses.asdict(key), "config": config, "device": str(device), "models": models_record(models),
+              **report, "provenance": provenance(cfg, device)}
+    timing["provenance"] = time.perf_counter() - provenance_started
     logging_started = time.perf_counter()
     loggers = build_loggers(cfg.get("logger"))
     status = "failed"

@@ -97,15 +97,3 @@ def test_mmd_pipeline_with_csv_logger(make_config, tmp_path, tiny):
     metrics = (tmp_path / "logs" / "run" / "csv-train" / "version_0" / "metrics.csv").read_text()
     assert "vae/train/neg_elbo" in metrics and "classifier/train/acc" in metrics
     assert torch.load(tmp_path / "logs/artifacts/mnist/mmd-2/seed0/stats.pt")["mean"].shape == (10, 2)
-
-
-def test_best_search_record_keeps_the_better_and_the_better_measured(tmp_path):
-    from catvae.core.artifacts import best_search_path, record_best
-
-    full = {"eval": {"samples_per_label": 1000, "seed": 1, "cos": "pairwise"}}
-    quick = {"eval": {"samples_per_label": 20, "seed": 1, "cos": "pairwise"}}
-    assert record_best(tmp_path, "simple", {**full, "objective": 0.9})
-    assert not record_best(tmp_path, "simple", {**full, "objective": 0.95})   # worse
-    assert record_best(tmp_path, "simple", {**full, "objective": 0.85})       # better
-    assert not record_best(tmp_path, "simple", {**quick, "objective": 0.5})   # fewer samples: not comparable
-    assert json.loads(best_search_path(tmp_path, "simple").read_text())["objective"] == 0.85

@@ -77,7 +77,7 @@ def test_optuna_resumes_from_storage_and_shares_a_study(trained, tmp_path):
     study = optuna.load_study(study_name="t", storage=storage)
     assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 9
     assert {f"+generator.theta.{d}" for d in range(4)} | {"generator.n"} == set(study.trials[0].params)
-    # The first sweep's best is recorded beside the artifacts and generate can use it.
+    # The first sweep's best.json holds θ in full, as the search record that generate can use.
     best = json.loads((sweep_dir(first) / "best.json").read_text())
     assert len(best["theta"]) == 4 and best["config"]["theta"] == best["theta"]
 
@@ -85,8 +85,8 @@ def test_optuna_resumes_from_storage_and_shares_a_study(trained, tmp_path):
 def test_generate_from_search_best_and_report(trained, grid, tmp_path, make_config):
     from catvae.generate import generate
 
-    folder = trained["log_dir"] / "artifacts" / "mnist" / "elbo-4" / "seed0" / "search"
-    recorded = json.loads((folder / "best-simple.json").read_text())
+    folder = trained["log_dir"] / "search" / "best" / "mnist" / "elbo-4" / "seed0"
+    recorded = json.loads((folder / "simple.json").read_text())
     cfg = make_config("generate", ["latent_dim=4", "label=1", "num=4", "generator.from_search=best",
                                    f"out={tmp_path / 'best.npz'}"], log_dir=trained["log_dir"])
     generate(cfg)

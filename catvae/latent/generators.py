@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-
-from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -149,17 +148,15 @@ def generator_name(node: DictConfig | Mapping) -> str:
     return str(node["_target_"]).rsplit(".", 1)[-1].lower()
 
 
-def build_generator(node: DictConfig, artifacts_folder: Path | None = None, key=None) -> Simple:
-    """Instantiate ``cfg.generator``; with ``from_search=best`` its θ and n come from the best recorded search."""
-    from catvae.core.artifacts import load_best
-
-    params = OmegaConf.to_container(node, resolve=True)
+def build_generator(node: DictConfig | Mapping) -> Simple:
+    """Instantiate ``cfg.generator`` from its values alone. ``from_search=best`` must have been
+    resolved into θ and n by the entry point (:func:`catvae.sweep.records.resolve_generator`):
+    a generator never reads a file, so what it draws depends on its config only."""
+    params: Any = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
     source = params.pop("from_search", None)
     if source is not None:
-        if source != "best":
-            raise ConfigError("generator.from_search", source, "null or best")
-        best = load_best(artifacts_folder, generator_name(params), key)
-        params.update({k: v for k, v in best["config"].items() if k != "_target_"})
+        raise ValueError(f"generator.from_search={source!r} reached build_generator unresolved; the entry point "
+                         "resolves it with catvae.sweep.records.resolve_generator")
     return instantiate(params)
 
 

@@ -26,10 +26,12 @@ from catvae.latent.evaluation import check_eval_config, class_mean_check, classi
 from catvae.latent.generators import build_generator, generate_images, target_labels
 from catvae.core.images import save_grid
 from catvae.core.loggers import log_image, log_summary
+from catvae.core.provenance import provenance
 from catvae.models.optim import check_schedule
 from catvae.pipeline.precision import precision_arguments
 from catvae.latent.statistics import ClassLatentStats
 from catvae.models.vae import VAE
+from catvae.sweep.records import refuse_in_training
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ def check_train_config(cfg: DictConfig) -> None:
     training_device(cfg)  # a GPU trainer where there is none
     check_schedule(str(cfg.vae.schedule), "vae.schedule")
     check_schedule(str(cfg.classifier.model.schedule), "classifier.model.schedule")
+    refuse_in_training(cfg.generator)  # generator.from_search=best: no search can have scored models not yet trained
     instantiate({k: v for k, v in cfg.generator.items() if k != "from_search"})  # validates its parameters
     instantiate(cfg.vae.objective)
 
@@ -154,7 +157,7 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
         net = classifier.net
         bf16 = classify_in_bf16(cfg, vae.device)
         mean_check = class_mean_check(stats, vae.decoder, net, bf16)
-        generator = build_generator(cfg.generator, final, key)
+        generator = build_generator(cfg.generator)
         report = evaluate_generator(generator, stats, vae.decoder, net, cfg.eval.samples_per_label, cfg.eval.seed,
                                     cfg.objective.cos, bf16)
         log.info("generator %s: accuracy %.4f, cos_pairwise %.4f, cos_to_mean %.4f, objective %.4f",
@@ -178,6 +181,7 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
             "artifacts": {name: str(final / name) for name in (*artifacts.REQUIRED, artifacts.SAMPLES_FILE)},
             "run_dir": str(output_dir),
             "config": OmegaConf.to_container(cfg, resolve=True),
+            "provenance": provenance(cfg, training_device(cfg)),
         }
         artifacts.write_json(summary, stage / artifacts.SUMMARY_FILE)
     log_summary(loggers, {k: summary[k] for k in ("vae_test", "classifier", "generator", "timing_s")})

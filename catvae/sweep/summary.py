@@ -2,8 +2,9 @@
 
 Reads every job's ``result.json`` in the multirun folder and writes there ``trials.csv`` (one row
 per job), ``figure1.png`` (accuracy against mean cosine similarity, Figure-1 style, Pareto front
-marked) and ``best.json``; records the best configuration beside the artifacts (so
-``generate … generator.from_search=best`` finds it) and logs all of it to W&B.
+marked) and ``best.json``; records the best configuration in the search records folder
+(:mod:`catvae.sweep.records`, so ``generate … generator.from_search=best`` finds it; never in the
+artifact folder, which is ``catvae.train``'s) and logs all of it to W&B.
 """
 from __future__ import annotations
 
@@ -99,15 +100,16 @@ def plot_figure1(curves: dict[str, list[dict]], path: Path, title: str,
     return path
 
 
-def summarize(sweep_dir: Path, artifacts_dir: str | None = None, log_to_wandb: bool = False, project: str = "catvae",
+def summarize(sweep_dir: Path, records_dir: str | None = None, log_to_wandb: bool = False, project: str = "catvae",
               rescore: Callable[[list[dict]], list[dict]] | None = None, rescore_top: int = 0) -> dict:
-    """Write trials.csv, figure1.png and best.json for the sweep; record the best beside the artifacts.
+    """Write trials.csv, figure1.png and best.json for the sweep; record the best in ``records_dir``.
 
     With ``rescore``, the ``rescore_top`` best jobs are scored again (on more samples) and the best
     of those is the sweep's best; best.json then holds the re-scored metrics and, under
     ``trial``, those the sweep ran on.
     """
-    from catvae.core.artifacts import ArtifactKey, record_best, write_json
+    from catvae.core.artifacts import ArtifactKey, write_json
+    from catvae.sweep.records import record_best, record_path
 
     results = read_results(sweep_dir)
     if not results:
@@ -124,15 +126,23 @@ def summarize(sweep_dir: Path, artifacts_dir: str | None = None, log_to_wandb: b
     best = candidates[0]
     record = {"sweep_dir": str(sweep_dir), "key": key, "job": best["job"], "config": best["config"],
               "eval": {k: best[k] for k in ("samples_per_label", "seed", "cos")},
-              **{k: best[k] for k in ("name", "theta", "n", "theta_eff", "accuracy", "cos_pairwise", "cos_to_mean", "objective")}}
+              **{k: best[k] for k in ("name", "theta", "n", "theta_eff", "accuracy", "cos_pairwise", "cos_to_mean", "objective")},
+              "models": best.get("models"), "provenance": best.get("provenance")}
     if "trial" in best:
         record["trial"] = best["trial"]
         record["rescored"] = [{"job": r["job"], "objective": r["objective"], "trial_objective": r["trial"]["objective"]}
                               for r in candidates]
+    if records_dir is not None and record["models"] is None:
+        log.warning("the jobs of %s do not say which models they scored (written by an older catvae): "
+                    "their best is not recorded", sweep_dir)
+    elif records_dir is not None:
+        if len({json.dumps(r.get("models"), sort_keys=True) for r in candidates}) > 1:
+            log.warning("the jobs of %s scored different models (retrained during the sweep?): the best is "
+                        "recorded with the fingerprint of the models it was scored on", sweep_dir)
+        path = record_path(records_dir, ArtifactKey(key["data"], key["vae"], key["latent_dim"], key["seed"]), best["name"])
+        recorded = record_best(path, dict(record))
+        record.update(record=str(path), recorded_as_best=recorded)
     write_json(record, sweep_dir / "best.json")
-    if artifacts_dir is not None:
-        folder = ArtifactKey(key["data"], key["vae"], key["latent_dim"], key["seed"]).folder(artifacts_dir)
-        record["recorded_as_best"] = record_best(folder, best["name"], record)
     if log_to_wandb:
         log_sweep_to_wandb(sweep_dir, rows, record, figure, project, group=sweep_dir.name)
     return {"trials": trials, "figure": figure, "best": record}
@@ -169,7 +179,7 @@ class SweepSummary(Callback):
         wants_wandb = self.wandb and "wandb" in (config.get("logger") or {})
         cheap_trials = trial_samples(config) < int(config.eval.samples_per_label)
         top = int(config.search.get("rescore_top") or 0) if cheap_trials else 0
-        outputs = summarize(sweep_dir, str(config.paths.artifacts_dir), log_to_wandb=wants_wandb, project=self.project,
+        outputs = summarize(sweep_dir, str(config.paths.search_records_dir), log_to_wandb=wants_wandb, project=self.project,
                             rescore=functools.partial(rescore, config), rescore_top=top)
         if outputs:
             best = outputs["best"]

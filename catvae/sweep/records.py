@@ -1,0 +1,125 @@
+"""The best configuration a search found for each (artifact key, generator), and its use.
+
+Layout: ``{search_records_dir}/{data}/{vae}-{latent_dim}/seed{seed}/{generator}.json``
+(``paths.search_records_dir``, by default ``logs/search/best``). Only the search's sweep summary
+writes here; the artifact folder stays ``catvae.train``'s alone, so retraining cannot delete a
+record and a search cannot touch the models. Each record names the models it scored by their
+fingerprint (:func:`catvae.core.artifacts.fingerprint`): a record made on other models (the key
+was retrained since) is refused where it would be used, and replaced by the next search.
+
+``generator.from_search=best`` is resolved here, by the entry points, into plain θ and n before
+the generator is built: generators never open files.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from catvae.core.artifacts import ArtifactKey, Models, write_json
+from catvae.core.errors import ArtifactError, ConfigError, MissingArtifactsError
+
+FROM_SEARCH = "generator.from_search"
+
+
+def record_path(records_dir: str | Path, key: ArtifactKey, generator: str) -> Path:
+    """Where the best configuration of ``generator`` on the models of ``key`` is recorded."""
+    return key.folder(records_dir) / f"{generator}.json"
+
+
+def search_command(key: ArtifactKey, generator: str) -> str:
+    """The search that (re)makes a record for ``key`` and ``generator``."""
+    return (f"python -m catvae.search -m data={key.data} vae={key.vae} latent_dim={key.latent_dim} seed={key.seed} "
+            f"generator={generator} search={'paper_grid' if generator == 'simple' else 'optuna'}")
+
+
+def record_best(path: Path, candidate: dict) -> bool:
+    """Keep ``candidate`` (holding ``objective``, ``eval``, ``models.fingerprint`` and the generator
+    ``config``) at ``path`` if it is better than the record there; True when it was written.
+
+    A record made on other models is replaced (its θ was tuned for models that are gone). On the
+    same models: under the same evaluation settings the lower objective wins; under other
+    settings the record scored on more samples per label wins, so a quick low-sample sweep does
+    not replace a full one. An unreadable record is replaced.
+    """
+    try:
+        recorded = json.loads(path.read_text()) if path.is_file() else None
+    except ValueError:
+        recorded = None
+    if isinstance(recorded, dict):
+        if (recorded.get("models") or {}).get("fingerprint") == candidate["models"]["fingerprint"]:
+            if recorded.get("eval") == candidate.get("eval"):
+                if recorded["objective"] <= candidate["objective"]:
+                    return False
+            elif recorded.get("eval", {}).get("samples_per_label", 0) > candidate["eval"]["samples_per_label"]:
+                return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    write_json(candidate, partial)
+    os.replace(partial, path)
+    return True
+
+
+def _short(fingerprint: dict[str, str]) -> str:
+    """``vae.pt sha256 1a2b…, …``: enough of each digest to tell two sets of models apart."""
+    return ", ".join(f"{name} sha256 {digest[:12]}…" for name, digest in sorted(fingerprint.items()))
+
+
+def load_best(records_dir: str | Path, key: ArtifactKey, generator: str, models: Models) -> dict:
+    """The record of ``generator`` for ``key``, made on ``models`` (as loaded, with their fingerprint).
+
+    Raises MissingArtifactsError when no search has been recorded, ArtifactError when the record
+    is unreadable or was made on other models; each message names the search that remakes it.
+    """
+    path = record_path(records_dir, key, generator)
+    remake = f"Search the current models first, e.g.\n  {search_command(key, generator)}"
+    if not path.is_file():
+        raise MissingArtifactsError(
+            f"{FROM_SEARCH}=best: no search of generator={generator} has been recorded for data={key.data} "
+            f"vae={key.vae} latent_dim={key.latent_dim} seed={key.seed} ({path} is missing). {remake}")
+    try:
+        record = json.loads(path.read_text())
+        made_on, config = record["models"]["fingerprint"], record["config"]
+        if not isinstance(made_on, dict) or not isinstance(config, dict):
+            raise TypeError("models.fingerprint and config must be mappings")
+    except (ValueError, KeyError, TypeError) as error:
+        raise ArtifactError(f"{FROM_SEARCH}=best: the search record {path} is unreadable ({error}); "
+                            f"delete it and search again:\n  {search_command(key, generator)}") from error
+    if made_on != models.fingerprint:
+        searched = (record.get("provenance") or {}).get("time", "an unknown time")
+        raise ArtifactError(
+            f"{FROM_SEARCH}=best: the best {generator} configuration recorded in {path} was found by a search "
+            f"(at {searched}) on other models ({_short(made_on)}); the models now in {models.folder} are "
+            f"{_short(models.fingerprint)}: they were retrained after that search, so its θ was not tuned on them. "
+            f"{remake}")
+    return record
+
+
+def resolve_generator(node: DictConfig, records_dir: str | Path, key: ArtifactKey, models: Models) -> DictConfig:
+    """``cfg.generator`` with ``from_search`` resolved: ``best`` replaces θ and n by those of the
+    record made on ``models`` (see :func:`load_best`); null leaves them as configured."""
+    from catvae.latent.generators import generator_name
+
+    params: Any = OmegaConf.to_container(node, resolve=True)
+    source = params.pop("from_search", None)
+    if source is not None:
+        if source != "best":
+            raise ConfigError(FROM_SEARCH, source, "null or best")
+        record = load_best(records_dir, key, generator_name(params), models)
+        params.update({k: v for k, v in record["config"].items() if k not in ("_target_", "from_search")})
+    return OmegaConf.create(params)
+
+
+def refuse_in_training(node: DictConfig) -> None:
+    """``train … generator.from_search=best`` is refused before anything is trained: a record is
+    made on trained models, and the models this run trains do not exist yet, so no search can
+    have been made on them (θ tuned on the previous models would be scored on new ones)."""
+    source = node.get("from_search")
+    if source is not None:
+        raise ConfigError(FROM_SEARCH, source,
+                          "null in training: a search record belongs to the models it scored, and this run trains "
+                          "new ones. Train, then search (python -m catvae.search -m …), then use the best with "
+                          "python -m catvae.generate … generator.from_search=best")
