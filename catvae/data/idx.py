@@ -235,4 +235,4 @@ def load_idx_folder(root: str | Path) -> Splits:
         )
     train_x, train_y = _to_tensors(train_images, train_labels)
     test_x, test_y = _to_tensors(test_images, test_labels)
-    return Splits(train_x, train_y, test_x, test_y)
+    return Splits(train_x, train_y, test_x, test_y, image_shape=tuple(train_images.shape[1:]))
