@@ -52,15 +52,18 @@ def _diagnose(path: Path, head: bytes, size: int, error: BaseException) -> str:
     if size == 0:
         return "the file is empty (0 bytes)"
     if head.startswith(b"PK\x03\x04"):
+        if "Unsupported global" in str(error):  # a whole archive whose pickle names classes or functions
+            return ("holds Python objects other than tensors and plain containers, which catvae does not unpickle "
+                    "(torch.load weights_only)")
         with open(path, "rb") as handle:
             whole = zipfile.is_zipfile(handle)
         state = "truncated or corrupt" if not whole else "corrupt"
-        return f"{state}: a PyTorch archive of {size} bytes that cannot be read ({_one_line(error)})"
+        return f"{state}: a PyTorch archive of {size} bytes that cannot be read ({_one_line(error, 160)})"
     if head.lstrip()[:1] in (b"{", b"["):
         return "holds JSON or other text, not a PyTorch file"
     if head.startswith(b"\x1f\x8b"):
         return "is a gzip file, not a PyTorch file"
-    return f"not a PyTorch file (it starts with bytes {head[:8].hex(' ')}; {_one_line(error)})"
+    return f"not a PyTorch file (it starts with bytes {head[:8].hex(' ')})"
 
 
 def read(path: Path | str, kind: str, remake: str | None = None) -> dict[str, Any]:
