@@ -159,6 +159,16 @@ def test_unsupported_type_is_named(tmp_path: Path) -> None:
         read_idx(path)
 
 
+@pytest.mark.parametrize("ndim", [33, 255])
+def test_more_dimensions_than_numpy_takes(tmp_path: Path, ndim: int) -> None:
+    """Found by tests/test_idx_fuzz.py: a header of 33 sizes of 1 over one byte crashed reshape (ValueError)."""
+    path = write_file(tmp_path / "deep", idx_bytes(np.zeros((1,) * 32, np.uint8))[:3] + bytes([ndim])
+                      + struct.pack(f">{ndim}i", *[1] * ndim) + b"\x07", gz=False)
+    with raises(str(path), f"header declares {ndim} dimensions; at most 32 are supported"):
+        read_idx(path)
+    assert read_idx(write_file(tmp_path / "deep32", idx_bytes(np.full((1,) * 32, 7, np.uint8)), gz=False)).shape == (1,) * 32
+
+
 def test_not_idx_at_all(tmp_path: Path) -> None:
     path = tmp_path / "readme.txt"
     path.write_text("hello world")
