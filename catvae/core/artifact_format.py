@@ -39,12 +39,28 @@ def stamp(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 def broken(path: Path | str, what: str, remake: str | None) -> ArtifactError:
     """The error for an artifact that cannot be used: one line, file first, then how to make it again."""
-    return ArtifactError(f"{path}: {what}. Make it again with: {remake or GENERIC_REMAKE}")
+    return ArtifactError(f"{path}: {what.rstrip('.')}. Make it again with: {remake or GENERIC_REMAKE}")
 
 
-def _one_line(text: str, limit: int = 300) -> str:
+def _one_line(text: object, limit: int = 300) -> str:
     flat = " ".join(part.strip() for part in str(text).splitlines() if part.strip())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _first_sentence(text: object) -> str:
+    """torch's archive errors go on about miniz internals after their first sentence."""
+    return _one_line(text).split(". ")[0].rstrip(".")
+
+
+def _as_text(head: bytes) -> str | None:
+    """The file's first bytes as text, if they are text (UTF-8, no control characters but whitespace)."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not merely a character cut at the end of ``head``
+            return None
+        text = head[: exc.start].decode("utf-8")
+    return text if all(c.isprintable() or c.isspace() for c in text) else None
 
 
 def _diagnose(path: Path, head: bytes, size: int, error: BaseException) -> str:
@@ -58,9 +74,10 @@ def _diagnose(path: Path, head: bytes, size: int, error: BaseException) -> str:
         with open(path, "rb") as handle:
             whole = zipfile.is_zipfile(handle)
         state = "truncated or corrupt" if not whole else "corrupt"
-        return f"{state}: a PyTorch archive of {size} bytes that cannot be read ({_one_line(error, 160)})"
-    if head.lstrip()[:1] in (b"{", b"["):
-        return "holds JSON or other text, not a PyTorch file"
+        return f"{state}: a PyTorch archive of {size} bytes that cannot be read ({_first_sentence(error)})"
+    text = _as_text(head)
+    if text is not None:
+        return f"holds {'JSON' if text.lstrip()[:1] in ('{', '[') else 'text'}, not a PyTorch file"
     if head.startswith(b"\x1f\x8b"):
         return "is a gzip file, not a PyTorch file"
     return f"not a PyTorch file (it starts with bytes {head[:8].hex(' ')})"
@@ -71,7 +88,7 @@ def read(path: Path | str, kind: str, remake: str | None = None) -> dict[str, An
     path = Path(path)
     try:
         with open(path, "rb") as handle:
-            head = handle.read(16)
+            head = handle.read(4096)
         size = path.stat().st_size
     except OSError as exc:
         raise broken(path, f"cannot be read ({exc.strerror or exc})", remake) from None

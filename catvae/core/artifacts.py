@@ -81,7 +81,11 @@ def write_json(data: dict, path: Path) -> Path:
 
 
 def load_models(key: ArtifactKey, artifacts_dir: str | Path, device: torch.device | str = "cpu") -> Models:
-    """Load VAE, classifier and statistics onto ``device``; a missing file names the train command that makes it."""
+    """Load VAE, classifier and statistics onto ``device``; a missing file names the train command that makes it.
+
+    A corrupt, truncated, foreign or other-version file, weights that do not fit, NaN weights or
+    files of different trainings side by side are an ArtifactError naming the file, what is wrong
+    and that command (:mod:`catvae.core.artifact_format`)."""
     folder = key.folder(artifacts_dir)
     missing = [name for name in REQUIRED if not (folder / name).is_file()]
     if missing:

@@ -87,8 +87,8 @@ def validation_count(val_size: object, num_train: int) -> int:
     else:
         count = val_size
     if count >= num_train:
-        raise ConfigError("data.val_size", val_size, f"{VAL_SIZE_ALLOWED}, leaving training images: it holds out "
-                          f"{count} of the {num_train} training images")
+        raise ConfigError("data.val_size", val_size, f"fewer than the {num_train} training images "
+                          f"(it would hold out {count}, leaving none to train on)")
     return count
 
 
