@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from catvae.core.artifacts import ArtifactKey, load_models
 from catvae.core.config import TRUSTED_TARGETS, ConfigError, exit_on_user_error, positive_int
 from catvae.core.device import resolve_device
-from catvae.core.errors import ArtifactError
+from catvae.core.errors import UserError
 from catvae.latent.generators import build_generator, generate_images, target_labels
 from catvae.core.images import save_grid
 from catvae.models.networks import IMAGE_SIDE
@@ -49,7 +49,7 @@ def write_npz(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
         partial.unlink(missing_ok=True)
 
 
-@exit_on_user_error(ConfigError, ArtifactError, InstantiationException)
+@exit_on_user_error(UserError, InstantiationException)
 def generate(cfg: DictConfig) -> dict[str, str]:
     """Generate, write the files, and return their paths."""
     num = positive_int(cfg, "num")

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from catvae.core.artifacts import ArtifactKey, Models, load_models, write_json
 from catvae.core.config import TRUSTED_TARGETS, ConfigError, exit_on_user_error
 from catvae.core.device import resolve_device
-from catvae.core.errors import ArtifactError
+from catvae.core.errors import UserError
 from catvae.core.provenance import provenance
 
 RESULT_FILE = "result.json"
@@ -79,7 +79,7 @@ def rescore(cfg: DictConfig, results: list[dict]) -> list[dict]:
     return rescored
 
 
-@exit_on_user_error(ConfigError, ArtifactError, InstantiationException)
+@exit_on_user_error(UserError, InstantiationException)
 def score(cfg: DictConfig) -> float:
     """Evaluate ``cfg.generator``; write ``result.json``; log to the configured loggers; return the objective."""
     from catvae.latent.evaluation import check_eval_config, classify_in_bf16, evaluate_generator

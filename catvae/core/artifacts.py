@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from catvae.core import artifact_format
 from catvae.core.config import ConfigError, positive_int
 from catvae.core.errors import MissingArtifactsError
 from catvae.models.networks import ClassifierNet, Decoder, Encoder
@@ -70,12 +71,12 @@ class Models:
 
 
 def save_vae(encoder: Encoder, decoder: Decoder, hidden: list[int], path: Path) -> None:
-    torch.save({"latent_dim": encoder.latent_dim, "hidden": list(hidden),
-                "encoder": encoder.state_dict(), "decoder": decoder.state_dict()}, path)
+    torch.save(artifact_format.stamp("vae", {"latent_dim": encoder.latent_dim, "hidden": list(hidden),
+                                             "encoder": encoder.state_dict(), "decoder": decoder.state_dict()}), path)
 
 
 def save_classifier(net: ClassifierNet, path: Path) -> None:
-    torch.save({"num_classes": net.num_classes, "state_dict": net.state_dict()}, path)
+    torch.save(artifact_format.stamp("classifier", {"num_classes": net.num_classes, "state_dict": net.state_dict()}), path)
 
 
 def write_json(data: dict, path: Path) -> Path:
@@ -84,7 +85,11 @@ def write_json(data: dict, path: Path) -> Path:
 
 
 def load_models(key: ArtifactKey, artifacts_dir: str | Path, device: torch.device | str = "cpu") -> Models:
-    """Load VAE, classifier and statistics onto ``device``; a missing file names the train command that makes it."""
+    """Load VAE, classifier and statistics onto ``device``; a missing file names the train command that makes it.
+
+    A corrupt, truncated, foreign or other-version file, weights that do not fit, NaN weights or
+    files of different trainings side by side are an ArtifactError naming the file, what is wrong
+    and that command (:mod:`catvae.core.artifact_format`)."""
     folder = key.folder(artifacts_dir)
     missing = [name for name in REQUIRED if not (folder / name).is_file()]
     if missing:
@@ -92,19 +97,47 @@ def load_models(key: ArtifactKey, artifacts_dir: str | Path, device: torch.devic
             f"no trained artifacts for data={key.data} vae={key.vae} latent_dim={key.latent_dim} "
             f"seed={key.seed}: {', '.join(missing)} missing in {folder}. Train them first with:\n"
             f"  {key.train_command()}")
-    vae_state = torch.load(folder / VAE_FILE, map_location="cpu", weights_only=True)
-    encoder = Encoder(vae_state["latent_dim"], vae_state["hidden"])
-    decoder = Decoder(vae_state["latent_dim"], vae_state["hidden"])
-    encoder.load_state_dict(vae_state["encoder"])
-    decoder.load_state_dict(vae_state["decoder"])
-    clf_state = torch.load(folder / CLASSIFIER_FILE, map_location="cpu", weights_only=True)
-    classifier = ClassifierNet(clf_state["num_classes"])
-    classifier.load_state_dict(clf_state["state_dict"])
+    remake = key.train_command()
+    encoder, decoder = read_vae(folder / VAE_FILE, remake)
+    classifier = read_classifier(folder / CLASSIFIER_FILE, remake)
+    stats = ClassLatentStats.load(folder / STATS_FILE, remake)
+    if encoder.latent_dim != key.latent_dim:
+        raise artifact_format.broken(folder / VAE_FILE, f"holds a VAE with latent_dim={encoder.latent_dim} in the folder of "
+                                     f"latent_dim={key.latent_dim}", remake)
+    if stats.latent_dim != encoder.latent_dim or stats.num_classes != classifier.num_classes:
+        raise artifact_format.broken(
+            folder / STATS_FILE, f"holds statistics of {stats.num_classes} classes × {stats.latent_dim} dimensions, but "
+            f"the classifier has {classifier.num_classes} classes and the VAE {encoder.latent_dim} dimensions "
+            "(files from different trainings?)", remake)
     classifier.to(memory_format=torch.channels_last)  # faster inference (see ClassifierNet.forward)
     for net in (encoder, decoder, classifier):
         net.to(device).eval()
-    return Models(encoder, decoder, classifier, ClassLatentStats.load(folder / STATS_FILE).to(device), folder,
-                  fingerprint(folder))
+    return Models(encoder, decoder, classifier, stats.to(device), folder, fingerprint(folder))
+
+
+def _whole_number(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def read_vae(path: Path, remake: str | None = None) -> tuple[Encoder, Decoder]:
+    """Encoder and decoder from a ``vae.pt`` written by :func:`save_vae`; a bad file is an ArtifactError."""
+    state = artifact_format.read(path, "vae", remake)
+    latent_dim, hidden = state.get("latent_dim"), state.get("hidden")
+    if not _whole_number(latent_dim) or not isinstance(hidden, list) or not all(map(_whole_number, hidden)):
+        raise artifact_format.broken(path, f"latent_dim={latent_dim!r}, hidden={hidden!r} do not describe a VAE", remake)
+    encoder = artifact_format.load_network(lambda: Encoder(latent_dim, hidden), state.get("encoder"), "encoder", path, remake)
+    decoder = artifact_format.load_network(lambda: Decoder(latent_dim, hidden), state.get("decoder"), "decoder", path, remake)
+    return encoder, decoder
+
+
+def read_classifier(path: Path, remake: str | None = None) -> ClassifierNet:
+    """The network from a ``classifier.pt`` written by :func:`save_classifier`; a bad file is an ArtifactError."""
+    state = artifact_format.read(path, "classifier", remake)
+    num_classes = state.get("num_classes")
+    if not _whole_number(num_classes):
+        raise artifact_format.broken(path, f"num_classes={num_classes!r} does not describe a classifier", remake)
+    return artifact_format.load_network(lambda: ClassifierNet(num_classes), state.get("state_dict"), "classifier",
+                                        path, remake)
 
 
 def fingerprint(folder: Path) -> dict[str, str]:

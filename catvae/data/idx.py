@@ -42,6 +42,7 @@ IMAGE_MAGIC = 0x00000803
 LABEL_MAGIC = 0x00000801
 
 _GZIP_MAGIC = b"\x1f\x8b"
+MAX_DIMS = 32  # numpy 1.x's most array dimensions (datasets use 1 to 4)
 _UBYTE = 0x08
 _TYPE_NAMES = {
     0x08: "unsigned byte",
@@ -108,6 +109,8 @@ def _parse(path: Path) -> tuple[int, np.ndarray]:
         )
     if ndim == 0:
         raise IdxFormatError(f"{path}: header declares 0 dimensions")
+    if ndim > MAX_DIMS:  # found by fuzzing: numpy raised ValueError from reshape
+        raise IdxFormatError(f"{path}: header declares {ndim} dimensions; at most {MAX_DIMS} are supported")
     header_len = 4 + 4 * ndim
     if len(data) < header_len:
         raise IdxFormatError(
@@ -235,4 +238,4 @@ def load_idx_folder(root: str | Path) -> Splits:
         )
     train_x, train_y = _to_tensors(train_images, train_labels)
     test_x, test_y = _to_tensors(test_images, test_labels)
-    return Splits(train_x, train_y, test_x, test_y)
+    return Splits(train_x, train_y, test_x, test_y, image_shape=tuple(train_images.shape[1:]))

@@ -7,9 +7,14 @@ import torch
 
 
 class Splits(NamedTuple):
-    """A dataset as flat tensors: images are float32 N×784 in [0, 1], labels int64."""
+    """A dataset as flat tensors: images are float32 N×784 in [0, 1], labels int64.
+
+    ``image_shape`` is rows × cols where the source knows them (an IDX header does), so that a
+    dataset of another size is refused by name (``32×32``), not by a pixel count.
+    """
 
     train_images: torch.Tensor
     train_labels: torch.Tensor
     test_images: torch.Tensor
     test_labels: torch.Tensor
+    image_shape: tuple[int, int] | None = None

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import torch
 
+from catvae.core import artifact_format
+from catvae.core.errors import DataError
+
 
 @dataclass
 class ClassLatentStats:
@@ -34,7 +37,7 @@ class ClassLatentStats:
         for label in range(num_classes):
             members = codes[labels == label]
             if len(members) < 2:
-                raise ValueError(f"class {label} has {len(members)} encoded training images; need at least 2")
+                raise DataError(f"class {label} has {len(members)} encoded training images; need at least 2")
             means.append(members.mean(dim=0))
             stds.append(members.std(dim=0))
             counts.append(len(members))
@@ -45,9 +48,23 @@ class ClassLatentStats:
         return ClassLatentStats(self.mean.to(device), self.std.to(device), self.count.to(device))
 
     def save(self, path: str | Path) -> None:
-        torch.save({"mean": self.mean.cpu(), "std": self.std.cpu(), "count": self.count.cpu()}, path)
+        torch.save(artifact_format.stamp("stats", {"mean": self.mean.cpu(), "std": self.std.cpu(),
+                                                   "count": self.count.cpu()}), path)
 
     @classmethod
-    def load(cls, path: str | Path) -> ClassLatentStats:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        return cls(state["mean"], state["std"], state["count"])
+    def load(cls, path: str | Path, remake: str | None = None) -> ClassLatentStats:
+        """Statistics written by :meth:`save`; a corrupt, foreign or inconsistent file is an
+        :class:`~catvae.core.errors.ArtifactError` naming it and ``remake``, the command that makes it again."""
+        state = artifact_format.read(path, "stats", remake)
+        mean, std, count = (state.get(name) for name in ("mean", "std", "count"))
+        if not all(isinstance(t, torch.Tensor) for t in (mean, std, count)):
+            raise artifact_format.broken(path, "mean, std and count are not all tensors", remake)
+        if mean.dim() != 2 or min(mean.shape) < 1 or std.shape != mean.shape or count.shape != mean.shape[:1]:
+            raise artifact_format.broken(path, f"shapes do not fit: mean {tuple(mean.shape)}, std {tuple(std.shape)}, "
+                                         f"count {tuple(count.shape)} (expected L×D, L×D, L)", remake)
+        if not (mean.is_floating_point() and std.is_floating_point()):
+            raise artifact_format.broken(path, "mean and std are not floating point", remake)
+        if not (bool(torch.isfinite(mean).all()) and bool(torch.isfinite(std).all()) and bool((std >= 0).all())):
+            raise artifact_format.broken(path, "mean or std hold NaN, infinite or negative values (a training that diverged?)",
+                                         remake)
+        return cls(mean.float(), std.float(), count)

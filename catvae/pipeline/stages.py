@@ -28,6 +28,7 @@ from catvae.core.images import save_grid
 from catvae.core.loggers import log_image, log_summary
 from catvae.core.provenance import provenance
 from catvae.models.optim import check_schedule
+from catvae.pipeline.divergence import DivergenceGuard
 from catvae.pipeline.precision import precision_arguments
 from catvae.latent.statistics import ClassLatentStats
 from catvae.models.vae import VAE
@@ -54,7 +55,7 @@ def make_trainer(cfg: DictConfig, stage: str, max_epochs: int, loggers: list[Log
     """A Trainer for one stage; it keeps one checkpoint, ``checkpoint_dir/stage/last.ckpt``, rewritten each epoch."""
     checkpoint = ModelCheckpoint(dirpath=checkpoint_dir / stage, save_top_k=0, save_last=True)
     return instantiate(cfg.trainer, max_epochs=max_epochs, logger=loggers or False,
-                       callbacks=[*configured_callbacks(cfg), checkpoint],
+                       callbacks=[*configured_callbacks(cfg), checkpoint, DivergenceGuard(stage)],
                        **precision_arguments(cfg.trainer.precision, training_device(cfg)))
 
 

@@ -1,0 +1,80 @@
+"""A NaN or infinite training loss stops the stage at once, and the previous artifacts stay byte-identical."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from catvae.core.artifacts import ArtifactKey
+from catvae.core.errors import DivergenceError
+
+WORKTREE = Path(__file__).resolve().parent.parent
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` by relative path, with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def run_train(overrides: list[str], log_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m catvae.train`` as a user runs it, from ``cwd``, with this checkout first on the path."""
+    env = {**os.environ, "WANDB_MODE": "offline", "CATVAE_LOG_DIR": str(log_dir),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(WORKTREE), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "catvae.train", *overrides], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=300)
+
+
+def test_nan_vae_loss_stops_training_and_publishes_nothing(make_config, tmp_path, tiny):
+    from catvae.train import train
+
+    log_dir = tmp_path / "logs"
+    overrides = [*tiny, "latent_dim=3", "logger=none"]
+    train(make_config(overrides=overrides, log_dir=log_dir))  # the good artifacts of this key
+    folder = ArtifactKey("mnist", "elbo", 3, 0).folder(log_dir / "artifacts")
+    before = snapshot(folder)
+    assert {"vae.pt", "classifier.pt", "stats.pt", "summary.json", "samples.png"} <= before.keys()
+
+    # lr=1e6 gives a NaN loss at the VAE's 2nd step (fp32 and bf16 alike; main published NaN weights).
+    result = run_train([*overrides, "vae.lr=1e6"], log_dir, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"error: vae training diverged: the training loss became nan at epoch 1/1, step \d+/4 "
+                        r"\(global step \d+\); training stopped and nothing was published \(earlier artifacts of this "
+                        r"key are kept as they were\)\. Try a lower vae\.lr \(it is 1e\+06\).*\.", last), last
+    assert snapshot(folder) == before  # byte for byte, summary.json and samples.png included
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["seed0"]  # no staging folder left behind
+
+
+def test_infinite_classifier_loss_stops_the_classifier_stage(make_config, tmp_path, tiny):
+    from catvae.pipeline.stages import run_pipeline
+
+    cfg = make_config(overrides=[*tiny, "logger=none", "classifier.model.lr=1e9"])
+    with pytest.raises(DivergenceError, match=r"^classifier training diverged: the training loss became (inf|nan) at "
+                                              r"epoch 1/1, step \d+/8 .* Try a lower classifier\.model\.lr \(it is 1e\+09\)"):
+        run_pipeline(cfg, [])
+    folder = ArtifactKey("mnist", "elbo", 4, 0).folder(tmp_path / "logs" / "artifacts")
+    assert not folder.exists() and list(folder.parent.iterdir()) == []
+
+
+def test_finite_losses_pass_and_the_first_bad_one_raises():
+    import torch
+
+    from catvae.pipeline.divergence import DivergenceGuard
+
+    class Trainer:  # what the message reads from Lightning's Trainer
+        num_training_batches, current_epoch, max_epochs, global_step, precision = 10, 2, 5, 23, "32-true"
+
+    guard = DivergenceGuard("vae")
+    for value in (0.0, -3.5, 1e30):
+        guard.on_train_batch_end(Trainer(), None, {"loss": torch.tensor(value)}, None, 0)
+    guard.on_train_batch_end(Trainer(), None, None, None, 0)  # a skipped step has no loss
+    with pytest.raises(DivergenceError) as caught:
+        guard.on_train_batch_end(Trainer(), None, torch.tensor(float("-inf")), None, 6)
+    assert str(caught.value).startswith("vae training diverged: the training loss became -inf at epoch 3/5, step 7/10 "
+                                        "(global step 23)")
+    assert str(caught.value).endswith("Try a lower vae.lr.")  # no module, no learning rate to quote
