@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from omegaconf import DictConfig
 
 from catvae.core.config import ConfigError, positive_int
 from catvae.core.errors import MissingArtifactsError
+from catvae.core.files import swap_folder, write_json  # noqa: F401  (write_json: imported from here too)
 from catvae.models.networks import ClassifierNet, Decoder, Encoder
 from catvae.latent.statistics import ClassLatentStats
 
@@ -74,11 +74,6 @@ def save_classifier(net: ClassifierNet, path: Path) -> None:
     torch.save({"num_classes": net.num_classes, "state_dict": net.state_dict()}, path)
 
 
-def write_json(data: dict, path: Path) -> Path:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    return path
-
-
 def load_models(key: ArtifactKey, artifacts_dir: str | Path, device: torch.device | str = "cpu") -> Models:
     """Load VAE, classifier and statistics onto ``device``; a missing file names the train command that makes it."""
     folder = key.folder(artifacts_dir)
@@ -119,10 +114,7 @@ def record_best(folder: Path, generator: str, candidate: dict) -> bool:
                 return False
         elif recorded.get("eval", {}).get("samples_per_label", 0) > candidate["eval"]["samples_per_label"]:
             return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    write_json(candidate, partial)
-    os.replace(partial, path)
+    write_json(candidate, path)
     return True
 
 
@@ -148,8 +140,4 @@ def staged_folder(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    retired = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-    if final.exists():
-        os.replace(final, retired)
-    os.replace(staging, final)
-    shutil.rmtree(retired, ignore_errors=True)
+    swap_folder(staging, final)

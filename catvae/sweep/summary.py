@@ -18,6 +18,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from catvae.core.files import atomic_write
+
 log = logging.getLogger(__name__)
 
 COLUMNS = ["job", "generator", "theta", "n", "theta_eff", "accuracy", "cos_pairwise", "cos_to_mean", "objective"]
@@ -43,7 +45,7 @@ def trial_row(result: dict) -> dict:
 
 
 def write_trials(rows: list[dict], path: Path) -> Path:
-    with open(path, "w", newline="") as handle:
+    with atomic_write(path, newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
@@ -94,7 +96,8 @@ def plot_figure1(curves: dict[str, list[dict]], path: Path, title: str,
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    with atomic_write(path, binary=True) as handle:
+        figure.savefig(handle, dpi=120, format=path.suffix.lstrip(".") or "png")
     plt.close(figure)
     return path
 
