@@ -79,9 +79,18 @@ def score(cfg: DictConfig) -> float:
     from catvae.latent.generators import build_generator
     from catvae.core.loggers import build_loggers, close_loggers, log_summary
 
+    from catvae.sweep.jobs import finished_result, job_request
+    from catvae.sweep.trials import job_trial_number
+
     started = time.perf_counter()
     check_eval_config(cfg)
     samples = trial_samples(cfg)
+    request = job_request(cfg, samples)
+    recorded = finished_result(Path(cfg.paths.output_dir) / RESULT_FILE, request)
+    if recorded is not None:  # a re-run of a killed sweep: this job had finished
+        print(f"{recorded['name']} θ={recorded['theta']} n={recorded['n']}: objective {recorded['objective']:.4f} "
+              f"(recorded in {cfg.paths.output_dir})")
+        return float(recorded["objective"])
     key, device, models = job_models(cfg)
     generator = build_generator(cfg.generator, models.folder, key)
     timing: dict[str, float] = {"load": time.perf_counter() - started}
@@ -89,7 +98,10 @@ def score(cfg: DictConfig) -> float:
                                 int(cfg.eval.seed), str(cfg.objective.cos), classify_in_bf16(cfg, device), timing)
     config = OmegaConf.to_container(cfg.generator, resolve=True) | {"theta": report["theta"], "n": report["n"]}
     config.pop("from_search", None)
-    result = {"key": dataclasses.asdict(key), "config": config, "device": str(device), **report}
+    result = {"key": dataclasses.asdict(key), "config": config, "device": str(device), "request": request, **report}
+    trial = job_trial_number()
+    if trial is not None:
+        result["optuna_trial"] = trial
     logging_started = time.perf_counter()
     loggers = build_loggers(cfg.get("logger"))
     status = "failed"

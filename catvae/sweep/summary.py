@@ -164,10 +164,21 @@ class SweepSummary(Callback):
 
     def __init__(self, wandb: bool = True, project: str = "catvae"):
         self.wandb, self.project = wandb, project
+        self.refused = False
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from catvae.core.config import ConfigError, exit_on_user_error
+        from catvae.sweep.trials import check_sweep_folder
+
+        self.refused = True  # until the check passes: a refused sweep's folder is not summarised
+        exit_on_user_error(ConfigError)(check_sweep_folder)(config)
+        self.refused = False
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from catvae.search import rescore, trial_samples
 
+        if self.refused:
+            return
         sweep_dir = Path(config.hydra.sweep.dir)
         wants_wandb = self.wandb and "wandb" in (config.get("logger") or {})
         cheap_trials = trial_samples(config) < int(config.eval.samples_per_label)
