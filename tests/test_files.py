@@ -1,6 +1,7 @@
 """The one write-then-rename helper: a write that fails leaves the previous file as it was and no temporary file."""
 import json
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +29,15 @@ def assert_untouched(path: Path) -> None:
 
 
 def test_a_write_that_raises_midway_leaves_the_previous_file(previous):
-    with pytest.raises(RuntimeError, match="disk full"):
-        with atomic_write(previous) as handle:
-            handle.write('{"objective": 0.1')
-            handle.flush()
-            raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError, match="disk full"), atomic_write(previous) as handle:
+        handle.write('{"objective": 0.1')
+        handle.flush()
+        raise RuntimeError("disk full")
     assert_untouched(previous)
 
 
 def test_a_binary_write_that_fails_in_torch_save_leaves_the_previous_checkpoint(previous):
-    with pytest.raises(Exception):
+    with pytest.raises(pickle.PicklingError):
         AtomicCheckpointIO().save_checkpoint({"weights": torch.ones(1000), "bad": lambda: 0}, previous)
     assert_untouched(previous)
 
@@ -81,10 +81,9 @@ def test_swap_folder_replaces_the_published_folder(tmp_path):
     (staging / "vae.pt").write_bytes(b"new")
     swap_folder(staging, final)
     assert (final / "vae.pt").read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["seed0"]
-    with pytest.raises(KeyError):
-        with artifacts.staged_folder(final) as stage:
-            (stage / "vae.pt").write_bytes(b"half")
-            raise KeyError("killed")
+    with pytest.raises(KeyError), artifacts.staged_folder(final) as stage:
+        (stage / "vae.pt").write_bytes(b"half")
+        raise KeyError("killed")
     assert (final / "vae.pt").read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["seed0"]
     record = {"objective": 0.2, "eval": {"samples_per_label": 10}}
     assert artifacts.record_best(final, "simple", record)

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
+from conftest import TINY
 
 from catvae.data.datamodule import TensorDataModule
 from catvae.models.objectives import ELBO
 from catvae.models.vae import VAE
 from catvae.pipeline import resume
 from catvae.pipeline.stages import make_trainer
-from conftest import TINY
 
 # TINY on fewer images, a few epochs per stage: each process spends most of its time starting.
 RUN = [*(o for o in TINY if not o.startswith(("data.limit_train", "data.val_size", "vae.epochs", "classifier.epochs"))),
@@ -60,7 +60,7 @@ class Run:
         self.saves = tmp_path / "saves.txt"
 
     def env(self, pause: str | None) -> dict:
-        path = [str(self.hook), str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+        path = [str(self.hook), os.environ.get("PYTHONPATH", "")]  # catvae as this process imports it
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p), "CATVAE_TEST_SAVES": str(self.saves),
                "CATVAE_TEST_PAUSED": str(self.cwd / "paused")}
         env.pop("CATVAE_TEST_PAUSE", None)
@@ -72,7 +72,7 @@ class Run:
     def complete(self, *extra: str) -> tuple[dict, str]:
         """Run to the end; the published summary and everything printed."""
         done = subprocess.run(self.command(*extra), cwd=self.cwd, env=self.env(None), capture_output=True, text=True,
-                              timeout=300)
+                              timeout=300, check=False)
         assert done.returncode == 0, done.stderr[-3000:]
         summary = Path(done.stdout.strip().splitlines()[-1])
         return json.loads(summary.read_text()), done.stdout + done.stderr

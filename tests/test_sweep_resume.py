@@ -11,11 +11,11 @@ import optuna
 import pytest
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
+from test_search import search, sweep_dir
 
 from catvae.core.wandb_files import find_run_files, read_run
 from catvae.search import RESULT_FILE, score
 from catvae.sweep import trials
-from test_search import search, sweep_dir
 
 
 def search_runs(folder) -> list:
@@ -47,7 +47,7 @@ def test_a_grid_rerun_into_its_folder_skips_the_finished_jobs(trained, tmp_path)
 
 
 def test_a_job_reuses_only_a_result_for_the_same_request(trained, make_config, tmp_path, monkeypatch):
-    import catvae.latent.evaluation as evaluation
+    from catvae.latent import evaluation
 
     def config(*overrides):
         return make_config("search_job", ["latent_dim=4", "eval.samples_per_label=6", "logger=none",
@@ -73,7 +73,7 @@ def test_a_job_reuses_only_a_result_for_the_same_request(trained, make_config, t
 
 
 def dead_pid() -> int:
-    process = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    process = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
     return int(process.stdout)
 
 

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from catvae.core.config import ConfigError, positive_int
 from catvae.core.errors import MissingArtifactsError
-from catvae.core.files import swap_folder, write_json  # noqa: F401  (write_json: imported from here too)
+from catvae.core.files import swap_folder, write_json  # write_json: also imported from here
 from catvae.models.networks import ClassifierNet, Decoder, Encoder
 from catvae.latent.statistics import ClassLatentStats
 

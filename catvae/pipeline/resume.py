@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import pickle
 import shutil
 import warnings
 from pathlib import Path
@@ -56,7 +57,7 @@ def training_fingerprint(cfg: DictConfig, stage: str) -> str:
     """A hash of the resolved config that ``stage`` trains under, less the keys that do not affect training."""
     ignored = (*NOT_TRAINING, *NOT_STAGE.get(stage, ()))
     kept: dict[str, Any] = {}
-    for name in cfg:
+    for name in map(str, cfg):
         if name not in ignored:
             node = cfg[name]
             kept[name] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
@@ -146,7 +147,8 @@ def resume_point(cfg: DictConfig, checkpoint_dir: Path, stage: str, max_epochs: 
         return None
     try:
         fingerprint, epochs = read_fingerprint(path)
-    except Exception as error:  # a file we cannot use is no reason to fail: start the stage over
+    except (OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as error:
+        # A file we cannot use (truncated, another format, an older Lightning) is no reason to fail.
         log.warning("%s: cannot read the resume checkpoint %s (%s); starting it over", stage, path, error)
         path.unlink(missing_ok=True)
         return None

@@ -138,7 +138,7 @@ def job_trial_number() -> int | None:
 
     if not _asked or not HydraConfig.initialized():
         return None
-    number = HydraConfig.get().job.get("num")
+    number = getattr(HydraConfig.get().job, "num", None)
     return _asked[number] if isinstance(number, int) and 0 <= number < len(_asked) else None
 
 
