@@ -78,7 +78,6 @@ def score(cfg: DictConfig) -> float:
     from catvae.latent.evaluation import check_eval_config, classify_in_bf16, evaluate_generator
     from catvae.latent.generators import build_generator
     from catvae.core.loggers import build_loggers, close_loggers, log_summary
-
     from catvae.sweep.jobs import finished_result, job_request
     from catvae.sweep.trials import job_trial_number
 
