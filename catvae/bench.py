@@ -36,6 +36,8 @@ from pathlib import Path
 
 import torch
 
+from catvae.core.files import write_json
+
 PRECISIONS = {"32": "32-true", "bf16": "bf16-mixed"}
 
 
@@ -464,7 +466,7 @@ def main(argv: list[str] | None = None) -> Path:
               "torch": torch.__version__, "written_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "bench.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(report, path)
     print(path)
     return path
 

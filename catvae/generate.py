@@ -7,7 +7,6 @@ grid (and, with ``out=F.npz``, the images and labels). Imports neither Lightning
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import hydra
@@ -19,6 +18,7 @@ from catvae.core.artifacts import ArtifactKey, load_models
 from catvae.core.config import TRUSTED_TARGETS, ConfigError, exit_on_user_error, positive_int
 from catvae.core.device import resolve_device
 from catvae.core.errors import UserError
+from catvae.core.files import atomic_write
 from catvae.latent.generators import build_generator, generate_images, target_labels
 from catvae.core.images import save_grid
 from catvae.models.networks import IMAGE_SIDE
@@ -38,15 +38,9 @@ def requested_labels(label: object, num_classes: int) -> list[int]:
 
 
 def write_npz(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
-    """Write ``images`` and ``labels`` to ``path`` through a temporary file, so no half-written file stays."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        with open(partial, "wb") as handle:
-            np.savez(handle, images=images, labels=labels)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    """Write ``images`` and ``labels`` to ``path`` atomically, so no half-written file stays."""
+    with atomic_write(path, binary=True) as handle:
+        np.savez(handle, images=images, labels=labels)
 
 
 @exit_on_user_error(UserError, InstantiationException)

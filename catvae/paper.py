@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 from catvae.core.artifacts import REQUIRED, ArtifactKey
 from catvae.core.config import CONF_DIR
+from catvae.core.files import write_text
 from catvae.report import report
 
 EXPERIMENT_DIR = Path(CONF_DIR) / "experiment"
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     written = report(sweeps, out)
     total = time.perf_counter() - started
     timing = out / "timing.md"
-    timing.write_text(timing_table(total))
+    write_text(timing_table(total), timing)
     print(written["table"].read_text())
     print(timing.read_text())
     print(f"figure: {written['figure']}\ntable: {written['table']}\ntiming: {timing}\nwall time: {total:.0f} s")

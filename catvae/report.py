@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from catvae.core.files import write_text
 from catvae.sweep.summary import plot_figure1, read_trials
 
 # Paper, Table 4 (VAE, generator) → (θ / n as printed, cos(x, x'), accuracy).
@@ -72,7 +73,7 @@ def report(sweep_dirs: list[Path], out: Path) -> dict[str, Path]:
              if any((b["key"]["vae"], b["key"]["latent_dim"], b["name"]) == key for b in bests)}
     figure = plot_figure1(curves, out / "figure1.png", "accuracy vs. cosine similarity", paper)
     table = out / "table4.md"
-    table.write_text(table4(bests))
+    write_text(table4(bests), table)
     return {"figure": figure, "table": table}
 
 

@@ -86,10 +86,18 @@ def score(cfg: DictConfig) -> float:
     from catvae.latent.generators import build_generator
     from catvae.core.loggers import build_loggers, close_loggers, log_summary
     from catvae.sweep.records import resolve_generator
+    from catvae.sweep.jobs import finished_result, job_request
+    from catvae.sweep.trials import job_trial_number
 
     started = time.perf_counter()
     check_eval_config(cfg)
     samples = trial_samples(cfg)
+    request = job_request(cfg, samples)
+    recorded = finished_result(Path(cfg.paths.output_dir) / RESULT_FILE, request)
+    if recorded is not None:  # a re-run of a killed sweep: this job had finished
+        print(f"{recorded['name']} θ={recorded['theta']} n={recorded['n']}: objective {recorded['objective']:.4f} "
+              f"(recorded in {cfg.paths.output_dir})")
+        return float(recorded["objective"])
     key, device, models = job_models(cfg)
     node = resolve_generator(cfg.generator, cfg.paths.search_records_dir, key, models)  # from_search=best: θ, n
     generator = build_generator(node)
@@ -101,6 +109,10 @@ def score(cfg: DictConfig) -> float:
     result = {"key": dataclasses.asdict(key), "config": config, "device": str(device), "models": models_record(models),
               **report, "provenance": provenance(cfg, device)}
     timing["provenance"] = time.perf_counter() - provenance_started
+    result["request"] = request
+    trial = job_trial_number()
+    if trial is not None:
+        result["optuna_trial"] = trial
     logging_started = time.perf_counter()
     loggers = build_loggers(cfg.get("logger"))
     status = "failed"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from omegaconf import DictConfig
 from catvae.core import artifact_format
 from catvae.core.config import ConfigError, positive_int
 from catvae.core.errors import MissingArtifactsError
+from catvae.core.files import swap_folder, write_json  # write_json: also imported from here
 from catvae.models.networks import ClassifierNet, Decoder, Encoder
 from catvae.latent.statistics import ClassLatentStats
 
@@ -77,11 +77,6 @@ def save_vae(encoder: Encoder, decoder: Decoder, hidden: list[int], path: Path) 
 
 def save_classifier(net: ClassifierNet, path: Path) -> None:
     torch.save(artifact_format.stamp("classifier", {"num_classes": net.num_classes, "state_dict": net.state_dict()}), path)
-
-
-def write_json(data: dict, path: Path) -> Path:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    return path
 
 
 def load_models(key: ArtifactKey, artifacts_dir: str | Path, device: torch.device | str = "cpu") -> Models:
@@ -161,8 +156,4 @@ def staged_folder(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    retired = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-    if final.exists():
-        os.replace(final, retired)
-    os.replace(staging, final)
-    shutil.rmtree(retired, ignore_errors=True)
+    swap_folder(staging, final)

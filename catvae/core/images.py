@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from catvae.core.files import atomic_write
 from catvae.models.networks import IMAGE_SIDE
 
 
@@ -34,5 +35,6 @@ def save_grid(images: torch.Tensor, path: str | Path, columns: int, scale: int =
     canvas = np.kron(canvas, np.ones((scale, scale), dtype=np.float32))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    plt.imsave(path, canvas, cmap="gray", vmin=0.0, vmax=1.0)
+    with atomic_write(path, binary=True) as handle:
+        plt.imsave(handle, canvas, cmap="gray", vmin=0.0, vmax=1.0, format=path.suffix.lstrip(".") or "png")
     return path

@@ -57,6 +57,7 @@ class TensorDataModule(pl.LightningDataModule):
         self.train, self.val, self.test = train, val, dict(test)
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
         self._train_batches: TensorBatches | None = None
+        self._shuffle_state: torch.Tensor | None = None  # from a checkpoint, for the next train_dataloader
 
     def device(self) -> torch.device:
         """The attached Trainer's device (CPU when used without one)."""
@@ -71,7 +72,20 @@ class TensorDataModule(pl.LightningDataModule):
         # One iterable for the whole fit, so its generator carries on from epoch to epoch.
         if self._train_batches is None or self._train_batches.tensors[0].device != self.device():
             self._train_batches = TensorBatches(self.on_device(self.train), self.batch_size, shuffle=True, seed=self.seed)
+        if self._shuffle_state is not None:
+            self._train_batches.generator.set_state(self._shuffle_state)
+            self._shuffle_state = None
         return self._train_batches
+
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps of the data: the shuffling generator's state, so that a resumed
+        fit draws the epoch orders an uninterrupted one would have drawn."""
+        if self._train_batches is None:
+            return {}
+        return {"shuffle_state": self._train_batches.generator.get_state()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._shuffle_state = state_dict.get("shuffle_state")
 
     def val_dataloader(self) -> TensorBatches | list:  # noqa: D102
         return [] if self.val is None else TensorBatches(self.on_device(self.val), self.eval_batch_size, shuffle=False)

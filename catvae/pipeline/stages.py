@@ -30,6 +30,7 @@ from catvae.core.provenance import provenance
 from catvae.models.optim import check_schedule
 from catvae.pipeline.divergence import DivergenceGuard
 from catvae.pipeline.precision import precision_arguments
+from catvae.pipeline import resume
 from catvae.latent.statistics import ClassLatentStats
 from catvae.models.vae import VAE
 from catvae.sweep.records import refuse_in_training
@@ -52,11 +53,18 @@ def check_train_config(cfg: DictConfig) -> None:
 
 
 def make_trainer(cfg: DictConfig, stage: str, max_epochs: int, loggers: list[Logger], checkpoint_dir: Path) -> pl.Trainer:
-    """A Trainer for one stage; it keeps one checkpoint, ``checkpoint_dir/stage/last.ckpt``, rewritten each epoch."""
-    checkpoint = ModelCheckpoint(dirpath=checkpoint_dir / stage, save_top_k=0, save_last=True)
+    """A Trainer for one stage; it keeps one checkpoint, ``checkpoint_dir/stage/last.ckpt``, rewritten
+    atomically at the end of each epoch, from which a killed run resumes (:mod:`catvae.pipeline.resume`)."""
+    # The newest checkpoint (top 1 with no monitor), always under one name. (save_last alone
+    # writes only when a top-k checkpoint was written, i.e. with save_top_k=0 at the end of fit.)
+    checkpoint = ModelCheckpoint(dirpath=checkpoint_dir / stage, filename=Path(resume.CHECKPOINT_FILE).stem, save_top_k=1,
+                                 save_on_train_epoch_end=True, enable_version_counter=False)
+    arguments = precision_arguments(cfg.trainer.precision, training_device(cfg))
+    arguments["plugins"] = [*arguments.get("plugins", []), resume.AtomicCheckpointIO()]
     return instantiate(cfg.trainer, max_epochs=max_epochs, logger=loggers or False,
-                       callbacks=[*configured_callbacks(cfg), checkpoint, DivergenceGuard(stage)],
-                       **precision_arguments(cfg.trainer.precision, training_device(cfg)))
+                       callbacks=[DivergenceGuard(stage), *configured_callbacks(cfg), checkpoint,
+                                  resume.ResumeState(resume.training_fingerprint(cfg, stage))],
+                       **arguments)
 
 
 def configured_callbacks(cfg: DictConfig) -> list[pl.Callback]:
@@ -79,10 +87,13 @@ def training_device(cfg: DictConfig):
 
 
 def train_vae(cfg: DictConfig, data: ImageDataModule, loggers: list[Logger], checkpoint_dir: Path) -> tuple[VAE, dict]:
-    """Fit the VAE (§3.3) and report its test-set terms in nats per image."""
+    """Fit the VAE (§3.3), or continue it from its checkpoint, and report its test-set terms in nats per image."""
+    resume.seed_stage(cfg, "vae")
     vae = VAE(int(cfg.latent_dim), instantiate(cfg.vae.objective), list(cfg.vae.hidden), float(cfg.vae.lr),
               str(cfg.vae.schedule))
-    make_trainer(cfg, "vae", cfg.vae.epochs, loggers, checkpoint_dir).fit(vae, datamodule=data)
+    make_trainer(cfg, "vae", cfg.vae.epochs, loggers, checkpoint_dir).fit(
+        vae, datamodule=data, ckpt_path=resume.resume_point(cfg, checkpoint_dir, "vae", cfg.vae.epochs))
+    resume.seed_stage(cfg, "vae-test")  # the test's noise, whether the VAE was trained here or restored
     (results,) = test_trainer(cfg, loggers).test(vae, datamodule=data, verbose=False)
     vae.to(training_device(cfg)).eval()  # Lightning hands the module back on the CPU
     return vae, {name.removeprefix("vae/test/"): value for name, value in results.items()}
@@ -115,8 +126,10 @@ def train_classifier(cfg: DictConfig, vae: VAE, data: ImageDataModule, loggers: 
     on a 2-core CPU, where Lightning's fp32 test loop at batch 1000 took ~18 s).
     """
     recon = reconstruction_data(vae, data, cfg.classifier.batch_size)
+    resume.seed_stage(cfg, "classifier")
     classifier: Classifier = instantiate(cfg.classifier.model)
-    make_trainer(cfg, "classifier", cfg.classifier.epochs, loggers, checkpoint_dir).fit(classifier, datamodule=recon)
+    make_trainer(cfg, "classifier", cfg.classifier.epochs, loggers, checkpoint_dir).fit(
+        classifier, datamodule=recon, ckpt_path=resume.resume_point(cfg, checkpoint_dir, "classifier", cfg.classifier.epochs))
     net = classifier.net.to(vae.device).eval()  # Lightning hands the module back on the CPU
     bf16 = classify_in_bf16(cfg, vae.device)
     scores = {f"acc_{name}": net.accuracy(images, labels, bf16) for name, (images, labels) in recon.test.items()}
@@ -136,6 +149,9 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
     key = ArtifactKey.from_config(cfg)
     final = key.folder(cfg.paths.artifacts_dir)
     output_dir = Path(cfg.paths.output_dir)
+    checkpoints = resume.checkpoint_folder(cfg)
+    if not cfg.get("resume", True):
+        resume.discard(checkpoints, "resume=false")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if training_device(cfg).type == "cuda":
         # Data, models and every stage live on the GPU; the CPU only drives it. One intra-op
@@ -146,11 +162,11 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
         data: ImageDataModule = instantiate(cfg.data)
         data.setup()
         log.info("VAE (%s, D=%d): %d training images, %d epochs", key.vae, key.latent_dim, len(data.train[0]), cfg.vae.epochs)
-        vae, vae_test = train_vae(cfg, data, loggers, output_dir / "checkpoints")
+        vae, vae_test = train_vae(cfg, data, loggers, checkpoints)
         vae_seconds = time.perf_counter() - started
         log.info("VAE test: %s", {k: round(v, 3) for k, v in vae_test.items()})
 
-        classifier, clf_scores = train_classifier(cfg, vae, data, loggers, output_dir / "checkpoints")
+        classifier, clf_scores = train_classifier(cfg, vae, data, loggers, checkpoints)
         classifier_seconds = time.perf_counter() - started - vae_seconds
         log.info("classifier: %s", {k: round(v, 4) for k, v in clf_scores.items()})
 
@@ -185,6 +201,7 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
             "provenance": provenance(cfg, training_device(cfg)),
         }
         artifacts.write_json(summary, stage / artifacts.SUMMARY_FILE)
+    resume.discard(checkpoints, "published")  # resuming is for interrupted runs
     log_summary(loggers, {k: summary[k] for k in ("vae_test", "classifier", "generator", "timing_s")})
     log_image(loggers, "samples", final / grid.name, f"{generator.params(stats)} one row per label")
     return final / artifacts.SUMMARY_FILE

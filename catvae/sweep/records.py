@@ -13,7 +13,6 @@ the generator is built: generators never open files.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +56,7 @@ def record_best(path: Path, candidate: dict) -> bool:
             elif recorded.get("eval", {}).get("samples_per_label", 0) > candidate["eval"]["samples_per_label"]:
                 return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    write_json(candidate, partial)
-    os.replace(partial, path)
+    write_json(candidate, path)  # atomic: a reader sees the old record or the new one
     return True
 
 

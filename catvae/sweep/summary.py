@@ -19,6 +19,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from catvae.core.files import atomic_write
+
 log = logging.getLogger(__name__)
 
 COLUMNS = ["job", "generator", "theta", "n", "theta_eff", "accuracy", "cos_pairwise", "cos_to_mean", "objective"]
@@ -44,7 +46,7 @@ def trial_row(result: dict) -> dict:
 
 
 def write_trials(rows: list[dict], path: Path) -> Path:
-    with open(path, "w", newline="") as handle:
+    with atomic_write(path, newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
@@ -95,7 +97,8 @@ def plot_figure1(curves: dict[str, list[dict]], path: Path, title: str,
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    with atomic_write(path, binary=True) as handle:
+        figure.savefig(handle, dpi=120, format=path.suffix.lstrip(".") or "png")
     plt.close(figure)
     return path
 
@@ -171,10 +174,21 @@ class SweepSummary(Callback):
 
     def __init__(self, wandb: bool = True, project: str = "catvae"):
         self.wandb, self.project = wandb, project
+        self.refused = False
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from catvae.core.config import ConfigError, exit_on_user_error
+        from catvae.sweep.trials import check_sweep_folder
+
+        self.refused = True  # until the check passes: a refused sweep's folder is not summarised
+        exit_on_user_error(ConfigError)(check_sweep_folder)(config)
+        self.refused = False
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from catvae.search import rescore, trial_samples
 
+        if self.refused:
+            return
         sweep_dir = Path(config.hydra.sweep.dir)
         wants_wandb = self.wandb and "wandb" in (config.get("logger") or {})
         cheap_trials = trial_samples(config) < int(config.eval.samples_per_label)

@@ -1,0 +1,170 @@
+"""Resuming a killed training from each stage's Lightning checkpoint.
+
+Each training stage keeps one checkpoint, rewritten atomically at the end of every epoch, in a
+folder keyed like the artifacts: ``{paths.checkpoints_dir}/{data}/{vae}-{D}/seed{s}/{vae,classifier}/last.ckpt``.
+When the same command runs again, a stage whose checkpoint was made by the same training config
+continues from it (``Trainer.fit(ckpt_path=...)``); a finished stage's checkpoint restores its
+weights without training another step. A successful publish removes the checkpoints.
+
+The resumed run ends with the metrics of an uninterrupted one because every source of
+randomness is restored, not only what Lightning keeps (weights, optimiser, LR schedule, loop
+progress): the global torch RNG (the VAE's reparameterisation noise, the classifier's dropout)
+goes into the checkpoint through :class:`ResumeState`, and the generator that shuffles each
+epoch through the datamodule's ``state_dict`` (``catvae.data.datamodule``). Each stage is also
+seeded on its own (:func:`seed_stage`), so no stage depends on how much randomness an earlier one
+drew in this process.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pickle
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins import TorchCheckpointIO
+from omegaconf import DictConfig, OmegaConf
+
+from catvae.core.artifacts import ArtifactKey
+from catvae.core.files import atomic_write
+
+log = logging.getLogger(__name__)
+
+# The stage's checkpoint folder holds the checkpoint it resumes from (or overwrites): expected here.
+warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+
+CHECKPOINT_FILE = "last.ckpt"
+
+# Keys that change how a run is logged, stored or evaluated but not one weight it trains, so a
+# checkpoint made under other values of them is still resumed.
+NOT_TRAINING = ("logger", "paths", "run", "hydra", "eval", "generator", "objective", "resume")
+NOT_TRAINING_TRAINER = ("enable_progress_bar", "callbacks", "enable_model_summary", "log_every_n_steps")
+# What a stage does not depend on: the VAE is trained before (and without) the classifier.
+NOT_STAGE = {"vae": ("classifier",)}
+
+
+def checkpoint_folder(cfg: DictConfig) -> Path:
+    """Where the resume checkpoints of ``cfg``'s artifact key live (one subfolder per stage)."""
+    return ArtifactKey.from_config(cfg).folder(cfg.paths.checkpoints_dir)
+
+
+def training_fingerprint(cfg: DictConfig, stage: str) -> str:
+    """A hash of the resolved config that ``stage`` trains under, less the keys that do not affect training."""
+    ignored = (*NOT_TRAINING, *NOT_STAGE.get(stage, ()))
+    kept: dict[str, Any] = {}
+    for name in map(str, cfg):
+        if name not in ignored:
+            node = cfg[name]
+            kept[name] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    for name in NOT_TRAINING_TRAINER:
+        kept.get("trainer", {}).pop(name, None)
+    text = json.dumps({"stage": stage, "config": kept}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def stage_seed(seed: int, stage: str) -> int:
+    """A seed for ``stage`` derived from the run's ``seed`` (stable across processes and versions)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{stage}".encode()).digest()[:4], "little")
+
+
+def seed_stage(cfg: DictConfig, stage: str) -> None:
+    """Seed torch (and Python, NumPy) for ``stage`` alone, whatever ran before it in this process."""
+    pl.seed_everything(stage_seed(int(cfg.seed), stage), workers=True, verbose=False)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer through :func:`catvae.core.files.atomic_write`.
+
+    Lightning's own goes through a temporary file in the system's temp folder and ``shutil.move``,
+    which copies when that folder is on another file system, so a kill mid-copy could leave a
+    truncated ``last.ckpt``; here the previous checkpoint stays whole until the new one is.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        with atomic_write(path, binary=True) as handle:
+            torch.save(checkpoint, handle)
+
+
+class ResumeState(pl.Callback):
+    """Puts into each checkpoint what Lightning leaves out: the training config's fingerprint and the
+    global RNG state at the checkpoint (restored when the resumed run starts training)."""
+
+    def __init__(self, fingerprint: str):
+        self.fingerprint = fingerprint
+        self._restore: dict[str, Any] | None = None
+
+    @property
+    def state_key(self) -> str:
+        return "catvae.resume"
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"fingerprint": self.fingerprint, "torch_rng": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Applied at ``on_train_start``, after Lightning's own setup, right before the next epoch.
+        self._restore = state_dict
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._restore is None:
+            return
+        torch.set_rng_state(self._restore["torch_rng"])
+        if "cuda_rng" in self._restore and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(self._restore["cuda_rng"])
+        self._restore = None
+
+
+def epochs_done(checkpoint: dict[str, Any]) -> int:
+    """How many training epochs a Lightning checkpoint has behind it (its fit loop's processed epochs;
+    ``checkpoint["epoch"]`` is the index of the epoch it was written in)."""
+    return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+
+
+def read_fingerprint(path: Path) -> tuple[str | None, int]:
+    """The training fingerprint and the number of finished epochs recorded in a checkpoint."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    state = checkpoint.get("callbacks", {}).get("catvae.resume", {})
+    return state.get("fingerprint"), epochs_done(checkpoint)
+
+
+def resume_point(cfg: DictConfig, checkpoint_dir: Path, stage: str, max_epochs: int) -> str | None:
+    """The checkpoint ``stage`` continues from, or None to start it over.
+
+    Only a checkpoint made by the same training config is used; one made by another config, or
+    that cannot be read, is removed (it would be overwritten by the first epoch anyway).
+    """
+    path = checkpoint_dir / stage / CHECKPOINT_FILE
+    if not cfg.get("resume", True) or not path.is_file():
+        return None
+    try:
+        fingerprint, epochs = read_fingerprint(path)
+    except (OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as error:
+        # A file we cannot use (truncated, another format, an older Lightning) is no reason to fail.
+        log.warning("%s: cannot read the resume checkpoint %s (%s); starting it over", stage, path, error)
+        path.unlink(missing_ok=True)
+        return None
+    if fingerprint != training_fingerprint(cfg, stage):
+        log.warning("%s: the checkpoint %s was made by another training config; starting the stage over", stage, path)
+        path.unlink(missing_ok=True)
+        return None
+    if epochs >= max_epochs:
+        log.info("%s: already trained (%d epochs) in %s; restoring it", stage, epochs, path)
+    else:
+        log.info("%s: resuming after epoch %d of %d from %s", stage, epochs, max_epochs, path)
+    return str(path)
+
+
+def discard(checkpoint_dir: Path, why: str) -> None:
+    """Remove the resume checkpoints of one artifact key."""
+    if checkpoint_dir.exists():
+        log.info("removing the resume checkpoints in %s (%s)", checkpoint_dir, why)
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)

@@ -1,0 +1,59 @@
+"""Re-running a killed sweep into its own folder: jobs that already finished are not scored again.
+
+A job records in its ``result.json``, under ``request``, what it was asked to score: the
+artifact key and the fingerprint of the models there, the generator config as given, the
+evaluation settings and the device (so a result made on models since retrained is scored again). When the
+same sweep runs again into the same folder (``hydra.sweep.dir=<the killed sweep's folder>``),
+each job whose folder holds a result for the same request returns the recorded objective without
+loading models, scoring or opening a logger run, so the sweep's summary covers every job. Any
+other result there (another generator config, other evaluation settings) is scored again and
+replaced.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from catvae.core.artifacts import REQUIRED, ArtifactKey, fingerprint
+from catvae.core.device import resolve_device
+
+log = logging.getLogger(__name__)
+
+
+def job_request(cfg: DictConfig, samples_per_label: int) -> dict[str, Any]:
+    """What a search job scores, as recorded in its result and compared on a re-run (in its JSON form)."""
+    key = ArtifactKey.from_config(cfg)
+    folder = key.folder(cfg.paths.artifacts_dir)
+    trained = all((folder / name).is_file() for name in REQUIRED)
+    request = {
+        "key": dataclasses.asdict(key),
+        "models": fingerprint(folder) if trained else None,  # ~5 ms for D=20; missing files are reported later
+        "generator": OmegaConf.to_container(cfg.generator, resolve=True),
+        "eval": {"samples_per_label": int(samples_per_label), "seed": int(cfg.eval.seed),
+                 "precision": str(cfg.eval.precision), "cos": str(cfg.objective.cos)},
+        "device": resolve_device(str(cfg.device), "device").type,
+    }
+    return json.loads(json.dumps(request))
+
+
+def finished_result(path: Path, request: dict[str, Any]) -> dict[str, Any] | None:
+    """The result recorded at ``path`` if it answers ``request``, else None (then the job runs).
+
+    A generator taken from a recorded search (``generator.from_search``) is never reused: the
+    record it names may have changed since.
+    """
+    if request["generator"].get("from_search") or not path.is_file():
+        return None
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(result, dict) or result.get("request") != request or "objective" not in result:
+        return None
+    log.info("%s: already scored with the same generator and evaluation settings; not scoring it again", path)
+    return result

@@ -1,0 +1,172 @@
+"""Optuna trials of a search: which process runs each one, and failing those whose process died.
+
+The Optuna sweeper asks and tells trials itself, with no heartbeat, so a killed sweep leaves the
+trial it was running RUNNING for ever. Each trial therefore records its owner (host, pid and
+the process's start time) in its user attributes when it is asked (:func:`search_space`, the
+sweeper's custom search space), and when a sweep starts on an existing study
+(:class:`ResumeStudy`, a Hydra callback) the RUNNING trials whose owner is gone are marked FAIL
+before any new trial is asked. Several processes may share a study (one per sampler seed, on
+one or several machines), so a trial is failed only when it is known to be orphaned; see
+:func:`why_stale`. Each job's ``result.json`` records its Optuna trial number
+(:func:`job_trial_number`), and each trial the folder of its job.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from catvae.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+OWNER = "catvae_owner"         # {"host", "pid", "started"} of the process running the trial
+JOB_DIR = "catvae_job_dir"     # the job folder the trial is scored in
+STALE = "catvae_failed_stale"  # why a RUNNING trial was marked FAIL
+
+# Trial numbers asked by this process in the current sweep, in the order the jobs are numbered
+# (the sweeper asks a batch, then launches it from the next job number). Jobs run in this
+# process under Hydra's basic launcher, which is how a job finds its trial.
+_asked: list[int] = []
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started, as the kernel counts it (clock ticks since boot, field 22 of
+    ``/proc/<pid>/stat``): with the pid it names one process, even after the pid is reused.
+    None where there is no such process or no ``/proc``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # fields after the command name, which may hold spaces
+
+
+def this_process() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": process_start(os.getpid())}
+
+
+def owner_alive(owner: dict[str, Any]) -> bool | None:
+    """Whether the process that owns a trial still runs: True, False, or None when this machine
+    cannot tell (the owner is on another host)."""
+    if owner.get("host") != socket.gethostname():
+        return None
+    pid = int(owner["pid"])
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, as another user's process
+    started = process_start(pid)
+    if started is None or owner.get("started") is None:
+        return True  # it exists; without /proc a reused pid cannot be told apart
+    return started == owner["started"]
+
+
+def why_stale(trial: FrozenTrial, grace: timedelta, now: datetime | None = None) -> str | None:
+    """Why a RUNNING trial is orphaned, or None if it may still be running.
+
+    The rule: a trial owned by a process on this host is stale exactly when that process is gone
+    (its pid no longer runs, or now names a process started at another time). A trial owned on
+    another host, or with no owner recorded (asked by an older version, or killed between the ask
+    and the record), cannot be checked from here: it is stale only once it has been RUNNING for
+    longer than ``grace`` (a search job scores in seconds to minutes; the default grace is an hour).
+    """
+    owner = trial.user_attrs.get(OWNER)
+    if owner:
+        alive = owner_alive(owner)
+        if alive is False:
+            return f"its process {owner['host']}:{owner['pid']} is gone"
+        if alive:
+            return None
+    started = trial.datetime_start
+    if started is None:
+        return None
+    age = (now or datetime.now()) - started
+    if age > grace:
+        where = f"on {owner['host']}" if owner else "by an unknown process"
+        return f"RUNNING {where} for {age.total_seconds():.0f} s, longer than the {grace.total_seconds():.0f} s grace"
+    return None
+
+
+def fail_stale_trials(storage_url: str, study_name: str, grace: timedelta, now: datetime | None = None) -> list[int]:
+    """Mark FAIL the study's RUNNING trials that :func:`why_stale` finds orphaned; their numbers."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.storages import RDBStorage
+
+    storage = RDBStorage(storage_url)
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return []  # a new study: nothing to resume
+    failed = []
+    for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+        reason = why_stale(trial, grace, now)
+        if reason is None:
+            continue
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        try:
+            storage.set_trial_user_attr(trial_id, STALE, reason)
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            continue  # finished, or failed by another process resuming the study, meanwhile
+        log.warning("Optuna trial %d of study %s marked FAIL: %s", trial.number, study_name, reason)
+        failed.append(trial.number)
+    return failed
+
+
+def search_space(cfg: DictConfig, trial: Trial) -> None:
+    """The sweeper's custom search space: record who runs ``trial`` and where, then suggest θ."""
+    from catvae.sweep.space import theta_entries
+
+    trial.set_user_attr(OWNER, this_process())
+    trial.set_user_attr(JOB_DIR, str(Path(cfg.hydra.sweep.dir) / str(len(_asked))))
+    _asked.append(trial.number)
+    theta_entries(cfg, trial)
+
+
+def job_trial_number() -> int | None:
+    """The Optuna trial the running job scores, when this process asked it (None otherwise)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not _asked or not HydraConfig.initialized():
+        return None
+    number = getattr(HydraConfig.get().job, "num", None)
+    return _asked[number] if isinstance(number, int) and 0 <= number < len(_asked) else None
+
+
+def is_optuna(config: DictConfig) -> bool:
+    return "optuna" in str(config.hydra.sweeper.get("_target_", "")).lower()
+
+
+def check_sweep_folder(config: DictConfig) -> None:
+    """An Optuna sweep must not reuse an earlier sweep's folder: its job numbers start at 0 again
+    and would overwrite that sweep's results (a study resumes from its storage, in a new folder)."""
+    folder = Path(config.hydra.sweep.dir)
+    if is_optuna(config) and any(folder.glob("*/result.json")):
+        raise ConfigError("hydra.sweep.dir", str(folder),
+                          "a folder without an earlier sweep's jobs: an Optuna study resumes from its storage "
+                          "(search.storage_url) when the same command runs again without hydra.sweep.dir")
+
+
+class ResumeStudy(Callback):
+    """Hydra callback for Optuna searches: before the sweeper asks its first trial, fail the
+    study's trials that a dead process left RUNNING."""
+
+    def __init__(self, grace_s: float = 3600.0):
+        self.grace = timedelta(seconds=float(grace_s))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _asked.clear()
+        storage, name = config.hydra.sweeper.get("storage"), config.hydra.sweeper.get("study_name")
+        if isinstance(storage, str) and name:
+            failed = fail_stale_trials(storage, str(name), self.grace)
+            if failed:
+                print(f"study {name}: trials {failed} were left RUNNING by a process that is gone; marked FAIL")

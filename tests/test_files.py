@@ -1,0 +1,94 @@
+"""The one write-then-rename helper: a write that fails leaves the previous file as it was and no temporary file."""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from catvae.core import artifacts
+from catvae.core.files import atomic_write, swap_folder, write_json
+from catvae.pipeline.resume import AtomicCheckpointIO
+from catvae.sweep.summary import COLUMNS, write_trials
+
+PREVIOUS = b'{\n  "objective": 0.25\n}\n'
+
+
+@pytest.fixture
+def previous(tmp_path) -> Path:
+    path = tmp_path / "record.json"
+    path.write_bytes(PREVIOUS)
+    return path
+
+
+def assert_untouched(path: Path) -> None:
+    assert path.read_bytes() == PREVIOUS
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary file left
+
+
+def test_a_write_that_raises_midway_leaves_the_previous_file(previous):
+    with pytest.raises(RuntimeError, match="disk full"), atomic_write(previous) as handle:
+        handle.write('{"objective": 0.1')
+        handle.flush()
+        raise RuntimeError("disk full")
+    assert_untouched(previous)
+
+
+def test_a_binary_write_that_fails_in_torch_save_leaves_the_previous_checkpoint(previous):
+    class Unsaveable:
+        def __reduce__(self):
+            raise RuntimeError("cannot save this")
+
+    with pytest.raises(RuntimeError, match="cannot save this"):
+        AtomicCheckpointIO().save_checkpoint({"weights": torch.ones(1000), "bad": Unsaveable()}, previous)
+    assert_untouched(previous)
+
+
+def test_a_csv_that_fails_after_its_header_leaves_the_previous_one(previous):
+    with pytest.raises(ValueError):
+        write_trials([{"not a column": 1}], previous)
+    assert_untouched(previous)
+
+
+def test_write_json_replaces_whole_and_refuses_what_it_cannot_write(previous):
+    with pytest.raises(TypeError):
+        write_json({"objective": object()}, previous)
+    assert_untouched(previous)
+    write_json({"objective": 0.5, "theta": [0.1, 0.2]}, previous)
+    assert previous.read_text() == '{\n  "objective": 0.5,\n  "theta": [\n    0.1,\n    0.2\n  ]\n}\n'
+    assert artifacts.write_json is write_json  # the name other modules import
+    umask = os.umask(0)
+    os.umask(umask)
+    assert previous.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would make it, not mkstemp's 0600
+
+
+def test_writers_of_records_and_artifacts_go_through_it(tmp_path):
+    from catvae.generate import write_npz
+
+    rows = [{name: 1.0 for name in COLUMNS} | {"job": "0", "generator": "simple"}]
+    write_trials(rows, tmp_path / "trials.csv")
+    assert (tmp_path / "trials.csv").read_text().splitlines() == [",".join(COLUMNS), "0,simple," + ",".join(["1.0"] * 7)]
+    images, labels = np.random.default_rng(0).random((3, 28, 28), dtype=np.float32), np.arange(3)
+    write_npz(tmp_path / "out" / "x.npz", images, labels)
+    with np.load(tmp_path / "out" / "x.npz") as saved:
+        assert np.array_equal(saved["images"], images) and np.array_equal(saved["labels"], labels)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["out", "trials.csv", "x.npz"]
+
+
+def test_swap_folder_replaces_the_published_folder(tmp_path):
+    final, staging = tmp_path / "seed0", tmp_path / ".seed0.staging"
+    final.mkdir()
+    (final / "vae.pt").write_bytes(b"old")
+    staging.mkdir()
+    (staging / "vae.pt").write_bytes(b"new")
+    swap_folder(staging, final)
+    assert (final / "vae.pt").read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["seed0"]
+    with pytest.raises(KeyError), artifacts.staged_folder(final) as stage:
+        (stage / "vae.pt").write_bytes(b"half")
+        raise KeyError("killed")
+    assert (final / "vae.pt").read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["seed0"]
+    record = {"objective": 0.2, "eval": {"samples_per_label": 10}}
+    assert artifacts.record_best(final, "simple", record)
+    assert json.loads(artifacts.best_search_path(final, "simple").read_text()) == record
+    assert sorted(p.name for p in artifacts.best_search_path(final, "simple").parent.iterdir()) == ["best-simple.json"]
