@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from omegaconf import DictConfig
 from catvae.core import artifact_format
 from catvae.core.config import ConfigError, positive_int
 from catvae.core.errors import MissingArtifactsError
-from catvae.core.files import swap_folder, write_json  # write_json: also imported from here
+from catvae.core.files import swap_folder  # write_json: also imported from here
 from catvae.models.networks import ClassifierNet, Decoder, Encoder
 from catvae.latent.statistics import ClassLatentStats
 
