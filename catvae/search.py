@@ -19,7 +19,8 @@ import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.core.artifacts import ArtifactKey, Models, load_models, write_json
+from catvae.core.artifacts import ArtifactKey, Models, load_models
+from catvae.core.files import write_json
 from catvae.core.config import TRUSTED_TARGETS, ConfigError, exit_on_user_error
 from catvae.core.device import resolve_device
 from catvae.core.errors import UserError

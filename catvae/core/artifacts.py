@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from catvae.core import artifact_format
 from catvae.core.config import ConfigError, positive_int
 from catvae.core.errors import MissingArtifactsError
-from catvae.core.files import swap_folder  # write_json: also imported from here
+from catvae.core.files import swap_folder
 from catvae.models.networks import ClassifierNet, Decoder, Encoder
 from catvae.latent.statistics import ClassLatentStats
 

@@ -24,6 +24,7 @@ from catvae.data.datamodule import ImageDataModule, TensorDataModule
 from catvae.core.device import resolve_device
 from catvae.latent.evaluation import check_eval_config, class_mean_check, classify_in_bf16, evaluate_generator
 from catvae.latent.generators import build_generator, generate_images, target_labels
+from catvae.core.files import write_json
 from catvae.core.images import save_grid
 from catvae.core.loggers import log_image, log_summary
 from catvae.core.provenance import provenance
@@ -200,7 +201,7 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
             "config": OmegaConf.to_container(cfg, resolve=True),
             "provenance": provenance(cfg, training_device(cfg)),
         }
-        artifacts.write_json(summary, stage / artifacts.SUMMARY_FILE)
+        write_json(summary, stage / artifacts.SUMMARY_FILE)
     resume.discard(checkpoints, "published")  # resuming is for interrupted runs
     log_summary(loggers, {k: summary[k] for k in ("vae_test", "classifier", "generator", "timing_s")})
     log_image(loggers, "samples", final / grid.name, f"{generator.params(stats)} one row per label")

@@ -18,7 +18,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.core.artifacts import ArtifactKey, Models, write_json
+from catvae.core.artifacts import ArtifactKey, Models
+from catvae.core.files import write_json
 from catvae.core.errors import ArtifactError, ConfigError, MissingArtifactsError
 
 FROM_SEARCH = "generator.from_search"

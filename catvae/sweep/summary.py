@@ -111,7 +111,8 @@ def summarize(sweep_dir: Path, records_dir: str | None = None, log_to_wandb: boo
     of those is the sweep's best; best.json then holds the re-scored metrics and, under
     ``trial``, those the sweep ran on.
     """
-    from catvae.core.artifacts import ArtifactKey, write_json
+    from catvae.core.artifacts import ArtifactKey
+    from catvae.core.files import write_json
     from catvae.sweep.records import record_best, record_path
 
     results = read_results(sweep_dir)
