@@ -87,7 +87,10 @@ def test_swap_folder_replaces_the_published_folder(tmp_path):
         (stage / "vae.pt").write_bytes(b"half")
         raise KeyError("killed")
     assert (final / "vae.pt").read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["seed0"]
-    record = {"objective": 0.2, "eval": {"samples_per_label": 10}}
-    assert artifacts.record_best(final, "simple", record)
-    assert json.loads(artifacts.best_search_path(final, "simple").read_text()) == record
-    assert sorted(p.name for p in artifacts.best_search_path(final, "simple").parent.iterdir()) == ["best-simple.json"]
+    from catvae.sweep.records import record_best
+
+    record = {"objective": 0.2, "eval": {"samples_per_label": 10}, "models": {"fingerprint": {"vae.pt": "ab"}}}
+    path = tmp_path / "records" / "simple.json"
+    assert record_best(path, record)
+    assert json.loads(path.read_text()) == record
+    assert sorted(p.name for p in path.parent.iterdir()) == ["simple.json"]  # no temporary file left

@@ -47,6 +47,7 @@ def test_a_grid_rerun_into_its_folder_skips_the_finished_jobs(trained, tmp_path)
 
 
 def test_a_job_reuses_only_a_result_for_the_same_request(trained, make_config, tmp_path, monkeypatch):
+    from catvae.core.artifacts import fingerprint
     from catvae.latent import evaluation
 
     def config(*overrides):
@@ -57,8 +58,9 @@ def test_a_job_reuses_only_a_result_for_the_same_request(trained, make_config, t
     path = tmp_path / "logs" / "run" / RESULT_FILE
     written, stat = path.read_bytes(), path.stat()
     result = json.loads(written)
+    models = fingerprint(trained["log_dir"] / "artifacts" / "mnist" / "elbo-4" / "seed0")
     assert result["objective"] == objective and result["request"] == {
-        "key": {"data": "mnist", "vae": "elbo", "latent_dim": 4, "seed": 0},
+        "key": {"data": "mnist", "vae": "elbo", "latent_dim": 4, "seed": 0}, "models": models,
         "generator": {"_target_": "catvae.latent.generators.Simple", "theta": 0.3, "n": 2, "from_search": None},
         "eval": {"samples_per_label": 6, "seed": 1234, "precision": "auto", "cos": "pairwise"}, "device": "cpu"}
     scored = []
