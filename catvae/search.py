@@ -14,14 +14,13 @@ import time
 import warnings
 from pathlib import Path
 
-import hydra
 import torch
-from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.core.artifacts import ArtifactKey, MissingArtifactsError, Models, load_models, write_json
-from catvae.core.config import TRUSTED_TARGETS, ConfigError, exit_on_user_error
+from catvae.core.artifacts import ArtifactKey, Models, load_models, write_json
 from catvae.core.device import resolve_device
+from catvae.core.task import hydra_command, run_task
+from catvae.core.validate import validate_search
 
 RESULT_FILE = "result.json"
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -47,9 +46,7 @@ def trial_samples(cfg: DictConfig) -> int:
     samples = cfg.get("search", {}).get("trial_samples_per_label")
     if samples is None:
         return int(cfg.eval.samples_per_label)
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
-        raise ConfigError("search.trial_samples_per_label", samples, "null or an integer >= 2 (pairs are needed)")
-    return min(samples, int(cfg.eval.samples_per_label))
+    return min(int(samples), int(cfg.eval.samples_per_label))
 
 
 def rescore(cfg: DictConfig, results: list[dict]) -> list[dict]:
@@ -72,48 +69,52 @@ def rescore(cfg: DictConfig, results: list[dict]) -> list[dict]:
     return rescored
 
 
-@exit_on_user_error(ConfigError, MissingArtifactsError, InstantiationException)
 def score(cfg: DictConfig) -> float:
-    """Evaluate ``cfg.generator``; write ``result.json``; log to the configured loggers; return the objective."""
-    from catvae.latent.evaluation import check_eval_config, classify_in_bf16, evaluate_generator
-    from catvae.latent.generators import build_generator
-    from catvae.core.loggers import build_loggers, close_loggers, log_summary
-
+    """Validate ``cfg``; evaluate ``cfg.generator``; log to the configured loggers; once they are
+    closed write ``result.json`` (the loggers' whole cost timed); return the objective."""
     started = time.perf_counter()
-    check_eval_config(cfg)
-    samples = trial_samples(cfg)
-    key, device, models = job_models(cfg)
-    generator = build_generator(cfg.generator, models.folder, key)
-    timing: dict[str, float] = {"load": time.perf_counter() - started}
-    report = evaluate_generator(generator, models.stats, models.decoder, models.classifier, samples,
-                                int(cfg.eval.seed), str(cfg.objective.cos), classify_in_bf16(cfg, device), timing)
-    config = OmegaConf.to_container(cfg.generator, resolve=True) | {"theta": report["theta"], "n": report["n"]}
-    config.pop("from_search", None)
-    result = {"key": dataclasses.asdict(key), "config": config, "device": str(device), **report}
-    logging_started = time.perf_counter()
-    loggers = build_loggers(cfg.get("logger"))
-    status = "failed"
-    try:
+    job: dict = {}
+
+    def evaluate(loggers: list) -> dict:
+        from catvae.core.loggers import log_summary
+        from catvae.core.validate import check_against_artifacts
+        from catvae.latent.evaluation import classify_in_bf16, evaluate_generator
+        from catvae.latent.generators import build_generator
+
+        samples = trial_samples(cfg)
+        key, device, models = job_models(cfg)
+        check_against_artifacts(cfg, models.stats)
+        generator = build_generator(cfg.generator, models.folder, key)
+        timing: dict[str, float] = {"load": time.perf_counter() - started}
+        report = evaluate_generator(generator, models.stats, models.decoder, models.classifier, samples,
+                                    int(cfg.eval.seed), str(cfg.objective.cos), classify_in_bf16(cfg, device), timing)
+        config = OmegaConf.to_container(cfg.generator, resolve=True) | {"theta": report["theta"], "n": report["n"]}
+        config.pop("from_search", None)
+        job.update(timing=timing, logging_started=time.perf_counter(), name=generator.name,
+                   result={"key": dataclasses.asdict(key), "config": config, "device": str(device), **report})
         for logger in loggers:
-            logger.log_hyperparams({"generator": generator.params(models.stats), "key": result["key"],
+            logger.log_hyperparams({"generator": generator.params(models.stats), "key": job["result"]["key"],
                                     "eval": OmegaConf.to_container(cfg.eval), "objective": OmegaConf.to_container(cfg.objective)})
         log_summary(loggers, {name: report[name] for name in ("accuracy", "cos_pairwise", "cos_to_mean", "objective")}
                     | {"per_label": report["per_label"], "theta_eff": report["theta_eff"]})
-        status = "success"
-    finally:
-        close_loggers(loggers, status)
-    timing["log"] = time.perf_counter() - logging_started
-    timing["total"] = time.perf_counter() - started
-    # Wall-clock end, so a benchmark can measure each job's whole cost (Hydra's part included)
-    # from the spacing of consecutive jobs of one multirun.
-    result["timing_s"] = {**{k: round(v, 4) for k, v in timing.items()}, "finished_at": time.time()}
-    write_json(result, Path(cfg.paths.output_dir) / RESULT_FILE)
-    print(f"{generator.name} θ={report['theta']} n={report['n']}: accuracy {report['accuracy']:.4f}, "
-          f"cos_pairwise {report['cos_pairwise']:.4f}, objective {report['objective']:.4f}")
-    return float(report["objective"])
+        return job["result"]
+
+    def write(result: dict) -> None:
+        timing = job["timing"]
+        timing["log"] = time.perf_counter() - job["logging_started"]
+        timing["total"] = time.perf_counter() - started
+        # Wall-clock end, so a benchmark can measure each job's whole cost (Hydra's part included)
+        # from the spacing of consecutive jobs of one multirun.
+        result["timing_s"] = {**{k: round(v, 4) for k, v in timing.items()}, "finished_at": time.time()}
+        write_json(result, Path(cfg.paths.output_dir) / RESULT_FILE)
+        print(f"{job['name']} θ={result['theta']} n={result['n']}: accuracy {result['accuracy']:.4f}, "
+              f"cos_pairwise {result['cos_pairwise']:.4f}, objective {result['objective']:.4f}")
+
+    result = run_task(cfg, validate_search, evaluate, after=write)
+    return float(result["objective"])
 
 
-@hydra.main(config_path="conf", config_name="search_job", execution_whitelist=TRUSTED_TARGETS)
+@hydra_command("search_job")
 def main(cfg: DictConfig) -> float:
     return score(cfg)
 
