@@ -19,10 +19,12 @@ names the key that is not.
 """
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Literal, Optional  # noqa: UP035 - OmegaConf reads these annotations at runtime
 
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, ListConfig
 
 Schedule = Literal["constant", "onecycle"]  # catvae.models.optim.SCHEDULES
 Cos = Literal["pairwise", "to_mean"]  # catvae.latent.metrics.COS_CHOICES
@@ -208,33 +210,28 @@ def register_schemas() -> None:
         store.store(name=name, node=schema)
 
 
-def allowed_for(node: Any) -> str:
-    """What a typed config node accepts, in words ("an integer", "one of constant, onecycle", "… or null")."""
-    from omegaconf import ListConfig
-    from omegaconf.nodes import BooleanNode, FloatNode, IntegerNode, LiteralNode, StringNode
-
-    words = {IntegerNode: "an integer", FloatNode: "a number", BooleanNode: "true or false", StringNode: "a string"}
-    if isinstance(node, LiteralNode):
-        allowed = "one of " + ", ".join(str(choice) for choice in node.ref_type.__args__)
-    elif isinstance(node, ListConfig):
-        allowed = "a list"
-    else:
-        allowed = next((text for kind, text in words.items() if isinstance(node, kind)), "a value of the declared type")
-    optional = node is not None and node._is_optional()
-    return f"{allowed} or null" if optional else allowed
-
-
-def element_node(error: Any) -> Any:
-    """The node an OmegaConf error is about: the existing child, or for a list entry a node of the list's element type."""
-    from omegaconf import ListConfig
-    from omegaconf._utils import _resolve_optional
-    from omegaconf.nodes import BooleanNode, FloatNode, IntegerNode, StringNode
-
-    if error.child_node is not None:
-        return error.child_node
-    parent = error.parent_node
+def allowed_for(error: Any) -> str:
+    """What the node an OmegaConf type error is about accepts, in words ("an integer", "one of
+    constant, onecycle", "… or null"): the existing node's type, or a list's element type."""
+    node, parent = error.child_node, error.parent_node
+    if node is not None:
+        return _words(node._metadata.ref_type, node._is_optional())
     if isinstance(parent, ListConfig):
-        _, element = _resolve_optional(parent._metadata.element_type)
-        kinds = {int: IntegerNode, float: FloatNode, bool: BooleanNode, str: StringNode}
-        return kinds[element](is_optional=False) if element in kinds else None
-    return None
+        return _words(parent._metadata.element_type, False)
+    return "a value of the declared type"
+
+
+def _words(ref_type: Any, optional: bool) -> str:
+    args = [arg for arg in typing.get_args(ref_type) if arg is not type(None)]
+    if typing.get_origin(ref_type) is typing.Union and len(args) == 1:  # Optional[X]
+        ref_type, optional = args[0], True
+    origin = typing.get_origin(ref_type)
+    if origin is typing.Literal:
+        allowed = "one of " + ", ".join(str(choice) for choice in typing.get_args(ref_type))
+    elif origin in (list, tuple, ListConfig) or ref_type in (list, tuple):
+        allowed = "a list"
+    elif origin in (dict, DictConfig) or ref_type is dict or dataclasses.is_dataclass(ref_type):
+        allowed = "a mapping (key: value)"
+    else:
+        allowed = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(ref_type, "a value of its type")
+    return f"{allowed} or null" if optional else allowed

@@ -182,7 +182,7 @@ def override_value(key: str, argv: Sequence[str]) -> Any:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
-    for arg in argv:
+    for arg in reversed(argv):  # the last override of a key is the one that counts
         if arg.startswith("-") or "=" not in arg:
             continue
         name = arg.split("=", 1)[0].lstrip("+~").split("@", 1)[0]

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from catvae.core.errors import ConfigError
-from catvae.core.schema import GenerateSchema, SearchSchema, TrainSchema, allowed_for, element_node
+from catvae.core.schema import GenerateSchema, SearchSchema, TrainSchema, allowed_for
 
 
 def validate_train(cfg: DictConfig) -> None:
@@ -79,11 +79,11 @@ def integer_at_least(key: str, value: Any, minimum: int) -> int:
     return value
 
 
-def number(cfg: DictConfig | Any, key: str, low: float, *, above: bool = False, below: float | None = None,
+def number(cfg: DictConfig, key: str, low: float, *, above: bool = False, below: float | None = None,
            optional: bool = False) -> float | None:
     """The finite number at ``key``: ``>= low`` (``> low`` with ``above``), and ``< below`` if given;
     ``optional`` also accepts null."""
-    value = OmegaConf.select(cfg, key) if isinstance(cfg, DictConfig) else cfg
+    value = OmegaConf.select(cfg, key)
     if value is None and optional:
         return None
     allowed = f"a number {'>' if above else '>='} {low:g}" + (f" and < {below:g}" if below is not None else "")
@@ -97,8 +97,11 @@ def number(cfg: DictConfig | Any, key: str, low: float, *, above: bool = False, 
 
 
 def check_schema(cfg: DictConfig, schema: type) -> None:
-    """The config fits ``schema``: composition typed every override, but a ``+key=value`` override
-    can still add a key that nothing reads (``+vae.lrr=1``)."""
+    """The config fits ``schema`` and every value is set: composition typed every override, but a
+    ``+key=value`` override can still add a key that nothing reads (``+vae.lrr=1``)."""
+    missing = sorted(key for key in OmegaConf.missing_keys(cfg) if not key.startswith("hydra."))
+    if missing:
+        raise ConfigError(missing[0], "???", f"a value: it has no default (set {missing[0]}=…)")
     given = OmegaConf.to_container(cfg, resolve=False)
     given.pop("hydra", None)  # Hydra's own node, typed by Hydra
     try:
@@ -110,12 +113,12 @@ def check_schema(cfg: DictConfig, schema: type) -> None:
 def schema_error(error: OmegaConfBaseException, value: Any) -> ConfigError:
     """An OmegaConf type or key error as a ConfigError (``value``: what the user gave, when the error lacks it)."""
     key = str(error.full_key)
-    if type(error).__name__ in ("ConfigKeyError", "ConfigAttributeError"):
+    if isinstance(error, (ConfigKeyError, ConfigAttributeError)):
         parent, _, name = key.rpartition(".")
         known = list(error.parent_node.keys()) if isinstance(error.parent_node, DictConfig) else []
         where = f"'{parent}'" if parent else "the config"
         return ConfigError(key, value, f"{where} has no key '{name}'" + (f"; its keys are {', '.join(map(str, known))}" if known else ""))
-    return ConfigError(key, error.value if error.value is not None else value, allowed_for(element_node(error)))
+    return ConfigError(key, error.value if error.value is not None else value, allowed_for(error))
 
 
 def check_key(cfg: DictConfig) -> None:
