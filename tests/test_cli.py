@@ -167,11 +167,14 @@ def test_search_rejects_bad_input(artifacts_copy, tmp_path, overrides, message):
 
 
 def test_a_bad_swept_value_stops_the_sweep_at_its_job(artifacts_copy, tmp_path):
-    result = run("search", "-m", "latent_dim=4", "eval.samples_per_label=6", "logger=none", "generator.theta=0.2,-0.5",
+    """The shared config (W&B logger and all) passes; job 0 runs and closes its W&B run; job 1 is refused."""
+    result = run("search", "-m", "latent_dim=4", "eval.samples_per_label=6", "generator.theta=0.2,-0.5",
                  log_dir=artifacts_copy, cwd=tmp_path / "cwd")
-    assert_refused(result, "generator.theta=-0.5 is not allowed: a number >= 0 (simple, latent_dim=4)")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "error: generator.theta=-0.5 is not allowed: a number >= 0 (simple, latent_dim=4)" in result.stderr
     (sweep,) = (artifacts_copy / "search" / "multiruns").iterdir()
     assert (sweep / "0" / "result.json").is_file() and not (sweep / "1" / "result.json").exists()
+    assert list((sweep / "0" / "wandb").glob("offline-run-*/run-*.wandb")) and not (sweep / "1" / "wandb").exists()
 
 
 def test_report_refuses_a_folder_that_is_not_a_sweep(tmp_path):

@@ -41,6 +41,13 @@ def test_the_default_configs_validate(make_config, name):
     VALIDATORS[COMMANDS[name]](make_config(name))
 
 
+def test_validate_resolves_nothing_it_need_not():
+    """A multirun's shared config is validated before Hydra sets ``${hydra:runtime.output_dir}``."""
+    with initialize_config_dir(config_dir=CONF_DIR):
+        for name in COMMANDS:
+            VALIDATORS[COMMANDS[name]](compose(name, []))
+
+
 def test_schema_choices_are_the_libraries():
     assert get_args(Schedule) == SCHEDULES and get_args(Cos) == COS_CHOICES
 

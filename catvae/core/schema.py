@@ -100,7 +100,7 @@ class PathsConfig:
 
     log_dir: str = MISSING
     artifacts_dir: str = MISSING
-    output_dir: str = MISSING
+    output_dir: Optional[str] = MISSING  # ${hydra:runtime.output_dir}: unset in a multirun's shared config
 
 
 @dataclass

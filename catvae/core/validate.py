@@ -99,15 +99,25 @@ def number(cfg: DictConfig, key: str, low: float, *, above: bool = False, below:
 def check_schema(cfg: DictConfig, schema: type) -> None:
     """The config fits ``schema`` and every value is set: composition typed every override, but a
     ``+key=value`` override can still add a key that nothing reads (``+vae.lrr=1``)."""
-    missing = sorted(key for key in OmegaConf.missing_keys(cfg) if not key.startswith("hydra."))
+    given = OmegaConf.to_container(cfg, resolve=False)  # interpolations stay unresolved: ${hydra:…} may not be set yet
+    given.pop("hydra", None)  # Hydra's own node, typed by Hydra
+    missing = missing_keys(given)
     if missing:
         raise ConfigError(missing[0], "???", f"a value: it has no default (set {missing[0]}=…)")
-    given = OmegaConf.to_container(cfg, resolve=False)
-    given.pop("hydra", None)  # Hydra's own node, typed by Hydra
     try:
         OmegaConf.merge(OmegaConf.structured(schema), given)
     except OmegaConfBaseException as error:
         raise schema_error(error, OmegaConf.select(cfg, str(error.full_key), default=None)) from None
+
+
+def missing_keys(node: Any, prefix: str = "") -> list[str]:
+    """Keys whose value is ``???`` in a plain container."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    found = []
+    for key, value in items:
+        name = f"{prefix}{key}"
+        found += [name] if value == "???" else missing_keys(value, f"{name}.")
+    return found
 
 
 def schema_error(error: OmegaConfBaseException, value: Any) -> ConfigError:
@@ -182,12 +192,12 @@ def check_trainer(cfg: DictConfig) -> None:
 
 def check_eval(cfg: DictConfig) -> None:
     """Samples per label (pairs are needed), the evaluation seed and the classifier's precision."""
+    from catvae.latent.evaluation import EVAL_PRECISIONS
+
     samples = OmegaConf.select(cfg, "eval.samples_per_label")
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
         raise ConfigError("eval.samples_per_label", samples, "an integer >= 2 (pairs are needed)")
     at_least(cfg, "eval.seed", 0)
-    from catvae.latent.evaluation import EVAL_PRECISIONS
-
     if str(cfg.eval.precision) not in EVAL_PRECISIONS:
         raise ConfigError("eval.precision", cfg.eval.precision, f"one of {', '.join(EVAL_PRECISIONS)}")
 
