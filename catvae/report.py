@@ -61,7 +61,8 @@ def report(sweep_dirs: list[Path], out: Path) -> dict[str, Path]:
         trials, best_file = folder / "trials.csv", folder / "best.json"
         if not trials.is_file() or not best_file.is_file():
             missing = " and ".join(file.name for file in (trials, best_file) if not file.is_file())
-            raise ConfigError("SWEEP_DIR", str(folder), f"a finished `python -m catvae.search -m` folder (this one has no {missing})")
+            raise ConfigError("SWEEP_DIR", str(folder),
+                              f"a finished `python -m catvae.search -m` folder (this one has no {missing})")
         best = json.loads(best_file.read_text())
         label = sweep_label(best)
         while label in curves:

@@ -40,6 +40,7 @@ def artifacts_copy(trained, tmp_path) -> Path:
     return log_dir
 
 
+UNKNOWN_KEY = "vae.lrr=1 is not allowed: 'vae' has no key 'lrr'; its keys are name, epochs, lr, schedule, hidden, objective"
 # More refusals, checked in-process (same messages, no subprocess each): tests/test_validate.py.
 TRAIN_CASES = [
     (["vae.lr=-1"], "vae.lr=-1.0 is not allowed: a number > 0"),
@@ -48,8 +49,8 @@ TRAIN_CASES = [
     (["vae.epochs=1.5"], "vae.epochs=1.5 is not allowed: an integer"),
     (["latent_dim=abc"], "latent_dim='abc' is not allowed: an integer"),
     (["latent_dim=0"], "latent_dim=0 is not allowed: an integer >= 1"),
-    (["vae.lrr=1"], "vae.lrr=1 is not allowed: 'vae' has no key 'lrr'; its keys are name, epochs, lr, schedule, hidden, objective"),
-    (["+vae.lrr=1"], "vae.lrr=1 is not allowed: 'vae' has no key 'lrr'; its keys are name, epochs, lr, schedule, hidden, objective"),
+    (["vae.lrr=1"], UNKNOWN_KEY),
+    (["+vae.lrr=1"], UNKNOWN_KEY),
     (["vae=vq"], "vae='vq' is not allowed: one of elbo, mmd"),
     (["vae=mmd", "vae.objective.weight=-1"], "vae.objective.weight=-1 is not allowed: a number >= 0"),
     (["data.batch_size=0"], "data.batch_size=0 is not allowed: an integer >= 1"),
@@ -62,7 +63,8 @@ TRAIN_CASES = [
     (["generator=medium1", "generator.theta=[0.1,0.2,0.3]"],
      "generator.theta=[0.1, 0.2, 0.3] is not allowed: a number or a list of 4 numbers >= 0 (medium1, latent_dim=4)"),
     (["generator=medium2", "generator.theta=[[0.1,0.2,0.3,0.4],[0.1,0.2,0.3,0.4]]"],
-     "generator.theta=[[0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4]] is not allowed: a number or a 10×4 nested list of numbers >= 0 "
+     "generator.theta=[[0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4]] is not allowed: "
+     "a number or a 10×4 nested list of numbers >= 0 "
      "(medium2, latent_dim=4, 10 classes)"),
 ]
 
@@ -148,7 +150,8 @@ SEARCH_CASES = [
     (["-m", "search=optuna", "search.theta_step=0"], "search.theta_step=0.0 is not allowed: null or a number > 0"),
     (["-m", "search=optuna", "hydra.sweeper.n_trials=abc"], "hydra.sweeper.n_trials='abc' is not allowed: an integer"),
     (["-m", "generator=medium2", "search=optuna", "generator.theta=[[0.5]]"],
-     "generator.theta=[[0.5]] is not allowed: a number or a 10×4 nested list of numbers >= 0 (medium2, latent_dim=4, 10 classes)"),
+     "generator.theta=[[0.5]] is not allowed: a number or a 10×4 nested list of numbers >= 0 "
+     "(medium2, latent_dim=4, 10 classes)"),
     (["generator.theta=-0.5"], "generator.theta=-0.5 is not allowed: a number >= 0 (simple, latent_dim=4)"),
     (["generator=medium1", "generator.theta=[0.5]"],
      "generator.theta=[0.5] is not allowed: a number or a list of 4 numbers >= 0 (medium1, latent_dim=4)"),

@@ -65,7 +65,8 @@ def test_a_user_error_exits_2_with_one_message_and_closes_the_loggers(logger, ca
     with pytest.raises(SystemExit) as caught:
         run_task(CFG, lambda cfg: None, body)
     assert caught.value.code == 2 and logger.statuses == ["failed"]
-    expected = {ConfigError: "vae.lr=-1.0 is not allowed: a number > 0", InstantiationException: "data.root=None is not allowed: a folder",
+    expected = {ConfigError: "vae.lr=-1.0 is not allowed: a number > 0",
+                InstantiationException: "data.root=None is not allowed: a folder",
                 MissingArtifactsError: "no trained artifacts for data=mnist"}[type(error)]
     assert capsys.readouterr().err == f"error: {expected}\n"
 

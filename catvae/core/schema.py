@@ -233,5 +233,6 @@ def _words(ref_type: Any, optional: bool) -> str:
     elif origin in (dict, DictConfig) or ref_type is dict or dataclasses.is_dataclass(ref_type):
         allowed = "a mapping (key: value)"
     else:
-        allowed = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(ref_type, "a value of its type")
+        words = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+        allowed = words.get(ref_type, "a value of its type")
     return f"{allowed} or null" if optional else allowed

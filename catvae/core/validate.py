@@ -99,7 +99,8 @@ def number(cfg: DictConfig, key: str, low: float, *, above: bool = False, below:
 def check_schema(cfg: DictConfig, schema: type) -> None:
     """The config fits ``schema`` and every value is set: composition typed every override, but a
     ``+key=value`` override can still add a key that nothing reads (``+vae.lrr=1``)."""
-    given = OmegaConf.to_container(cfg, resolve=False)  # interpolations stay unresolved: ${hydra:…} may not be set yet
+    given = OmegaConf.to_container(cfg, resolve=False)  # unresolved: ${hydra:…} may not be set yet
+    assert isinstance(given, dict)
     given.pop("hydra", None)  # Hydra's own node, typed by Hydra
     missing = missing_keys(given)
     if missing:
@@ -127,7 +128,8 @@ def schema_error(error: OmegaConfBaseException, value: Any) -> ConfigError:
         parent, _, name = key.rpartition(".")
         known = list(error.parent_node.keys()) if isinstance(error.parent_node, DictConfig) else []
         where = f"'{parent}'" if parent else "the config"
-        return ConfigError(key, value, f"{where} has no key '{name}'" + (f"; its keys are {', '.join(map(str, known))}" if known else ""))
+        keys = f"; its keys are {', '.join(map(str, known))}" if known else ""
+        return ConfigError(key, value, f"{where} has no key '{name}'{keys}")
     return ConfigError(key, error.value if error.value is not None else value, allowed_for(error))
 
 
@@ -209,9 +211,9 @@ def check_search(cfg: DictConfig) -> None:
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 2):
         raise ConfigError("search.trial_samples_per_label", samples, "null or an integer >= 2 (pairs are needed)")
     at_least(cfg, "search.rescore_top", 0)
-    low = number(cfg, "search.theta_low", 0)
-    high = number(cfg, "search.theta_high", 0)
-    if high < low:
+    number(cfg, "search.theta_low", 0)
+    number(cfg, "search.theta_high", 0)
+    if search.theta_high < search.theta_low:
         raise ConfigError("search.theta_high", search.theta_high, f"a number >= search.theta_low ({search.theta_low:g})")
     number(cfg, "search.theta_step", 0, above=True, optional=True)
     if search.get("sampler_seed") is not None:
@@ -242,8 +244,10 @@ def check_generator(cfg: DictConfig, num_classes: int | None = None) -> None:
     latent_dim = int(cfg.latent_dim)
     num_classes = int(cfg.data.num_classes) if num_classes is None else num_classes
     shape = generator.theta_shape_for(num_classes, latent_dim)
+    params = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(params, dict)
     try:
-        check_theta(OmegaConf.to_container(node, resolve=True)["theta"], shape)
+        check_theta(params["theta"], shape)
     except ThetaError as error:
         key = ".".join(["generator.theta", *map(str, error.path)])
         sizes = f"latent_dim={latent_dim}" + (f", {num_classes} classes" if len(shape) == 2 else "")
