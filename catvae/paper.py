@@ -21,6 +21,8 @@ from omegaconf import OmegaConf
 from catvae.core.artifacts import REQUIRED, ArtifactKey
 from catvae.core.config import CONF_DIR
 from catvae.core.files import write_text
+from catvae.core.task import BUG_STATUS, USER_ERROR_STATUS, command_errors
+from catvae.core.validate import integer_at_least
 from catvae.report import report
 
 EXPERIMENT_DIR = Path(CONF_DIR) / "experiment"
@@ -69,7 +71,9 @@ def run(args: list[str]) -> str:
     started = time.perf_counter()
     result = subprocess.run(command, stdout=subprocess.PIPE, text=True)
     if result.returncode != 0:
-        sys.exit(f"error: `{' '.join(args)}` failed with exit status {result.returncode}")
+        # The command printed why on stderr; a user error (2) stays one.
+        print(f"error: `{shown}` failed with exit status {result.returncode}", file=sys.stderr)
+        sys.exit(result.returncode if result.returncode == USER_ERROR_STATUS else BUG_STATUS)
     STAGES.append((shown, time.perf_counter() - started))
     print(f"  {STAGES[-1][1]:.1f} s", flush=True)
     return result.stdout
@@ -96,6 +100,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-dir", type=Path, default=Path("logs"))
     parser.add_argument("--extra", nargs="*", default=[], help="overrides passed to every command (e.g. logger=none)")
     args = parser.parse_args(argv)
+    with command_errors():
+        paper(args)
+
+
+def paper(args: argparse.Namespace) -> None:
+    """Run the paper's experiments (training skipped where artifacts exist) and write the report."""
+    integer_at_least("--trials", args.trials, 1)
+    integer_at_least("--samples-per-label", args.samples_per_label, 2)
     started = time.perf_counter()
     common = [f"paths.log_dir={args.log_dir}", *args.extra]
     evaluation = [f"eval.samples_per_label={args.samples_per_label}", *common]

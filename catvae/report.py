@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
+from catvae.core.errors import ConfigError
 from catvae.core.files import write_text
+from catvae.core.task import command_errors
 from catvae.sweep.summary import plot_figure1, read_trials
 
 # Paper, Table 4 (VAE, generator) → (θ / n as printed, cos(x, x'), accuracy).
@@ -60,7 +61,9 @@ def report(sweep_dirs: list[Path], out: Path) -> dict[str, Path]:
     for folder in sweep_dirs:
         trials, best_file = folder / "trials.csv", folder / "best.json"
         if not trials.is_file() or not best_file.is_file():
-            raise FileNotFoundError(f"{folder}: no trials.csv/best.json; is it a finished `python -m catvae.search -m` folder?")
+            missing = " and ".join(file.name for file in (trials, best_file) if not file.is_file())
+            raise ConfigError("SWEEP_DIR", str(folder),
+                              f"a finished `python -m catvae.search -m` folder (this one has no {missing})")
         best = json.loads(best_file.read_text())
         label = sweep_label(best)
         while label in curves:
@@ -83,11 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default logs/report/<time>)")
     args = parser.parse_args(argv)
     out = args.out or Path("logs") / "report" / time.strftime("%Y-%m-%d_%H-%M-%S")
-    try:
+    with command_errors():
         written = report(args.sweep_dirs, out)
-    except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
     print(written["table"].read_text())
     print(f"figure: {written['figure']}\ntable: {written['table']}")
 

@@ -14,17 +14,15 @@ import time
 import warnings
 from pathlib import Path
 
-import hydra
 import torch
-from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from catvae.core.artifacts import ArtifactKey, Models, load_models
-from catvae.core.files import write_json
-from catvae.core.config import TRUSTED_TARGETS, ConfigError, exit_on_user_error
 from catvae.core.device import resolve_device
-from catvae.core.errors import UserError
+from catvae.core.files import write_json
 from catvae.core.provenance import provenance
+from catvae.core.task import hydra_command, run_task
+from catvae.core.validate import validate_search
 
 RESULT_FILE = "result.json"
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -55,9 +53,7 @@ def trial_samples(cfg: DictConfig) -> int:
     samples = cfg.get("search", {}).get("trial_samples_per_label")
     if samples is None:
         return int(cfg.eval.samples_per_label)
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
-        raise ConfigError("search.trial_samples_per_label", samples, "null or an integer >= 2 (pairs are needed)")
-    return min(samples, int(cfg.eval.samples_per_label))
+    return min(int(samples), int(cfg.eval.samples_per_label))
 
 
 def rescore(cfg: DictConfig, results: list[dict]) -> list[dict]:
@@ -80,64 +76,73 @@ def rescore(cfg: DictConfig, results: list[dict]) -> list[dict]:
     return rescored
 
 
-@exit_on_user_error(UserError, InstantiationException)
 def score(cfg: DictConfig) -> float:
-    """Evaluate ``cfg.generator``; write ``result.json``; log to the configured loggers; return the objective."""
-    from catvae.latent.evaluation import check_eval_config, classify_in_bf16, evaluate_generator
-    from catvae.latent.generators import build_generator
-    from catvae.core.loggers import build_loggers, close_loggers, log_summary
-    from catvae.sweep.records import resolve_generator
+    """Validate ``cfg``; evaluate ``cfg.generator``; log to the configured loggers; once they are
+    closed write ``result.json`` (the loggers' whole cost timed); return the objective.
+
+    A job whose folder already holds the result of the same request (a re-run of a killed sweep
+    into its folder, :mod:`catvae.sweep.jobs`) returns that objective without scoring or logging."""
     from catvae.sweep.jobs import finished_result, job_request
-    from catvae.sweep.trials import job_trial_number
 
     started = time.perf_counter()
-    check_eval_config(cfg)
-    samples = trial_samples(cfg)
-    request = job_request(cfg, samples)
-    recorded = finished_result(Path(cfg.paths.output_dir) / RESULT_FILE, request)
-    if recorded is not None:  # a re-run of a killed sweep: this job had finished
-        print(f"{recorded['name']} θ={recorded['theta']} n={recorded['n']}: objective {recorded['objective']:.4f} "
-              f"(recorded in {cfg.paths.output_dir})")
-        return float(recorded["objective"])
-    key, device, models = job_models(cfg)
-    node = resolve_generator(cfg.generator, cfg.paths.search_records_dir, key, models)  # from_search=best: θ, n
-    generator = build_generator(node)
-    timing: dict[str, float] = {"load": time.perf_counter() - started}
-    report = evaluate_generator(generator, models.stats, models.decoder, models.classifier, samples,
-                                int(cfg.eval.seed), str(cfg.objective.cos), classify_in_bf16(cfg, device), timing)
-    config = OmegaConf.to_container(node, resolve=True) | {"theta": report["theta"], "n": report["n"]}
-    provenance_started = time.perf_counter()
-    result = {"key": dataclasses.asdict(key), "config": config, "device": str(device), "models": models_record(models),
-              **report, "provenance": provenance(cfg, device)}
-    timing["provenance"] = time.perf_counter() - provenance_started
-    result["request"] = request
-    trial = job_trial_number()
-    if trial is not None:
-        result["optuna_trial"] = trial
-    logging_started = time.perf_counter()
-    loggers = build_loggers(cfg.get("logger"))
-    status = "failed"
-    try:
+    job: dict = {}
+
+    def recorded(cfg: DictConfig) -> dict | None:
+        job["request"] = job_request(cfg, trial_samples(cfg))
+        result = finished_result(Path(cfg.paths.output_dir) / RESULT_FILE, job["request"])
+        if result is not None:
+            print(f"{result['name']} θ={result['theta']} n={result['n']}: objective {result['objective']:.4f} "
+                  f"(recorded in {cfg.paths.output_dir})")
+        return result
+
+    def evaluate(loggers: list) -> dict:
+        from catvae.core.loggers import log_summary
+        from catvae.core.validate import check_against_artifacts
+        from catvae.latent.evaluation import classify_in_bf16, evaluate_generator
+        from catvae.latent.generators import build_generator
+        from catvae.sweep.records import resolve_generator
+        from catvae.sweep.trials import job_trial_number
+
+        samples = trial_samples(cfg)
+        key, device, models = job_models(cfg)
+        node = resolve_generator(cfg.generator, cfg.paths.search_records_dir, key, models)  # from_search=best: θ, n
+        check_against_artifacts(cfg, models.stats)
+        generator = build_generator(node)
+        timing: dict[str, float] = {"load": time.perf_counter() - started}
+        report = evaluate_generator(generator, models.stats, models.decoder, models.classifier, samples,
+                                    int(cfg.eval.seed), str(cfg.objective.cos), classify_in_bf16(cfg, device), timing)
+        config = OmegaConf.to_container(node, resolve=True) | {"theta": report["theta"], "n": report["n"]}
+        provenance_started = time.perf_counter()
+        result = {"key": dataclasses.asdict(key), "config": config, "device": str(device), "models": models_record(models),
+                  **report, "provenance": provenance(cfg, device), "request": job["request"]}
+        timing["provenance"] = time.perf_counter() - provenance_started
+        trial = job_trial_number()
+        if trial is not None:
+            result["optuna_trial"] = trial
+        job.update(timing=timing, logging_started=time.perf_counter(), name=generator.name, result=result)
         for logger in loggers:
-            logger.log_hyperparams({"generator": generator.params(models.stats), "key": result["key"],
+            logger.log_hyperparams({"generator": generator.params(models.stats), "key": job["result"]["key"],
                                     "eval": OmegaConf.to_container(cfg.eval), "objective": OmegaConf.to_container(cfg.objective)})
         log_summary(loggers, {name: report[name] for name in ("accuracy", "cos_pairwise", "cos_to_mean", "objective")}
                     | {"per_label": report["per_label"], "theta_eff": report["theta_eff"]})
-        status = "success"
-    finally:
-        close_loggers(loggers, status)
-    timing["log"] = time.perf_counter() - logging_started
-    timing["total"] = time.perf_counter() - started
-    # Wall-clock end, so a benchmark can measure each job's whole cost (Hydra's part included)
-    # from the spacing of consecutive jobs of one multirun.
-    result["timing_s"] = {**{k: round(v, 4) for k, v in timing.items()}, "finished_at": time.time()}
-    write_json(result, Path(cfg.paths.output_dir) / RESULT_FILE)
-    print(f"{generator.name} θ={report['theta']} n={report['n']}: accuracy {report['accuracy']:.4f}, "
-          f"cos_pairwise {report['cos_pairwise']:.4f}, objective {report['objective']:.4f}")
-    return float(report["objective"])
+        return job["result"]
+
+    def write(result: dict) -> None:
+        timing = job["timing"]
+        timing["log"] = time.perf_counter() - job["logging_started"]
+        timing["total"] = time.perf_counter() - started
+        # Wall-clock end, so a benchmark can measure each job's whole cost (Hydra's part included)
+        # from the spacing of consecutive jobs of one multirun.
+        result["timing_s"] = {**{k: round(v, 4) for k, v in timing.items()}, "finished_at": time.time()}
+        write_json(result, Path(cfg.paths.output_dir) / RESULT_FILE)
+        print(f"{job['name']} θ={result['theta']} n={result['n']}: accuracy {result['accuracy']:.4f}, "
+              f"cos_pairwise {result['cos_pairwise']:.4f}, objective {result['objective']:.4f}")
+
+    result = run_task(cfg, validate_search, evaluate, after=write, done=recorded)
+    return float(result["objective"])
 
 
-@hydra.main(config_path="conf", config_name="search_job", execution_whitelist=TRUSTED_TARGETS)
+@hydra_command("search_job")
 def main(cfg: DictConfig) -> float:
     return score(cfg)
 

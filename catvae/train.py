@@ -6,43 +6,33 @@ from __future__ import annotations
 
 import warnings
 
-import hydra
-from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.core.artifacts import MissingArtifactsError
-from catvae.core.config import TRUSTED_TARGETS, ConfigError, exit_on_user_error
-from catvae.core.errors import UserError
-from catvae.data.idx import IdxFormatError
-
+from catvae.core.task import hydra_command, run_task
+from catvae.core.validate import validate_train
 
 # Lightning's own use of a deprecated torch API; nothing for a user to act on.
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
-@exit_on_user_error(ConfigError, MissingArtifactsError, IdxFormatError, UserError, InstantiationException)
 def train(cfg: DictConfig) -> str:
-    """Run the pipeline with the config's loggers, closing them whatever happens."""
-    from catvae.core.loggers import build_loggers, close_loggers
-    from catvae.pipeline.stages import check_train_config, run_pipeline
+    """Validate ``cfg``, run the pipeline with its loggers (closed whatever happens), print and
+    return the published summary's path."""
+    from catvae.pipeline.stages import run_pipeline
 
-    check_train_config(cfg)
-    loggers = build_loggers(cfg.get("logger"))
-    status = "failed"
-    try:
+    def body(loggers: list) -> str:
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        summary = run_pipeline(cfg, loggers)
-        status = "success"
-    finally:
-        close_loggers(loggers, status)
+        return str(run_pipeline(cfg, loggers))
+
+    summary = run_task(cfg, validate_train, body)
     print(summary)
-    return str(summary)
+    return summary
 
 
-@hydra.main(config_path="conf", config_name="train", execution_whitelist=TRUSTED_TARGETS)
-def main(cfg: DictConfig) -> None:
-    train(cfg)
+@hydra_command("train")
+def main(cfg: DictConfig) -> str:
+    return train(cfg)
 
 
 if __name__ == "__main__":

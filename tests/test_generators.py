@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from catvae.core.config import ConfigError
-from catvae.latent.generators import Medium1, Medium2, Simple, target_labels
+from catvae.core.errors import UserError
+from catvae.latent.generators import Medium1, Medium2, Simple, ThetaError, target_labels
 from catvae.latent.statistics import ClassLatentStats
 
 
@@ -53,12 +53,15 @@ def test_same_seed_same_codes():
 
 
 @pytest.mark.parametrize(("theta", "n", "message"), [
-    (-0.1, 1, "generator.theta=-0.1"), (float("nan"), 1, "generator.theta=nan"), ("big", 1, "generator.theta='big'"),
-    (0.4, 0, "generator.n=0"), (0.4, 1.5, "generator.n=1.5"),
+    (-0.1, 1, "theta=-0.1 is not allowed: a number >= 0"), (float("nan"), 1, "theta=nan is not allowed: a number >= 0"),
+    ("big", 1, "theta='big' is not allowed: a number >= 0"),
+    (0.4, 0, "n=0 is not allowed: an integer >= 1"), (0.4, 1.5, "n=1.5 is not allowed: an integer >= 1"),
 ])
 def test_bad_parameters_are_named(theta, n, message):
-    with pytest.raises(ValueError, match=message):
+    """A generator names its own arguments (plain ValueErrors); the command names the config key."""
+    with pytest.raises(ValueError) as caught:
         Simple(theta, n)
+    assert str(caught.value) == message and not isinstance(caught.value, UserError)
 
 
 def test_medium_generators_reduce_to_simple_when_theta_is_constant():
@@ -81,11 +84,17 @@ def test_medium_theta_shapes_and_partial_mappings():
     assert Medium2([[0.2, 0.4], [0.6, 0.8]], n=4).params(stats)["theta_eff"] == pytest.approx(0.5 / 2)
 
 
-@pytest.mark.parametrize(("generator", "message"), [
-    (lambda: Medium1([0.1, 0.2, 0.3]), "generator.theta=[0.1, 0.2, 0.3] is not allowed: a number or a list of 2"),
-    (lambda: Medium1({"5": 0.1}), "generator.theta.5=0.1 is not allowed: an index from 0 to 1"),
-    (lambda: Medium2([[0.1, -0.2], [0.0, 0.0]]), "generator.theta.0.1=-0.2 is not allowed: a number >= 0"),
+@pytest.mark.parametrize(("generator", "path", "message"), [
+    (lambda: Medium1([0.1, 0.2, 0.3]), (), "theta=[0.1, 0.2, 0.3] is not allowed: a number or a list of 2 numbers >= 0"),
+    (lambda: Medium1({"5": 0.1}), ("5",), "theta[5]=0.1 is not allowed: an index from 0 to 1"),
+    (lambda: Medium2([[0.1, -0.2], [0.0, 0.0]]), (0, 1), "theta[0][1]=-0.2 is not allowed: a number >= 0"),
+    (lambda: Medium2([[0.1, 0.2], [0.0]]), (1,), "theta[1]=[0.0] is not allowed: a number or a list of 2 numbers >= 0"),
 ])
-def test_medium_bad_theta_is_named(generator, message):
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+def test_medium_bad_theta_is_located(generator, path, message):
+    """θ's errors locate the entry (``path``) so a command can name its config key."""
+    with pytest.raises(ThetaError) as caught:
         generator().scale(make_stats())
+    assert (caught.value.path, str(caught.value)) == (path, message)
+    assert not isinstance(caught.value, UserError)
+    # A number stands for every entry below it: Medium-2 rows of one θ each are fine.
+    assert Medium2([0.1, 0.2]).scale(make_stats()).flatten().tolist() == pytest.approx([0.1, 0.1, 0.2, 0.2])

@@ -53,5 +53,5 @@ def test_score_samples_per_label_and_overall():
 
 
 def test_unknown_cos_choice_is_named():
-    with pytest.raises(ValueError, match="objective.cos='median'"):
+    with pytest.raises(ValueError, match="^cos='median' is not allowed: one of pairwise, to_mean$"):  # its own argument
         score_samples(torch.rand(4, 2), torch.tensor([0, 0, 1, 1]), torch.tensor([0, 0, 1, 1]), torch.rand(2, 2), 2, "median")

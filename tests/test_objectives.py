@@ -53,5 +53,8 @@ def test_regularisers():
     assert ELBO().regularizer(z, mean, logvar).item() == pytest.approx(1.5)
     torch.manual_seed(0)
     assert MMD(weight=0.0).regularizer(z, mean, logvar).item() == 0.0
-    with pytest.raises(ValueError, match="weight"):
+    with pytest.raises(ValueError) as caught:
         MMD(weight=-1.0)
+    assert str(caught.value) == "weight=-1.0 is not allowed: a number >= 0"  # its own argument, no config key
+    with pytest.raises(ValueError, match="scale=0 is not allowed: a number > 0, or None for D²"):
+        MMD(weight=1.0, scale=0)

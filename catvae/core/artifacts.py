@@ -21,7 +21,6 @@ import torch
 from omegaconf import DictConfig
 
 from catvae.core import artifact_format
-from catvae.core.config import ConfigError, positive_int
 from catvae.core.errors import MissingArtifactsError
 from catvae.core.files import swap_folder
 from catvae.models.networks import ClassifierNet, Decoder, Encoder
@@ -43,11 +42,8 @@ class ArtifactKey:
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> ArtifactKey:
-        """The key named by ``data.name``, ``vae.name``, ``latent_dim`` and ``seed``, validated."""
-        latent_dim = positive_int(cfg, "latent_dim")
-        if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
-            raise ConfigError("seed", cfg.seed, "an integer >= 0")
-        return cls(str(cfg.data.name), str(cfg.vae.name), latent_dim, int(cfg.seed))
+        """The key named by ``data.name``, ``vae.name``, ``latent_dim`` and ``seed`` (ranges: catvae.core.validate)."""
+        return cls(str(cfg.data.name), str(cfg.vae.name), int(cfg.latent_dim), int(cfg.seed))
 
     def folder(self, artifacts_dir: str | Path) -> Path:
         return Path(artifacts_dir) / self.data / f"{self.vae}-{self.latent_dim}" / f"seed{self.seed}"

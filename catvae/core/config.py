@@ -1,16 +1,14 @@
-"""Config plumbing shared by the entry points: resolvers, checks with clear messages, error exit."""
+"""Config plumbing shared by the entry points: where the configs live, resolvers, trusted targets, schemas."""
 from __future__ import annotations
 
-import functools
 import os
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from catvae.core.errors import ConfigError
+from catvae.core.errors import ConfigError  # noqa: F401  (re-exported: catvae.core.config.ConfigError)
+from catvae.core.schema import register_schemas
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -38,7 +36,7 @@ def wandb_offline() -> bool:
     return not (netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"))
 
 
-def folder_name(path: str) -> str:
+def folder_name(path: object) -> str:
     """The last component of an absolute version of ``path`` (names IDX datasets by their folder)."""
     return Path(str(path)).resolve().name or "root"
 
@@ -66,33 +64,5 @@ def register_resolvers() -> None:
     OmegaConf.register_resolver("catvae.precision", auto_precision, replace=True)
 
 
-def positive_int(cfg: DictConfig, key: str) -> int:
-    """The integer at ``key``, or a ConfigError saying it must be a positive integer."""
-    value = OmegaConf.select(cfg, key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(key, value, "a positive integer")
-    return value
-
-
-def exit_on_user_error(*errors: type[BaseException]) -> Callable:
-    """Turn the listed exceptions into a one-paragraph message on stderr and exit status 2."""
-
-    def decorate(func: Callable) -> Callable:
-        @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            try:
-                return func(*args, **kwargs)
-            except errors as error:
-                cause = error
-                # hydra.utils.instantiate wraps the target's own error; show the one that explains.
-                while cause.__cause__ is not None and type(cause).__name__ == "InstantiationException":
-                    cause = cause.__cause__
-                print(f"error: {cause}", file=sys.stderr)
-                sys.exit(2)
-
-        return wrapper
-
-    return decorate
-
-
 register_resolvers()
+register_schemas()

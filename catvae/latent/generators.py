@@ -18,53 +18,85 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.core.config import ConfigError, instantiate
+from catvae.core.config import instantiate
 from catvae.models.networks import Decoder
 from catvae.latent.statistics import ClassLatentStats
 
 Theta = float | Sequence | Mapping | None
 
 
-def _number(key: str, value: object) -> float:
+class ThetaError(ValueError):
+    """θ, or one entry of it, is not allowed. ``path`` locates the entry (``()`` for θ itself,
+    ``(3,)``, ``(7, 3)``), so that a caller can name it in its own terms (a config key)."""
+
+    def __init__(self, path: tuple[int | str, ...], value: object, allowed: str):
+        self.path, self.value, self.allowed = path, value, allowed
+        super().__init__(f"theta{''.join(f'[{index}]' for index in path)}={value!r} is not allowed: {allowed}")
+
+
+def _number(value: object, path: tuple = ()) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ConfigError(key, value, "a number >= 0")
+        raise ThetaError(path, value, "a number >= 0")
     return float(value)
 
 
-def theta_tensor(theta: Theta, shape: tuple[int, ...], fill: float, key: str = "generator.theta") -> torch.Tensor:
+def _shape_words(shape: tuple[int, ...]) -> str:
+    if not shape:
+        return "a number >= 0"
+    if len(shape) == 1:
+        return f"a number or a list of {shape[0]} numbers >= 0"
+    return f"a number or a {'×'.join(map(str, shape))} nested list of numbers >= 0"
+
+
+def theta_tensor(theta: Theta, shape: tuple[int, ...], fill: float, path: tuple = ()) -> torch.Tensor:
     """θ as a tensor of ``shape`` from a scalar (every entry), a nested list of exactly that shape,
     or a nested mapping ``{index: …}`` whose missing entries take ``fill`` (how a search sets one
-    entry per parameter, e.g. ``+generator.theta.3=0.2``); ``None`` is ``fill`` everywhere."""
+    entry per parameter, e.g. ``+generator.theta.3=0.2``); ``None`` is ``fill`` everywhere.
+    Anything else raises :class:`ThetaError` locating the entry."""
     if theta is None:
         return torch.full(shape, fill, dtype=torch.float64)
     if not isinstance(theta, (Mapping, Sequence)) or isinstance(theta, str):
-        return torch.full(shape, _number(key, theta), dtype=torch.float64)
+        return torch.full(shape, _number(theta, path), dtype=torch.float64)
     if not shape:
-        raise ConfigError(key, theta, "a single number here")
+        raise ThetaError(path, _plain_value(theta), _shape_words(shape))
     if isinstance(theta, Mapping):
         out = torch.full(shape, fill, dtype=torch.float64)
         for index, value in theta.items():
             if not str(index).isdigit() or int(index) >= shape[0]:
-                raise ConfigError(f"{key}.{index}", value, f"an index from 0 to {shape[0] - 1}")
-            out[int(index)] = theta_tensor(value, shape[1:], fill, f"{key}.{index}")
+                raise ThetaError((*path, index), value, f"an index from 0 to {shape[0] - 1}")
+            out[int(index)] = theta_tensor(value, shape[1:], fill, (*path, int(index)))
         return out
     if len(theta) != shape[0]:
-        raise ConfigError(key, list(theta), f"a number or a list of {shape[0]} entries")
-    return torch.stack([theta_tensor(value, shape[1:], fill, f"{key}.{i}") for i, value in enumerate(theta)])
+        raise ThetaError(path, _plain_value(theta), _shape_words(shape))
+    return torch.stack([theta_tensor(value, shape[1:], fill, (*path, i)) for i, value in enumerate(theta)])
 
 
-def _plain(theta: Theta, key: str = "generator.theta") -> object:
+def check_theta(theta: Theta, shape: tuple[int, ...]) -> None:
+    """Raise :class:`ThetaError` unless θ has entries >= 0 in ``shape`` (a scalar or a partial mapping included)."""
+    theta_tensor(theta, shape, 0.0)
+
+
+def _plain_value(theta: object) -> object:
+    """Lists and mappings as plain Python (for messages)."""
+    if isinstance(theta, Mapping):
+        return {str(k): _plain_value(v) for k, v in theta.items()}
+    if isinstance(theta, Sequence) and not isinstance(theta, str):
+        return [_plain_value(v) for v in theta]
+    return theta
+
+
+def _plain(theta: Theta, path: tuple = ()) -> object:
     """θ as plain Python containers (for JSON and W&B), every entry checked to be a number >= 0."""
     if theta is None:
         return None
     if isinstance(theta, Mapping):
         for index in theta:
             if not str(index).isdigit():
-                raise ConfigError(f"{key}.{index}", theta[index], "an integer index from 0")
-        return {str(k): _plain(v, f"{key}.{k}") for k, v in theta.items()}
+                raise ThetaError((*path, index), theta[index], "an integer index from 0")
+        return {str(k): _plain(v, (*path, k)) for k, v in theta.items()}
     if isinstance(theta, Sequence) and not isinstance(theta, str):
-        return [_plain(v, f"{key}.{i}") for i, v in enumerate(theta)]
-    return _number(key, theta)
+        return [_plain(v, (*path, i)) for i, v in enumerate(theta)]
+    return _number(theta, path)
 
 
 def _rounded(theta: object) -> object:
@@ -87,14 +119,21 @@ class Simple:
 
     def __init__(self, theta: Theta = 0.4, n: int = 2, fill: float = 1.0):
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError("generator.n", n, "an integer >= 1")
+            raise ValueError(f"n={n!r} is not allowed: an integer >= 1")
+        if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not math.isfinite(fill) or fill < 0:
+            raise ValueError(f"fill={fill!r} is not allowed: a number >= 0")
         self.n = n
-        self.fill = _number("generator.fill", fill)
+        self.fill = float(fill)
         self.theta = _plain(theta)  # entries are checked here; the shape once statistics are known
 
-    def theta_shape(self, stats: ClassLatentStats) -> tuple[int, ...]:
-        """The shape θ has for these statistics: () for Simple."""
+    @staticmethod
+    def theta_shape_for(num_classes: int, latent_dim: int) -> tuple[int, ...]:
+        """The shape θ has for ``num_classes`` classes in a ``latent_dim``-dimensional latent space: () for Simple."""
         return ()
+
+    def theta_shape(self, stats: ClassLatentStats) -> tuple[int, ...]:
+        """The shape θ has for these statistics."""
+        return self.theta_shape_for(stats.num_classes, stats.latent_dim)
 
     def scale(self, stats: ClassLatentStats) -> torch.Tensor:
         """θ broadcast to the L×D shape of the statistics."""
@@ -130,8 +169,9 @@ class Medium1(Simple):
 
     name = "medium1"
 
-    def theta_shape(self, stats: ClassLatentStats) -> tuple[int, ...]:  # noqa: D102
-        return (stats.latent_dim,)
+    @staticmethod
+    def theta_shape_for(num_classes: int, latent_dim: int) -> tuple[int, ...]:  # noqa: D102
+        return (latent_dim,)
 
 
 class Medium2(Simple):
@@ -139,8 +179,9 @@ class Medium2(Simple):
 
     name = "medium2"
 
-    def theta_shape(self, stats: ClassLatentStats) -> tuple[int, ...]:  # noqa: D102
-        return (stats.num_classes, stats.latent_dim)
+    @staticmethod
+    def theta_shape_for(num_classes: int, latent_dim: int) -> tuple[int, ...]:  # noqa: D102
+        return (num_classes, latent_dim)
 
 
 def generator_name(node: DictConfig | Mapping) -> str:

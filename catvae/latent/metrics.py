@@ -40,7 +40,7 @@ def score_samples(images: torch.Tensor, targets: torch.Tensor, predictions: torc
     ``class_mean_images`` holds the decoded class means (L×784). Labels without samples are skipped.
     """
     if cos not in COS_CHOICES:
-        raise ValueError(f"objective.cos={cos!r}: must be one of {', '.join(COS_CHOICES)}")
+        raise ValueError(f"cos={cos!r} is not allowed: one of {', '.join(COS_CHOICES)}")
     per_label_acc = multiclass_accuracy(predictions, targets, num_classes, average="none")
     rows = {}
     for label in targets.unique().tolist():

@@ -24,7 +24,7 @@ class Classifier(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.net = ClassifierNet(num_classes, dropout_conv, dropout_fc)
-        self.lr, self.schedule = lr, check_schedule(schedule, "classifier.model.schedule")
+        self.lr, self.schedule = lr, check_schedule(schedule)
         self.net.to(memory_format=torch.channels_last)  # see ClassifierNet.forward
         self.train_means = EpochMeans(("loss", "acc"))
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")

@@ -8,8 +8,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from catvae.core.config import ConfigError
-
 
 def bernoulli_nll(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     """−log p(x|z) of a Bernoulli decoder, summed over pixels, one value per image (nats).
@@ -74,10 +72,10 @@ class MMD(Objective):
     name = "mmd"
 
     def __init__(self, weight: float = 1000.0, scale: float | None = None):
-        if weight < 0:
-            raise ConfigError("vae.objective.weight", weight, "a number >= 0")
-        if scale is not None and scale <= 0:
-            raise ConfigError("vae.objective.scale", scale, "a number > 0, or null for D²")
+        if not weight >= 0:
+            raise ValueError(f"weight={weight!r} is not allowed: a number >= 0")
+        if scale is not None and not scale > 0:
+            raise ValueError(f"scale={scale!r} is not allowed: a number > 0, or None for D²")
         self.weight = float(weight)
         self.scale = scale
 

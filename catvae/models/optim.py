@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import torch
 
-from catvae.core.config import ConfigError
-
 SCHEDULES = ("constant", "onecycle")
 
 
-def check_schedule(schedule: str, key: str) -> str:
+def check_schedule(schedule: str) -> str:
+    """``schedule`` if it is one of :data:`SCHEDULES` (a ValueError otherwise)."""
     if schedule not in SCHEDULES:
-        raise ConfigError(key, schedule, f"one of {', '.join(SCHEDULES)}")
+        raise ValueError(f"schedule={schedule!r} is not allowed: one of {', '.join(SCHEDULES)}")
     return schedule
 
 

@@ -31,7 +31,7 @@ class VAE(pl.LightningModule):
         self.objective = objective
         self.encoder = Encoder(latent_dim, hidden)
         self.decoder = Decoder(latent_dim, hidden)
-        self.lr, self.schedule = lr, check_schedule(schedule, "vae.schedule")
+        self.lr, self.schedule = lr, check_schedule(schedule)
         self._means = {split: EpochMeans(TERMS) for split in ("train", "val", "test")}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -19,38 +19,22 @@ from pytorch_lightning.loggers import Logger
 from catvae.core import artifacts
 from catvae.core.artifacts import ArtifactKey
 from catvae.models.classifier import Classifier
-from catvae.core.config import instantiate, positive_int
+from catvae.core.config import instantiate
 from catvae.data.datamodule import ImageDataModule, TensorDataModule
 from catvae.core.device import resolve_device
-from catvae.latent.evaluation import check_eval_config, class_mean_check, classify_in_bf16, evaluate_generator
+from catvae.latent.evaluation import class_mean_check, classify_in_bf16, evaluate_generator
 from catvae.latent.generators import build_generator, generate_images, target_labels
 from catvae.core.files import write_json
 from catvae.core.images import save_grid
 from catvae.core.loggers import log_image, log_summary
 from catvae.core.provenance import provenance
-from catvae.models.optim import check_schedule
 from catvae.pipeline.divergence import DivergenceGuard
 from catvae.pipeline.precision import precision_arguments
 from catvae.pipeline import resume
 from catvae.latent.statistics import ClassLatentStats
 from catvae.models.vae import VAE
-from catvae.sweep.records import refuse_in_training
 
 log = logging.getLogger(__name__)
-
-
-def check_train_config(cfg: DictConfig) -> None:
-    """Reject bad values before any training starts."""
-    ArtifactKey.from_config(cfg)
-    for key in ("vae.epochs", "classifier.epochs", "data.batch_size", "classifier.batch_size"):
-        positive_int(cfg, key)
-    check_eval_config(cfg)
-    training_device(cfg)  # a GPU trainer where there is none
-    check_schedule(str(cfg.vae.schedule), "vae.schedule")
-    check_schedule(str(cfg.classifier.model.schedule), "classifier.model.schedule")
-    refuse_in_training(cfg.generator)  # generator.from_search=best: no search can have scored models not yet trained
-    instantiate({k: v for k, v in cfg.generator.items() if k != "from_search"})  # validates its parameters
-    instantiate(cfg.vae.objective)
 
 
 def make_trainer(cfg: DictConfig, stage: str, max_epochs: int, loggers: list[Logger], checkpoint_dir: Path) -> pl.Trainer:
@@ -145,7 +129,7 @@ def fit_statistics(vae: VAE, data: ImageDataModule) -> ClassLatentStats:
 
 
 def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
-    """Train and evaluate everything for ``cfg`` (checked by :func:`check_train_config` first);
+    """Train and evaluate everything for ``cfg`` (checked by :func:`catvae.core.validate.validate_train` first);
     returns the published ``summary.json``."""
     key = ArtifactKey.from_config(cfg)
     final = key.folder(cfg.paths.artifacts_dir)

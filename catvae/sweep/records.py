@@ -109,15 +109,3 @@ def resolve_generator(node: DictConfig, records_dir: str | Path, key: ArtifactKe
         record = load_best(records_dir, key, generator_name(params), models)
         params.update({k: v for k, v in record["config"].items() if k not in ("_target_", "from_search")})
     return OmegaConf.create(params)
-
-
-def refuse_in_training(node: DictConfig) -> None:
-    """``train … generator.from_search=best`` is refused before anything is trained: a record is
-    made on trained models, and the models this run trains do not exist yet, so no search can
-    have been made on them (θ tuned on the previous models would be scored on new ones)."""
-    source = node.get("from_search")
-    if source is not None:
-        raise ConfigError(FROM_SEARCH, source,
-                          "null in training: a search record belongs to the models it scored, and this run trains "
-                          "new ones. Train, then search (python -m catvae.search -m …), then use the best with "
-                          "python -m catvae.generate … generator.from_search=best")

@@ -1,0 +1,241 @@
+"""Typed schemas of the three primary configs, registered in Hydra's ConfigStore.
+
+Each primary YAML (``conf/train.yaml``, ``search_job.yaml``, ``generate.yaml``) lists its schema
+first in its defaults, so Hydra merges every group file and every override into these dataclasses
+while it composes: ``latent_dim=abc``, ``vae.epochs=1.5``, ``vae.schedule=cosine`` or ``vae.lrr=1``
+are refused before any code of ours runs (:mod:`catvae.core.task` words the refusal). Types and
+closed choices only; ranges and rules between keys (``latent_dim >= 1``, θ's shape for the
+generator, a GPU only where there is one) are :mod:`catvae.core.validate`'s.
+
+Values come from the YAML files, not from here: a field is ``MISSING`` unless some group option
+leaves the key out (then its default is what the code assumes without it). Nodes whose keys are
+really open stay untyped: ``_target_`` nodes whose arguments depend on the class (the VAE
+objective, the data source, the Lightning Trainer), the loggers, and θ, which is a number, a list
+or a mapping (``+generator.theta.3=0.2``). validate checks their argument names against the
+classes they name.
+
+A key a YAML file of ``conf/`` adds must be declared here (or sit under an open node); composition
+names the key that is not.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Literal, Optional  # noqa: UP035 - OmegaConf reads these annotations at runtime
+
+from omegaconf import MISSING, DictConfig, ListConfig
+
+Schedule = Literal["constant", "onecycle"]  # catvae.models.optim.SCHEDULES
+Cos = Literal["pairwise", "to_mean"]  # catvae.latent.metrics.COS_CHOICES
+
+# Names in Hydra's ConfigStore that the primary YAML files list first in their defaults.
+TRAIN_SCHEMA, SEARCH_SCHEMA, GENERATE_SCHEMA = "catvae_train_schema", "catvae_search_schema", "catvae_generate_schema"
+
+
+@dataclass
+class DataConfig:
+    """``conf/data``: the data module's constructor arguments; ``source`` is a ``_target_`` node."""
+
+    _target_: str = MISSING
+    name: str = MISSING
+    source: Any = MISSING
+    num_classes: int = MISSING
+    batch_size: int = MISSING
+    eval_batch_size: int = MISSING
+    val_size: Any = MISSING
+    limit_train: Optional[int] = None
+    limit_test: Optional[int] = None
+    seed: int = MISSING
+    root: Optional[str] = None  # data=idx: the folder of IDX files
+
+
+@dataclass
+class VaeConfig:
+    """``conf/vae``: the VAE stage; ``objective`` is a ``_target_`` node whose arguments depend on the class."""
+
+    name: str = MISSING
+    epochs: int = MISSING
+    lr: float = MISSING
+    schedule: Schedule = MISSING
+    hidden: List[int] = MISSING
+    objective: Dict[str, Any] = MISSING
+
+
+@dataclass
+class ClassifierModelConfig:
+    """``classifier.model``: the classifier's constructor arguments."""
+
+    _target_: str = MISSING
+    num_classes: int = MISSING
+    lr: float = MISSING
+    schedule: Schedule = MISSING
+    dropout_conv: float = MISSING
+    dropout_fc: float = MISSING
+
+
+@dataclass
+class ClassifierConfig:
+    """``conf/classifier``: the classifier stage."""
+
+    epochs: int = MISSING
+    batch_size: int = MISSING
+    model: ClassifierModelConfig = field(default_factory=ClassifierModelConfig)
+
+
+@dataclass
+class GeneratorConfig:
+    """``conf/generator``: θ is a number, a list or a mapping, so it stays untyped (checked by validate)."""
+
+    _target_: str = MISSING
+    theta: Any = None
+    n: int = MISSING
+    fill: float = 1.0  # the generators' own default; simple.yaml does not set it
+    from_search: Optional[str] = None
+
+
+@dataclass
+class PathsConfig:
+    """``conf/paths``: where runs and artifacts live."""
+
+    log_dir: str = MISSING
+    artifacts_dir: str = MISSING
+    output_dir: Optional[str] = MISSING  # ${hydra:runtime.output_dir}: unset in a multirun's shared config
+    checkpoints_dir: str = MISSING  # train's resumable Lightning checkpoints (catvae.pipeline.resume)
+    search_records_dir: str = MISSING  # search's best configurations (catvae.sweep.records)
+
+
+@dataclass
+class EvalConfig:
+    """``eval``: how a generator is scored (eq. 4–5)."""
+
+    samples_per_label: int = MISSING
+    seed: int = MISSING
+    precision: str = "auto"  # auto, 32 or bf16 (validate)
+
+
+@dataclass
+class TrainEvalConfig(EvalConfig):
+    grid_per_label: int = MISSING
+
+
+@dataclass
+class ObjectiveConfig:
+    cos: Cos = MISSING
+
+
+@dataclass
+class RunConfig:
+    """``run``: how loggers name a run."""
+
+    kind: str = MISSING
+    group: str = MISSING
+    name: str = MISSING
+
+
+@dataclass
+class SearchConfig:
+    """``conf/search``: the sweep's name and, for Optuna, its space, storage and cheap trials."""
+
+    name: str = MISSING
+    theta_low: float = 0.0
+    theta_high: float = 1.0
+    theta_step: Optional[float] = None
+    sampler_seed: Optional[int] = None
+    storage_url: Optional[str] = None
+    trial_samples_per_label: Optional[int] = None
+    rescore_top: int = 0
+
+
+@dataclass
+class TrainSchema:
+    """``conf/train.yaml``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    vae: VaeConfig = field(default_factory=VaeConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    # Lightning Trainer arguments, open to any of them (+trainer.gradient_clip_val=1); validate
+    # checks the names against the Trainer's signature and the accelerator against this machine.
+    trainer: Dict[str, Any] = field(default_factory=dict)
+    logger: Dict[str, Any] = field(default_factory=dict)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    latent_dim: int = MISSING
+    seed: int = MISSING
+    eval: TrainEvalConfig = field(default_factory=TrainEvalConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    resume: bool = True  # continue a killed training from its last checkpoint
+
+
+@dataclass
+class SearchSchema:
+    """``conf/search_job.yaml``: one job of a search."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    vae: VaeConfig = field(default_factory=VaeConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    logger: Dict[str, Any] = field(default_factory=dict)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    latent_dim: int = MISSING
+    seed: int = MISSING
+    device: str = MISSING
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+@dataclass
+class GenerateSchema:
+    """``conf/generate.yaml``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    vae: VaeConfig = field(default_factory=VaeConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    latent_dim: int = MISSING
+    seed: int = MISSING
+    device: str = MISSING
+    label: Any = MISSING  # "all" or a class label (validate)
+    num: int = MISSING
+    sample_seed: int = MISSING
+    out: Optional[str] = None
+    png: Optional[str] = None
+
+
+def register_schemas() -> None:
+    """Put the schemas in Hydra's ConfigStore (idempotent), before any composition of ``conf/``."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for name, schema in ((TRAIN_SCHEMA, TrainSchema), (SEARCH_SCHEMA, SearchSchema), (GENERATE_SCHEMA, GenerateSchema)):
+        store.store(name=name, node=schema)
+
+
+def allowed_for(error: Any) -> str:
+    """What the node an OmegaConf type error is about accepts, in words ("an integer", "one of
+    constant, onecycle", "… or null"): the existing node's type, or a list's element type."""
+    node, parent = error.child_node, error.parent_node
+    if node is not None:
+        return _words(node._metadata.ref_type, node._is_optional())
+    if isinstance(parent, ListConfig):
+        return _words(parent._metadata.element_type, False)
+    return "a value of the declared type"
+
+
+def _words(ref_type: Any, optional: bool) -> str:
+    args = [arg for arg in typing.get_args(ref_type) if arg is not type(None)]
+    if typing.get_origin(ref_type) is typing.Union and len(args) == 1:  # Optional[X]
+        ref_type, optional = args[0], True
+    origin = typing.get_origin(ref_type)
+    if origin is typing.Literal:
+        allowed = "one of " + ", ".join(str(choice) for choice in typing.get_args(ref_type))
+    elif origin in (list, tuple, ListConfig) or ref_type in (list, tuple):
+        allowed = "a list"
+    elif origin in (dict, DictConfig) or ref_type is dict or dataclasses.is_dataclass(ref_type):
+        allowed = "a mapping (key: value)"
+    else:
+        words = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+        allowed = words.get(ref_type, "a value of its type")
+    return f"{allowed} or null" if optional else allowed

@@ -1,0 +1,225 @@
+"""One wrapper for every command: errors a user can fix end in one message and exit status 2,
+loggers are always closed, and a bug keeps its traceback and says where its run folder is.
+
+- :func:`hydra_command` is the ``main`` of ``catvae.train``, ``catvae.search`` and ``catvae.generate``:
+  Hydra composes the config (typed by :mod:`catvae.core.schema`), and a composition error (a wrong
+  type, an unknown key or group option) is worded as ``KEY=VALUE is not allowed: …``.
+- :func:`run_task` runs one job: validate the config, open its loggers, run the stage, close the
+  loggers with the job's status (a W&B run is finished, so each job of a multirun is its own run).
+- :func:`command_errors` gives the argparse commands (``report``, ``paper``, ``bench``) the same
+  mapping of errors.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NoReturn, TypeVar
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from catvae.core.errors import ConfigError, UserError
+
+T = TypeVar("T")
+USER_ERROR_STATUS = 2
+BUG_STATUS = 1
+
+
+def hydra_command(config_name: str) -> Callable[[Callable[[DictConfig], T]], Callable[[], T | None]]:
+    """Decorate a command's job function (``cfg → result``) into its ``main``: Hydra's ``@hydra.main``
+    on ``conf/<config_name>.yaml``, and errors Hydra meets while composing worded as user errors.
+
+    Hydra prints its composition errors itself and exits with status 1; with ``HYDRA_FULL_ERROR=1``
+    it raises them instead (it changes nothing else), so they can be worded here and end with status 2.
+    """
+    import hydra
+
+    from catvae.core.config import TRUSTED_TARGETS
+
+    def decorate(job: Callable[[DictConfig], T]) -> Callable[[], T | None]:
+        hydra_main = hydra.main(config_path="pkg://catvae.conf", config_name=config_name,
+                                execution_whitelist=TRUSTED_TARGETS)(job)
+
+        @functools.wraps(job)
+        def main() -> T | None:
+            os.environ["HYDRA_FULL_ERROR"] = "1"
+            try:
+                return hydra_main()
+            except Exception as error:  # noqa: BLE001 - every exception ends here, worded or with its traceback
+                fail(error, sys.argv[1:])
+
+        return main
+
+    return decorate
+
+
+class ValidateSweep(Callback):
+    """Hydra callback (``hydra.callbacks``): validate a multirun's shared config once, before the
+    sweeper starts, so a bad value common to every job ends the command before any job folder or
+    Optuna trial exists. Each job still validates its own config (its swept values)."""
+
+    def __init__(self, command: str):
+        from catvae.core.validate import VALIDATORS
+
+        self.validate = VALIDATORS[command]
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Hydra turns a callback's exceptions into warnings; exiting is what stops the sweep.
+        with command_errors():
+            self.validate(config)
+
+
+def run_task(cfg: DictConfig, validate: Callable[[DictConfig], None], body: Callable[[list[Any]], T],
+             after: Callable[[T], Any] | None = None, done: Callable[[DictConfig], T | None] | None = None) -> T:
+    """Validate ``cfg``, then run ``body(loggers)`` with the loggers ``cfg.logger`` names, closing them
+    whatever happens (status ``success`` or ``failed``); then ``after(result)``, if given, once they
+    are closed (a search job times the loggers' whole cost, their close included). ``done(cfg)``, if
+    given, may return the result of a job that already finished (a re-run of a killed multirun):
+    it is returned as it is, with no logger opened.
+
+    A user error (:class:`UserError`, also when ``hydra.utils.instantiate`` wraps one) ends the
+    process: its message on stderr, exit status 2. Any other exception is a bug: it propagates with
+    its traceback, noted with the run folder that holds the job's config and logs.
+    """
+    try:
+        validate(cfg)
+        finished = done(cfg) if done is not None else None
+        if finished is not None:
+            return finished
+        loggers = open_loggers(cfg)
+        status = "failed"
+        try:
+            result = body(loggers)
+            status = "success"
+        finally:
+            close_loggers(loggers, status)
+        if after is not None:
+            after(result)
+        return result
+    except Exception as error:
+        message = user_message(error)
+        if message is not None:
+            exit_user_error(message)
+        error.add_note(f"run folder (config and logs): {run_folder(cfg)}")
+        raise
+
+
+@contextlib.contextmanager
+def command_errors() -> Iterator[None]:
+    """For the argparse commands: a user error → its message and exit status 2; a bug keeps its traceback."""
+    try:
+        yield
+    except Exception as error:
+        message = user_message(error)
+        if message is None:
+            raise
+        exit_user_error(message)
+
+
+def fail(error: BaseException, argv: Sequence[str] = ()) -> NoReturn:
+    """End the process for ``error``: worded with exit status 2 if the user can fix it, else its traceback and 1."""
+    message = user_message(error, argv)
+    if message is not None:
+        exit_user_error(message)
+    traceback.print_exception(error)
+    sys.exit(BUG_STATUS)
+
+
+def exit_user_error(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(USER_ERROR_STATUS)
+
+
+def user_message(error: BaseException, argv: Sequence[str] = ()) -> str | None:
+    """The message for an error the user can fix, None for a bug. ``argv``: the command line, to
+    quote the value of an override that names an unknown key."""
+    from hydra.errors import InstantiationException
+
+    cause = error
+    # hydra.utils.instantiate wraps the target's own error; the one underneath explains.
+    while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    if isinstance(cause, UserError):
+        return str(cause)
+    worded = composition_error(cause, argv)
+    return None if worded is None else str(worded)
+
+
+def composition_error(error: BaseException, argv: Sequence[str] = ()) -> ConfigError | str | None:
+    """Hydra's and OmegaConf's errors about the composed config, worded: a :class:`ConfigError` where
+    key and value are known, else Hydra's own text; None for anything else."""
+    from hydra.errors import CompactHydraException, MissingConfigException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from catvae.core.validate import schema_error
+
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file and error.options:
+        group, _, option = error.missing_cfg_file.rpartition("/")
+        return ConfigError(group, option, f"one of {', '.join(error.options)}")
+    cause = error.__cause__ if isinstance(error, CompactHydraException) else error
+    if isinstance(cause, OmegaConfBaseException) and cause.full_key:
+        return schema_error(cause, override_value(str(cause.full_key), argv))
+    if isinstance(error, (CompactHydraException, OmegaConfBaseException)) or raised_in_hydra(error):
+        text = str(error).strip()
+        if isinstance(cause, OmegaConfBaseException) and cause is not error:
+            text += f"\n{cause}"
+        return text
+    return None
+
+
+def raised_in_hydra(error: BaseException) -> bool:
+    """A ValueError that Hydra itself raised about the command line (``logger=3``: "Config group
+    override must be a string or a list")."""
+    import hydra
+
+    if not isinstance(error, ValueError) or error.__traceback__ is None:
+        return False
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and frames[-1].filename.startswith(os.path.dirname(hydra.__file__) + os.sep)
+
+
+def override_value(key: str, argv: Sequence[str]) -> Any:
+    """The value the command line gives ``key`` (``vae.lrr=1`` → 1), None when it gives none."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for arg in reversed(argv):  # the last override of a key is the one that counts
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        name = arg.split("=", 1)[0].lstrip("+~").split("@", 1)[0]
+        if name != key:
+            continue
+        try:
+            override = parser.parse_override(arg)
+        except Exception:  # noqa: BLE001 - an unparsable override is quoted as typed
+            return arg.split("=", 1)[1]
+        return arg.split("=", 1)[1] if override.is_sweep_override() else override.value()
+    return None
+
+
+def open_loggers(cfg: DictConfig) -> list[Any]:
+    """The loggers ``cfg.logger`` names (none: nothing imported, so a command without loggers stays light)."""
+    if not cfg.get("logger"):
+        return []
+    from catvae.core.loggers import build_loggers
+
+    return build_loggers(cfg.logger)
+
+
+def close_loggers(loggers: list[Any], status: str) -> None:
+    if loggers:
+        from catvae.core.loggers import close_loggers as close
+
+        close(loggers, status)
+
+
+def run_folder(cfg: DictConfig) -> str:
+    """``paths.output_dir``, or a word saying it is unknown (outside a Hydra run nothing resolves it)."""
+    try:
+        return str(OmegaConf.select(cfg, "paths.output_dir", throw_on_resolution_failure=True))
+    except Exception:  # noqa: BLE001
+        return "unknown (no paths.output_dir)"

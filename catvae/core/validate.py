@@ -1,0 +1,320 @@
+"""One check per command of its composed config, before anything is loaded, trained or written.
+
+The schema (:mod:`catvae.core.schema`) has already fixed the types while Hydra composed; this
+module checks what types cannot say: ranges (``latent_dim >= 1``, learning rates > 0, dropout in
+[0, 1)), rules between keys (θ's shape for the chosen generator, ``latent_dim`` and the dataset's
+classes), the machine (a GPU only where there is one) and keys a ``+key=`` override added that no
+schema or class knows. Every refusal is a :class:`~catvae.core.errors.ConfigError` naming the key,
+the value and what is allowed. Library classes check their own arguments with plain
+``ValueError``s; the config keys are named here and only here.
+"""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+import math
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+from catvae.core.errors import ConfigError
+from catvae.core.schema import GenerateSchema, SearchSchema, TrainSchema, allowed_for
+
+
+def validate_train(cfg: DictConfig) -> None:
+    """``python -m catvae.train``: the whole pipeline's config."""
+    check_schema(cfg, TrainSchema)
+    check_key(cfg)
+    check_data(cfg)
+    check_vae(cfg)
+    check_classifier(cfg)
+    check_trainer(cfg)
+    check_generator(cfg)
+    check_from_search(cfg, training=True)
+    check_eval(cfg)
+    at_least(cfg, "eval.grid_per_label", 1)
+
+
+def validate_search(cfg: DictConfig) -> None:
+    """``python -m catvae.search``: one job scoring a generator on trained artifacts."""
+    check_schema(cfg, SearchSchema)
+    check_key(cfg)
+    check_device(cfg, "device")
+    check_generator(cfg)
+    check_from_search(cfg, training=False)
+    check_eval(cfg)
+    check_search(cfg)
+
+
+def validate_generate(cfg: DictConfig) -> None:
+    """``python -m catvae.generate``: images of a class from trained artifacts."""
+    check_schema(cfg, GenerateSchema)
+    check_key(cfg)
+    check_device(cfg, "device")
+    check_generator(cfg)
+    check_from_search(cfg, training=False)
+    check_label(cfg.label, int(cfg.data.num_classes))
+    at_least(cfg, "num", 1)
+    at_least(cfg, "sample_seed", 0)
+    for key, suffix in (("out", ".npz"), ("png", ".png")):
+        value = cfg.get(key)
+        if value is not None and Path(str(value)).suffix != suffix:
+            raise ConfigError(key, value, f"null or a file name ending in {suffix}")
+
+
+VALIDATORS = {"train": validate_train, "search": validate_search, "generate": validate_generate}
+
+
+# ---------------------------------------------------------------- the pieces ------------------------------------
+
+def at_least(cfg: DictConfig, key: str, minimum: int) -> int:
+    """The integer at ``key``, refused below ``minimum``."""
+    return integer_at_least(key, OmegaConf.select(cfg, key), minimum)
+
+
+def integer_at_least(key: str, value: Any, minimum: int) -> int:
+    """``value`` if it is an integer >= ``minimum`` (for config keys and command-line options alike)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(key, value, f"an integer >= {minimum}")
+    return value
+
+
+def number(cfg: DictConfig, key: str, low: float, *, above: bool = False, below: float | None = None,
+           optional: bool = False) -> float | None:
+    """The finite number at ``key``: ``>= low`` (``> low`` with ``above``), and ``< below`` if given;
+    ``optional`` also accepts null."""
+    value = OmegaConf.select(cfg, key)
+    if value is None and optional:
+        return None
+    allowed = f"a number {'>' if above else '>='} {low:g}" + (f" and < {below:g}" if below is not None else "")
+    if optional:
+        allowed = f"null or {allowed}"
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+          and (value > low if above else value >= low) and (below is None or value < below))
+    if not ok:
+        raise ConfigError(key, value, allowed)
+    return float(value)
+
+
+def check_schema(cfg: DictConfig, schema: type) -> None:
+    """The config fits ``schema`` and every value is set: composition typed every override, but a
+    ``+key=value`` override can still add a key that nothing reads (``+vae.lrr=1``)."""
+    given = OmegaConf.to_container(cfg, resolve=False)  # unresolved: ${hydra:…} may not be set yet
+    assert isinstance(given, dict)
+    given.pop("hydra", None)  # Hydra's own node, typed by Hydra
+    missing = missing_keys(given)
+    if missing:
+        raise ConfigError(missing[0], "???", f"a value: it has no default (set {missing[0]}=…)")
+    try:
+        OmegaConf.merge(OmegaConf.structured(schema), given)
+    except OmegaConfBaseException as error:
+        raise schema_error(error, OmegaConf.select(cfg, str(error.full_key), default=None)) from None
+
+
+def missing_keys(node: Any, prefix: str = "") -> list[str]:
+    """Keys whose value is ``???`` in a plain container."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    found = []
+    for key, value in items:
+        name = f"{prefix}{key}"
+        found += [name] if value == "???" else missing_keys(value, f"{name}.")
+    return found
+
+
+def schema_error(error: OmegaConfBaseException, value: Any) -> ConfigError:
+    """An OmegaConf type or key error as a ConfigError (``value``: what the user gave, when the error lacks it)."""
+    key = str(error.full_key)
+    if isinstance(error, (ConfigKeyError, ConfigAttributeError)):
+        parent, _, name = key.rpartition(".")
+        known = list(error.parent_node.keys()) if isinstance(error.parent_node, DictConfig) else []
+        where = f"'{parent}'" if parent else "the config"
+        keys = f"; its keys are {', '.join(map(str, known))}" if known else ""
+        return ConfigError(key, value, f"{where} has no key '{name}'{keys}")
+    return ConfigError(key, error.value if error.value is not None else value, allowed_for(error))
+
+
+def check_key(cfg: DictConfig) -> None:
+    """``latent_dim`` and ``seed``: with ``data`` and ``vae`` they name the artifacts."""
+    at_least(cfg, "latent_dim", 1)
+    at_least(cfg, "seed", 0)
+
+
+def check_device(cfg: DictConfig, key: str) -> None:
+    """``device=`` / ``trainer.accelerator=``: a known choice, and a GPU only where there is one."""
+    from catvae.core.device import resolve_device
+
+    resolve_device(str(OmegaConf.select(cfg, key)), key)
+
+
+def check_data(cfg: DictConfig) -> None:
+    """Batch sizes, class count and the data module's arguments (the data's own checks come when it loads)."""
+    for key in ("data.batch_size", "data.eval_batch_size"):
+        at_least(cfg, key, 1)
+    at_least(cfg, "data.num_classes", 2)
+    for key in ("data.limit_train", "data.limit_test"):
+        if OmegaConf.select(cfg, key) is not None:
+            at_least(cfg, key, 1)
+    if "root" in cfg.data.source and cfg.data.get("root") is None:
+        raise ConfigError("data.root", None, "a folder of IDX files (data=idx reads its images from data.root=DIR)")
+    check_arguments(cfg.data, "data")
+    check_arguments(cfg.data.source, "data.source")
+
+
+def check_vae(cfg: DictConfig) -> None:
+    """Epochs, learning rate, layer widths and the objective's arguments (MMD: weight >= 0, scale > 0 or null)."""
+    at_least(cfg, "vae.epochs", 1)
+    number(cfg, "vae.lr", 0, above=True)
+    for index, width in enumerate(cfg.vae.hidden):
+        integer_at_least(f"vae.hidden.{index}", width, 1)
+    objective = cfg.vae.objective
+    check_arguments(objective, "vae.objective")
+    if "weight" in objective:
+        number(cfg, "vae.objective.weight", 0)
+    if "scale" in objective:
+        number(cfg, "vae.objective.scale", 0, above=True, optional=True)
+
+
+def check_classifier(cfg: DictConfig) -> None:
+    """Epochs, batch size, learning rate and dropout probabilities of Table 3's classifier."""
+    at_least(cfg, "classifier.epochs", 1)
+    at_least(cfg, "classifier.batch_size", 1)
+    number(cfg, "classifier.model.lr", 0, above=True)
+    for key in ("classifier.model.dropout_conv", "classifier.model.dropout_fc"):
+        number(cfg, key, 0, below=1)
+    at_least(cfg, "classifier.model.num_classes", 2)
+    check_arguments(cfg.classifier.model, "classifier.model")
+
+
+def check_trainer(cfg: DictConfig) -> None:
+    """The accelerator exists here, and every ``trainer.*`` key is an argument of the Trainer."""
+    if "accelerator" in cfg.trainer:
+        check_device(cfg, "trainer.accelerator")
+    check_arguments(cfg.trainer, "trainer")
+
+
+def check_eval(cfg: DictConfig) -> None:
+    """Samples per label (pairs are needed), the evaluation seed and the classifier's precision."""
+    from catvae.latent.evaluation import EVAL_PRECISIONS
+
+    samples = OmegaConf.select(cfg, "eval.samples_per_label")
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
+        raise ConfigError("eval.samples_per_label", samples, "an integer >= 2 (pairs are needed)")
+    at_least(cfg, "eval.seed", 0)
+    if str(cfg.eval.precision) not in EVAL_PRECISIONS:
+        raise ConfigError("eval.precision", cfg.eval.precision, f"one of {', '.join(EVAL_PRECISIONS)}")
+
+
+def check_search(cfg: DictConfig) -> None:
+    """The Optuna space (θ from ``theta_low`` to ``theta_high`` in steps), cheap trials and re-scoring."""
+    search = cfg.search
+    samples = search.get("trial_samples_per_label")
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 2):
+        raise ConfigError("search.trial_samples_per_label", samples, "null or an integer >= 2 (pairs are needed)")
+    at_least(cfg, "search.rescore_top", 0)
+    number(cfg, "search.theta_low", 0)
+    number(cfg, "search.theta_high", 0)
+    if search.theta_high < search.theta_low:
+        raise ConfigError("search.theta_high", search.theta_high, f"a number >= search.theta_low ({search.theta_low:g})")
+    number(cfg, "search.theta_step", 0, above=True, optional=True)
+    if search.get("sampler_seed") is not None:
+        at_least(cfg, "search.sampler_seed", 0)
+
+
+def check_against_artifacts(cfg: DictConfig, stats: Any) -> None:
+    """After loading trained statistics: θ's shape and ``label`` against the classes they hold
+    (``data.num_classes`` said what to expect; the artifacts have the last word)."""
+    check_generator(cfg, stats.num_classes)
+    if "label" in cfg:
+        check_label(cfg.label, stats.num_classes)
+
+
+def check_generator(cfg: DictConfig, num_classes: int | None = None) -> None:
+    """n >= 1, fill >= 0, and θ: entries >= 0 in the shape the generator takes for these
+    artifacts (Simple: a number; Medium-1: ``latent_dim`` entries; Medium-2: classes × ``latent_dim``,
+    the classes ``data.num_classes`` unless given)."""
+    from catvae.latent.generators import ThetaError, check_theta
+
+    node = cfg.generator
+    at_least(cfg, "generator.n", 1)
+    number(cfg, "generator.fill", 0)
+    check_arguments(node, "generator", ignore=("from_search",))
+    generator = target(node)
+    if generator is None or not hasattr(generator, "theta_shape_for"):
+        return
+    latent_dim = int(cfg.latent_dim)
+    num_classes = int(cfg.data.num_classes) if num_classes is None else num_classes
+    shape = generator.theta_shape_for(num_classes, latent_dim)
+    params = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(params, dict)
+    try:
+        check_theta(params["theta"], shape)
+    except ThetaError as error:
+        key = ".".join(["generator.theta", *map(str, error.path)])
+        sizes = f"latent_dim={latent_dim}" + (f", {num_classes} classes" if len(shape) == 2 else "")
+        raise ConfigError(key, error.value, f"{error.allowed} ({generator.name}, {sizes})") from None
+
+
+def check_from_search(cfg: DictConfig, training: bool) -> None:
+    """``generator.from_search``: null, or ``best`` where trained models exist (search, generate).
+
+    Training refuses ``best`` before anything trains: a search record belongs to the models it
+    scored (:mod:`catvae.sweep.records`), and the models this run trains do not exist yet.
+    """
+    source = cfg.generator.get("from_search")
+    if source is None:
+        return
+    if training:
+        raise ConfigError("generator.from_search", source,
+                          "null in training: a search record belongs to the models it scored, and this run trains "
+                          "new ones. Train, then search (python -m catvae.search -m …), then use the best with "
+                          "python -m catvae.generate … generator.from_search=best")
+    if source != "best":
+        raise ConfigError("generator.from_search", source, "null or best")
+
+
+def check_label(label: Any, num_classes: int) -> list[int]:
+    """``label``: ``all`` or a class of the dataset; the labels it stands for."""
+    if label == "all":
+        return list(range(num_classes))
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < num_classes:
+        raise ConfigError("label", label, f'"all" or an integer label from 0 to {num_classes - 1}')
+    return [label]
+
+
+def target(node: DictConfig) -> Any:
+    """The class or function a ``_target_`` node names, when it is one of the trusted targets (None otherwise:
+    instantiating it refuses it)."""
+    from hydra.utils import get_object
+
+    from catvae.core.config import TRUSTED_TARGETS
+
+    path = node.get("_target_") if isinstance(node, DictConfig) else None
+    if not isinstance(path, str) or not any(fnmatch.fnmatchcase(path, pattern) for pattern in TRUSTED_TARGETS):
+        return None
+    try:
+        return get_object(path)
+    except Exception:
+        raise ConfigError(f"{node._get_full_key(None) or 'node'}._target_", path, "an importable class or function") from None
+
+
+def check_arguments(node: DictConfig, key: str, ignore: tuple[str, ...] = ()) -> None:
+    """Every key of a ``_target_`` node is an argument of what it names (``+vae.objective.weight=1``
+    on ELBO, ``+trainer.max_epoch=3``), refused before it would fail mid-run."""
+    built = target(node)
+    if built is None:
+        return
+    try:
+        parameters = inspect.signature(built).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    names = [name for name in parameters if name != "self"]
+    for name in node:
+        if isinstance(name, str) and not name.startswith("_") and name not in ignore and name not in parameters:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else f": {', '.join(names) or 'it takes none'}"
+            raise ConfigError(f"{key}.{name}", node[name], f"an argument of {node._target_}{hint}")
