@@ -61,7 +61,7 @@ def test_a_job_reuses_only_a_result_for_the_same_request(trained, make_config, t
     models = fingerprint(trained["log_dir"] / "artifacts" / "mnist" / "elbo-4" / "seed0")
     assert result["objective"] == objective and result["request"] == {
         "key": {"data": "mnist", "vae": "elbo", "latent_dim": 4, "seed": 0}, "models": models,
-        "generator": {"_target_": "catvae.latent.generators.Simple", "theta": 0.3, "n": 2, "from_search": None},
+        "generator": {"_target_": "catvae.latent.generators.Simple", "theta": 0.3, "n": 2, "fill": 1.0, "from_search": None},
         "eval": {"samples_per_label": 6, "seed": 1234, "precision": "auto", "cos": "pairwise"}, "device": "cpu"}
     scored = []
     monkeypatch.setattr(evaluation, "evaluate_generator", lambda *a, **k: scored.append(1) or pytest.fail("scored again"))

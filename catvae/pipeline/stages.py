@@ -143,9 +143,10 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
         # thread keeps idle OpenMP workers from spinning on the host's cores.
         torch.set_num_threads(1)
     started = time.perf_counter()
+    # The data first: a dataset refused here leaves no trace under the artifacts folder.
+    data: ImageDataModule = instantiate(cfg.data)
+    data.setup()
     with artifacts.staged_folder(final) as stage:
-        data: ImageDataModule = instantiate(cfg.data)
-        data.setup()
         log.info("VAE (%s, D=%d): %d training images, %d epochs", key.vae, key.latent_dim, len(data.train[0]), cfg.vae.epochs)
         vae, vae_test = train_vae(cfg, data, loggers, checkpoints)
         vae_seconds = time.perf_counter() - started

@@ -178,11 +178,12 @@ class SweepSummary(Callback):
         self.refused = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from catvae.core.config import ConfigError, exit_on_user_error
+        from catvae.core.task import command_errors
         from catvae.sweep.trials import check_sweep_folder
 
         self.refused = True  # until the check passes: a refused sweep's folder is not summarised
-        exit_on_user_error(ConfigError)(check_sweep_folder)(config)
+        with command_errors():  # Hydra turns a callback's exceptions into warnings; exiting stops the sweep
+            check_sweep_folder(config)
         self.refused = False
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

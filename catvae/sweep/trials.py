@@ -100,7 +100,11 @@ def fail_stale_trials(storage_url: str, study_name: str, grace: timedelta, now: 
     """Mark FAIL the study's RUNNING trials that :func:`why_stale` finds orphaned; their numbers."""
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.storages import RDBStorage
+    from sqlalchemy.engine import make_url
 
+    database = make_url(storage_url).database
+    if make_url(storage_url).get_backend_name() == "sqlite" and database and not Path(database).is_file():
+        return []  # no database yet, so no study to resume (and opening one would create the file)
     storage = RDBStorage(storage_url)
     try:
         study_id = storage.get_study_id_from_name(study_name)
