@@ -18,9 +18,11 @@ adds the cost tables: a search job against samples per label, and a training epo
 latent_dim and batch size, each with its peak memory. It prints a table and writes
 ``bench.json``, whose path it prints last.
 """
+
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -31,7 +33,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import torch
@@ -43,15 +45,15 @@ PRECISIONS = {"32": "32-true", "bf16": "bf16-mixed"}
 
 # ---------------------------------------------------------------- machine ---------------------------------------
 
+
 def describe(device: torch.device) -> str:
     """The device in words: GPU name, or CPU model and the threads torch uses."""
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     model = platform.processor() or "cpu"
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    with suppress(OSError, StopIteration):
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        model = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
     return f"cpu: {model}, {torch.get_num_threads()} threads"
 
 
@@ -79,7 +81,7 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, seconds: float = 1.0) 
             a @ b
             count += 1
             synchronize(device)
-        best = max(best, 2 * size ** 3 * count / (time.perf_counter() - started))
+        best = max(best, 2 * size**3 * count / (time.perf_counter() - started))
     return best
 
 
@@ -91,13 +93,14 @@ def vae_step_flops(latent_dim: int, hidden: list[int], batch: int) -> float:
     decoder = [latent_dim, *hidden, 784]
     flops = 0
     for sizes in (encoder, decoder):
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
             first_layer_of_data = sizes is encoder and i == 0
             flops += 2 * fan_in * fan_out * (2 if first_layer_of_data else 3)
     return float(flops * batch)
 
 
 # ---------------------------------------------------------------- training --------------------------------------
+
 
 def compose_train_config(overrides: list[str]):
     """The real ``conf/train.yaml``, as ``catvae.train`` composes it."""
@@ -117,10 +120,10 @@ class EpochClock:
         import pytorch_lightning as pl
 
         class Clock(pl.Callback):
-            def on_train_epoch_start(inner, trainer, module):  # noqa: N805
+            def on_train_epoch_start(inner, trainer, module):
                 self._mark()
 
-            def on_train_end(inner, trainer, module):  # noqa: N805
+            def on_train_end(inner, trainer, module):
                 self._mark()
 
         self.callback, self.device, self.marks = Clock(), device, []
@@ -133,14 +136,22 @@ class EpochClock:
         return [b - a for a, b in zip(self.marks[:-1], self.marks[1:])]
 
 
-def lightning_epochs(make_module: Callable, pair, batch_size: int, device: torch.device, precision: str,
-                     epochs: int, workdir: Path) -> list[float]:
+def lightning_epochs(
+    make_module: Callable, pair, batch_size: int, device: torch.device, precision: str, epochs: int, workdir: Path
+) -> list[float]:
     """Epoch times of ``trainer.fit`` with the Trainer ``catvae.train`` builds (``pipeline.make_trainer``)."""
     from catvae.data.datamodule import TensorDataModule
     from catvae.pipeline.stages import make_trainer
 
-    cfg = compose_train_config([f"trainer.accelerator={accelerator(device)}", f"trainer.precision={PRECISIONS[precision]}",
-                                "logger=none", f"paths.log_dir={workdir}", f"paths.output_dir={workdir}"])
+    cfg = compose_train_config(
+        [
+            f"trainer.accelerator={accelerator(device)}",
+            f"trainer.precision={PRECISIONS[precision]}",
+            "logger=none",
+            f"paths.log_dir={workdir}",
+            f"paths.output_dir={workdir}",
+        ]
+    )
     clock = EpochClock(device)
     trainer = make_trainer(cfg, "bench", epochs, [], workdir / "checkpoints")
     trainer.callbacks.append(clock.callback)
@@ -149,8 +160,9 @@ def lightning_epochs(make_module: Callable, pair, batch_size: int, device: torch
     return clock.epochs()
 
 
-def plain_epochs(make_module: Callable, loss_of: Callable, pair, batch_size: int, device: torch.device,
-                 precision: str, epochs: int) -> list[float]:
+def plain_epochs(
+    make_module: Callable, loss_of: Callable, pair, batch_size: int, device: torch.device, precision: str, epochs: int
+) -> list[float]:
     """Epoch times of the plainest loop over the same module, optimizer, batches and autocast."""
     from catvae.data.datamodule import TensorBatches
 
@@ -195,8 +207,18 @@ def make_classifier():
     return Classifier(10)
 
 
-def compare_training(name: str, make_module: Callable, loss_of: Callable, pair, batch_size: int, device: torch.device,
-                     precisions: list[str], repeats: int, epochs: int, workdir: Path) -> dict:
+def compare_training(
+    name: str,
+    make_module: Callable,
+    loss_of: Callable,
+    pair,
+    batch_size: int,
+    device: torch.device,
+    precisions: list[str],
+    repeats: int,
+    epochs: int,
+    workdir: Path,
+) -> dict:
     """Lightning vs plain, per precision: the median steady-state epoch (the first epoch of each fit
     is warm-up and dropped when there are two or more), interleaved and alternated in order."""
     samples = len(pair[0])
@@ -214,24 +236,31 @@ def compare_training(name: str, make_module: Callable, loss_of: Callable, pair, 
                 timed[contender].extend(times[1:] if len(times) > 1 else times)
         epoch = {k: statistics.median(v) for k, v in timed.items()}
         rows[precision] = {
-            "batch_size": batch_size, "samples_per_epoch": samples,
-            "lightning_epoch_s": round(epoch["lightning"], 4), "plain_epoch_s": round(epoch["plain"], 4),
-            "lightning_samples_per_s": round(samples / epoch["lightning"]), "plain_samples_per_s": round(samples / epoch["plain"]),
+            "batch_size": batch_size,
+            "samples_per_epoch": samples,
+            "lightning_epoch_s": round(epoch["lightning"], 4),
+            "plain_epoch_s": round(epoch["plain"], 4),
+            "lightning_samples_per_s": round(samples / epoch["lightning"]),
+            "plain_samples_per_s": round(samples / epoch["plain"]),
             "lightning_vs_plain": round(epoch["plain"] / epoch["lightning"], 3),
         }
-        print(f"  {name} {precision:>4}: Lightning {epoch['lightning']:.3f} s/epoch, plain {epoch['plain']:.3f} s/epoch "
-              f"→ {rows[precision]['lightning_vs_plain']:.2f}×", flush=True)
+        print(
+            f"  {name} {precision:>4}: Lightning {epoch['lightning']:.3f} s/epoch, plain {epoch['plain']:.3f} s/epoch "
+            f"→ {rows[precision]['lightning_vs_plain']:.2f}×",
+            flush=True,
+        )
     return rows
 
 
 # ---------------------------------------------------------------- search, generate ------------------------------
 
+
 def write_fresh_artifacts(artifacts_dir: Path, latent_dim: int = 20) -> None:
     """Artifacts of the real sizes with freshly initialised weights, keyed mnist/elbo-D/seed0."""
     from catvae.core import artifacts
     from catvae.core.artifacts import ArtifactKey
-    from catvae.models.networks import ClassifierNet, Decoder, Encoder
     from catvae.latent.statistics import ClassLatentStats
+    from catvae.models.networks import ClassifierNet, Decoder, Encoder
 
     folder = ArtifactKey("mnist", "elbo", latent_dim, 0).folder(artifacts_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -239,7 +268,8 @@ def write_fresh_artifacts(artifacts_dir: Path, latent_dim: int = 20) -> None:
     artifacts.save_vae(Encoder(latent_dim), Decoder(latent_dim), [500, 500], folder / artifacts.VAE_FILE)
     artifacts.save_classifier(ClassifierNet(10), folder / artifacts.CLASSIFIER_FILE)
     ClassLatentStats(torch.randn(10, latent_dim), torch.rand(10, latent_dim) + 0.5, torch.full((10,), 5500)).save(
-        folder / artifacts.STATS_FILE)
+        folder / artifacts.STATS_FILE
+    )
 
 
 def run_module(args: list[str], log_dir: Path) -> tuple[float, subprocess.CompletedProcess]:
@@ -257,24 +287,40 @@ def search_jobs(log_dir: Path, device: torch.device, jobs: int, samples_per_labe
     ends of consecutive jobs (Hydra's work between jobs included), the first job (model loading,
     first W&B start) reported apart. Compute = sample + decode + classify + score."""
     thetas = ",".join(f"{0.1 + 0.8 * i / max(1, jobs - 1):.3f}" for i in range(jobs))
-    wall, result = run_module(["catvae.search", "-m", "latent_dim=20", f"device={accelerator(device)}",
-                               f"generator.theta={thetas}", "generator.n=2", f"eval.samples_per_label={samples_per_label}",
-                               f"logger={logger}"], log_dir)
+    wall, result = run_module(
+        [
+            "catvae.search",
+            "-m",
+            "latent_dim=20",
+            f"device={accelerator(device)}",
+            f"generator.theta={thetas}",
+            "generator.n=2",
+            f"eval.samples_per_label={samples_per_label}",
+            f"logger={logger}",
+        ],
+        log_dir,
+    )
     sweep = Path(result.stdout.strip().splitlines()[-1].removeprefix("sweep summary: "))
     results = [json.loads((sweep / str(i) / "result.json").read_text()) for i in range(jobs)]
     ends = [r["timing_s"]["finished_at"] for r in results]
-    job_seconds = [b - a for a, b in zip(ends[:-1], ends[1:])]
+    job_seconds = [b - a for a, b in itertools.pairwise(ends)]
     compute = [sum(r["timing_s"][k] for k in ("sample", "decode", "classify", "score")) for r in results[1:]]
     trial = statistics.median(job_seconds)
-    parts = {k: round(statistics.median(r["timing_s"][k] for r in results[1:]), 4)
-             for k in ("load", "sample", "decode", "classify", "score", "log")}
+    parts = {
+        k: round(statistics.median(r["timing_s"][k] for r in results[1:]), 4)
+        for k in ("load", "sample", "decode", "classify", "score", "log")
+    }
     return {
-        "samples_per_label": samples_per_label, "jobs": jobs, "multirun_wall_s": round(wall, 2),
+        "samples_per_label": samples_per_label,
+        "jobs": jobs,
+        "multirun_wall_s": round(wall, 2),
         "first_job_s": round(results[0]["timing_s"]["total"], 3),
-        "trial_seconds": round(trial, 4), "compute_seconds": round(statistics.median(compute), 4),
+        "trial_seconds": round(trial, 4),
+        "compute_seconds": round(statistics.median(compute), 4),
         "overhead_seconds": round(trial - statistics.median(compute), 4),
         "trial_overhead_fraction": round(1 - statistics.median(compute) / trial, 4),
-        "parts_s": parts, "classifier_precision": results[-1]["classifier_precision"],
+        "parts_s": parts,
+        "classifier_precision": results[-1]["classifier_precision"],
     }
 
 
@@ -286,6 +332,7 @@ def generate_wall(log_dir: Path, device: torch.device, repeats: int = 3) -> floa
 
 # ---------------------------------------------------------------- cost as work grows ----------------------------
 
+
 @contextmanager
 def peak_memory(device: torch.device):
     """Yields a dict that receives ``peak_mb``: GPU memory allocated at most (CUDA), or the process's
@@ -294,7 +341,7 @@ def peak_memory(device: torch.device):
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         yield out
-        out["peak_mb"] = round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)
+        out["peak_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
         return
     page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
     peak, done = [0], threading.Event()
@@ -320,11 +367,12 @@ def peak_memory(device: torch.device):
     finally:
         done.set()
         thread.join()
-        out["peak_mb"] = round(max(peak[0], rss()) / 2 ** 20, 1)
+        out["peak_mb"] = round(max(peak[0], rss()) / 2**20, 1)
 
 
-def scaling(device: torch.device, pair, log_dir: Path, samples: list[int], dims: list[int], batches: list[int],
-            precision: str) -> dict:
+def scaling(
+    device: torch.device, pair, log_dir: Path, samples: list[int], dims: list[int], batches: list[int], precision: str
+) -> dict:
     """Search-job compute against samples per label; training epoch against latent_dim and batch size."""
     from catvae.core.artifacts import ArtifactKey, load_models
     from catvae.latent.evaluation import evaluate_generator
@@ -335,11 +383,27 @@ def scaling(device: torch.device, pair, log_dir: Path, samples: list[int], dims:
     for count in samples:
         timing: dict[str, float] = {}
         with peak_memory(device) as memory:
-            evaluate_generator(Simple(0.5, 2), models.stats, models.decoder, models.classifier, count, 1234,
-                               bf16=precision == "bf16", timing=timing)
-        rows_search.append({"samples_per_label": count, "seconds": round(sum(timing.values()), 4),
-                            **{k: round(v, 4) for k, v in timing.items()}, **memory})
-        print(f"  search job, {count:>5} samples/label: {rows_search[-1]['seconds']:.3f} s, peak {memory['peak_mb']} MB", flush=True)
+            evaluate_generator(
+                Simple(0.5, 2),
+                models.stats,
+                models.decoder,
+                models.classifier,
+                count,
+                1234,
+                bf16=precision == "bf16",
+                timing=timing,
+            )
+        rows_search.append(
+            {
+                "samples_per_label": count,
+                "seconds": round(sum(timing.values()), 4),
+                **{k: round(v, 4) for k, v in timing.items()},
+                **memory,
+            }
+        )
+        print(
+            f"  search job, {count:>5} samples/label: {rows_search[-1]['seconds']:.3f} s, peak {memory['peak_mb']} MB", flush=True
+        )
     rows_dim, rows_batch = [], []
     for dim in dims:
         with peak_memory(device) as memory:
@@ -351,11 +415,16 @@ def scaling(device: torch.device, pair, log_dir: Path, samples: list[int], dims:
             times = plain_epochs(make_vae(20), vae_loss, pair, batch, device, precision, 2)
         rows_batch.append({"latent_dim": 20, "batch_size": batch, "epoch_s": round(times[-1], 4), **memory})
         print(f"  VAE epoch, batch {batch:>5}: {times[-1]:.3f} s, peak {memory['peak_mb']} MB", flush=True)
-    return {"precision": precision, "search_by_samples_per_label": rows_search,
-            "vae_epoch_by_latent_dim": rows_dim, "vae_epoch_by_batch_size": rows_batch}
+    return {
+        "precision": precision,
+        "search_by_samples_per_label": rows_search,
+        "vae_epoch_by_latent_dim": rows_dim,
+        "vae_epoch_by_batch_size": rows_batch,
+    }
 
 
 # ---------------------------------------------------------------- the table -------------------------------------
+
 
 def bench_device(device: torch.device, args: argparse.Namespace, pair_vae, pair_clf, workdir: Path) -> dict:
     from catvae.core.device import fast_bf16
@@ -365,54 +434,114 @@ def bench_device(device: torch.device, args: argparse.Namespace, pair_vae, pair_
     default = precisions[-1]
     peak = {p: matmul_peak(device, torch.float32 if p == "32" else torch.bfloat16) for p in precisions}
     print("  matmul peak: " + ", ".join(f"{p} {v / 1e9:.0f} GFLOP/s" for p, v in peak.items()), flush=True)
-    vae = compare_training("VAE", make_vae(20), vae_loss, pair_vae, args.vae_batch, device, precisions,
-                           args.repeats, args.epochs, workdir)
-    clf = compare_training("classifier", make_classifier, classifier_loss, pair_clf, args.classifier_batch, device,
-                           precisions, args.repeats, args.epochs, workdir)
+    vae = compare_training(
+        "VAE", make_vae(20), vae_loss, pair_vae, args.vae_batch, device, precisions, args.repeats, args.epochs, workdir
+    )
+    clf = compare_training(
+        "classifier",
+        make_classifier,
+        classifier_loss,
+        pair_clf,
+        args.classifier_batch,
+        device,
+        precisions,
+        args.repeats,
+        args.epochs,
+        workdir,
+    )
     flops = {p: vae_step_flops(20, [500, 500], 1) * row["samples_per_epoch"] / row["lightning_epoch_s"] for p, row in vae.items()}
     log_dir = workdir / "logs"
     write_fresh_artifacts(log_dir / "artifacts")
     trial = search_jobs(log_dir, device, args.jobs, args.samples_per_label)
-    print(f"  search job ({args.samples_per_label}/label): {trial['trial_seconds']:.3f} s, compute {trial['compute_seconds']:.3f} s, "
-          f"overhead {100 * trial['trial_overhead_fraction']:.1f} % {trial['parts_s']}", flush=True)
+    print(
+        f"  search job ({args.samples_per_label}/label): {trial['trial_seconds']:.3f} s, "
+        f"compute {trial['compute_seconds']:.3f} s, "
+        f"overhead {100 * trial['trial_overhead_fraction']:.1f} % {trial['parts_s']}",
+        flush=True,
+    )
     generate = generate_wall(log_dir, device)
     print(f"  generate (subprocess): {generate:.2f} s", flush=True)
     row = {
-        "device": describe(device), "default_precision": default,
+        "device": describe(device),
+        "default_precision": default,
         "matmul_peak_gflops": {p: round(v / 1e9, 1) for p, v in peak.items()},
-        "vae": vae, "classifier": clf,
+        "vae": vae,
+        "classifier": clf,
         "vae_achieved_gflops": {p: round(v / 1e9, 1) for p, v in flops.items()},
         "lightning_vs_plain": vae[default]["lightning_vs_plain"],
         "classifier_lightning_vs_plain": clf[default]["lightning_vs_plain"],
         "fp32_fraction_of_peak": round(flops["32"] / peak["32"], 3),
         "bf16_fraction_of_peak": round(flops["bf16"] / peak["bf16"], 3) if "bf16" in flops else None,
         "bf16_speedup": round(vae["32"]["lightning_epoch_s"] / vae["bf16"]["lightning_epoch_s"], 3) if "bf16" in vae else None,
-        "classifier_bf16_speedup": (round(clf["32"]["lightning_epoch_s"] / clf["bf16"]["lightning_epoch_s"], 3)
-                                    if "bf16" in clf else None),
-        "search_job": trial, "trial_seconds": trial["trial_seconds"],
-        "trial_overhead_fraction": trial["trial_overhead_fraction"], "generate_wall_s": round(generate, 3),
+        "classifier_bf16_speedup": (
+            round(clf["32"]["lightning_epoch_s"] / clf["bf16"]["lightning_epoch_s"], 3) if "bf16" in clf else None
+        ),
+        "search_job": trial,
+        "trial_seconds": trial["trial_seconds"],
+        "trial_overhead_fraction": trial["trial_overhead_fraction"],
+        "generate_wall_s": round(generate, 3),
     }
     if args.scaling:
-        row["scaling"] = scaling(device, pair_vae, log_dir, args.scaling_samples, args.scaling_dims,
-                                 args.scaling_batches, default)
+        row["scaling"] = scaling(
+            device, pair_vae, log_dir, args.scaling_samples, args.scaling_dims, args.scaling_batches, default
+        )
     return row
 
 
 def print_table(rows: dict[str, dict]) -> None:
     names = list(rows)
-    lines = [("", *names),
-             ("matmul peak fp32 / bf16 (GFLOP/s)", *(f"{r['matmul_peak_gflops'].get('32')} / {r['matmul_peak_gflops'].get('bf16', '–')}" for r in rows.values())),
-             ("VAE fp32: Lightning / plain (s/epoch)", *(f"{r['vae']['32']['lightning_epoch_s']:.3f} / {r['vae']['32']['plain_epoch_s']:.3f}" for r in rows.values())),
-             ("VAE bf16: Lightning / plain (s/epoch)", *(f"{r['vae']['bf16']['lightning_epoch_s']:.3f} / {r['vae']['bf16']['plain_epoch_s']:.3f}" if "bf16" in r["vae"] else "–" for r in rows.values())),
-             ("classifier fp32: Lightning / plain (s/epoch)", *(f"{r['classifier']['32']['lightning_epoch_s']:.3f} / {r['classifier']['32']['plain_epoch_s']:.3f}" for r in rows.values())),
-             ("classifier bf16: Lightning / plain (s/epoch)", *(f"{r['classifier']['bf16']['lightning_epoch_s']:.3f} / {r['classifier']['bf16']['plain_epoch_s']:.3f}" if "bf16" in r["classifier"] else "–" for r in rows.values())),
-             ("lightning_vs_plain (VAE, default precision)", *(f"{r['lightning_vs_plain']:.2f}" for r in rows.values())),
-             ("classifier_lightning_vs_plain", *(f"{r['classifier_lightning_vs_plain']:.2f}" for r in rows.values())),
-             ("fp32_fraction_of_peak (VAE step)", *(f"{r['fp32_fraction_of_peak']:.2f}" for r in rows.values())),
-             ("bf16_speedup (VAE / classifier)", *(f"{r['bf16_speedup'] or '–'} / {r['classifier_bf16_speedup'] or '–'}" for r in rows.values())),
-             ("search job s (compute + overhead)", *(f"{r['trial_seconds']:.3f} ({r['search_job']['compute_seconds']:.3f} + {r['search_job']['overhead_seconds']:.3f})" for r in rows.values())),
-             ("trial_overhead_fraction", *(f"{r['trial_overhead_fraction']:.3f}" for r in rows.values())),
-             ("generate_wall_s", *(f"{r['generate_wall_s']:.2f}" for r in rows.values()))]
+    lines = [
+        ("", *names),
+        (
+            "matmul peak fp32 / bf16 (GFLOP/s)",
+            *(f"{r['matmul_peak_gflops'].get('32')} / {r['matmul_peak_gflops'].get('bf16', '–')}" for r in rows.values()),
+        ),
+        (
+            "VAE fp32: Lightning / plain (s/epoch)",
+            *(f"{r['vae']['32']['lightning_epoch_s']:.3f} / {r['vae']['32']['plain_epoch_s']:.3f}" for r in rows.values()),
+        ),
+        (
+            "VAE bf16: Lightning / plain (s/epoch)",
+            *(
+                f"{r['vae']['bf16']['lightning_epoch_s']:.3f} / {r['vae']['bf16']['plain_epoch_s']:.3f}"
+                if "bf16" in r["vae"]
+                else "–"
+                for r in rows.values()
+            ),
+        ),
+        (
+            "classifier fp32: Lightning / plain (s/epoch)",
+            *(
+                f"{r['classifier']['32']['lightning_epoch_s']:.3f} / {r['classifier']['32']['plain_epoch_s']:.3f}"
+                for r in rows.values()
+            ),
+        ),
+        (
+            "classifier bf16: Lightning / plain (s/epoch)",
+            *(
+                f"{r['classifier']['bf16']['lightning_epoch_s']:.3f} / {r['classifier']['bf16']['plain_epoch_s']:.3f}"
+                if "bf16" in r["classifier"]
+                else "–"
+                for r in rows.values()
+            ),
+        ),
+        ("lightning_vs_plain (VAE, default precision)", *(f"{r['lightning_vs_plain']:.2f}" for r in rows.values())),
+        ("classifier_lightning_vs_plain", *(f"{r['classifier_lightning_vs_plain']:.2f}" for r in rows.values())),
+        ("fp32_fraction_of_peak (VAE step)", *(f"{r['fp32_fraction_of_peak']:.2f}" for r in rows.values())),
+        (
+            "bf16_speedup (VAE / classifier)",
+            *(f"{r['bf16_speedup'] or '–'} / {r['classifier_bf16_speedup'] or '–'}" for r in rows.values()),
+        ),
+        (
+            "search job s (compute + overhead)",
+            *(
+                f"{r['trial_seconds']:.3f} ({r['search_job']['compute_seconds']:.3f} + {r['search_job']['overhead_seconds']:.3f})"
+                for r in rows.values()
+            ),
+        ),
+        ("trial_overhead_fraction", *(f"{r['trial_overhead_fraction']:.3f}" for r in rows.values())),
+        ("generate_wall_s", *(f"{r['generate_wall_s']:.2f}" for r in rows.values())),
+    ]
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(names) + 1)]
     print()
     for line in lines:
@@ -443,8 +572,14 @@ def check_args(args: argparse.Namespace) -> list[torch.device]:
     from catvae.core.errors import ConfigError
     from catvae.core.validate import integer_at_least
 
-    for option, minimum in (("vae_images", 1), ("classifier_images", 1), ("epochs", 1), ("repeats", 1),
-                            ("jobs", 2), ("samples_per_label", 2)):  # job costs are spacings: two jobs at least
+    for option, minimum in (
+        ("vae_images", 1),
+        ("classifier_images", 1),
+        ("epochs", 1),
+        ("repeats", 1),
+        ("jobs", 2),
+        ("samples_per_label", 2),
+    ):  # job costs are spacings: two jobs at least
         integer_at_least(f"--{option.replace('_', '-')}", getattr(args, option), minimum)
     for option in ("vae_batch", "classifier_batch"):
         if getattr(args, option) is not None:
@@ -489,11 +624,23 @@ def bench(args: argparse.Namespace) -> Path:
             rows[device.type] = bench_device(device, args, pair_vae, pair_clf, Path(tmp) / device.type)
     print_table(rows)
     main_row = rows["cuda"] if "cuda" in rows else rows[devices[0].type]
-    keys = ("lightning_vs_plain", "classifier_lightning_vs_plain", "fp32_fraction_of_peak", "bf16_speedup",
-            "trial_seconds", "trial_overhead_fraction", "generate_wall_s", "device")
-    report = {**{k: main_row[k] for k in keys}, "by_device": rows,
-              "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-              "torch": torch.__version__, "written_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    keys = (
+        "lightning_vs_plain",
+        "classifier_lightning_vs_plain",
+        "fp32_fraction_of_peak",
+        "bf16_speedup",
+        "trial_seconds",
+        "trial_overhead_fraction",
+        "generate_wall_s",
+        "device",
+    )
+    report = {
+        **{k: main_row[k] for k in keys},
+        "by_device": rows,
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "torch": torch.__version__,
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "bench.json"
     write_json(report, path)

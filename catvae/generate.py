@@ -4,6 +4,7 @@ Loads the artifacts that ``catvae.train`` published for (data, vae, latent_dim, 
 ``num`` codes per requested label with the configured generator, decodes them and writes a PNG
 grid (and, with ``out=F.npz``, the images and labels). Imports neither Lightning nor W&B.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,10 +16,10 @@ from omegaconf import DictConfig
 from catvae.core.artifacts import ArtifactKey, load_models
 from catvae.core.device import resolve_device
 from catvae.core.files import atomic_write
+from catvae.core.images import save_grid
 from catvae.core.task import hydra_command, run_task
 from catvae.core.validate import check_against_artifacts, check_label, validate_generate
 from catvae.latent.generators import build_generator, generate_images, target_labels
-from catvae.core.images import save_grid
 from catvae.models.networks import IMAGE_SIDE
 from catvae.sweep.records import resolve_generator
 

@@ -7,6 +7,7 @@ Figure 1 and Table 4 with ``catvae.report``. Each step is the command a user wou
 (``python -m catvae.train experiment=…``, ``python -m catvae.search -m experiment=…``); they run
 one after another.
 """
+
 from __future__ import annotations
 
 import argparse

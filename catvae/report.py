@@ -4,6 +4,7 @@ Reads each multirun folder's ``trials.csv`` and ``best.json`` (no W&B needed) an
 ``figure1.png`` (accuracy against mean cosine similarity, one curve per sweep) and ``table4.md``
 (our best configuration per sweep beside the paper's Table 4 rows).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,7 @@ def format_theta(theta: object) -> str:
 
 def table4(bests: list[dict]) -> str:
     """Markdown table laid out like the paper's Table 4, the paper's row above ours where one exists."""
-    lines = ["| VAE | Generator | θ / n | cos(x, x') | acc | objective | source |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| VAE | Generator | θ / n | cos(x, x') | acc | objective | source |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for best in bests:
         key = best["key"]
         vae = f"{key['vae'].upper()}-{key['latent_dim']}"
@@ -50,8 +50,10 @@ def table4(bests: list[dict]) -> str:
         if paper:
             theta_n, cos, acc = paper
             lines.append(f"| {vae} | {generator} | {theta_n} | {cos:.4f} | {acc:.4f} | {cos + 1 - acc:.4f} | paper |")
-        lines.append(f"| {vae} | {generator} | {format_theta(best['theta'])} / {best['n']} | {best['cos_pairwise']:.4f} | "
-                     f"{best['accuracy']:.4f} | {best['objective']:.4f} | catvae ({best['eval']['samples_per_label']}/label) |")
+        lines.append(
+            f"| {vae} | {generator} | {format_theta(best['theta'])} / {best['n']} | {best['cos_pairwise']:.4f} | "
+            f"{best['accuracy']:.4f} | {best['objective']:.4f} | catvae ({best['eval']['samples_per_label']}/label) |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -62,8 +64,9 @@ def report(sweep_dirs: list[Path], out: Path) -> dict[str, Path]:
         trials, best_file = folder / "trials.csv", folder / "best.json"
         if not trials.is_file() or not best_file.is_file():
             missing = " and ".join(file.name for file in (trials, best_file) if not file.is_file())
-            raise ConfigError("SWEEP_DIR", str(folder),
-                              f"a finished `python -m catvae.search -m` folder (this one has no {missing})")
+            raise ConfigError(
+                "SWEEP_DIR", str(folder), f"a finished `python -m catvae.search -m` folder (this one has no {missing})"
+            )
         best = json.loads(best_file.read_text())
         label = sweep_label(best)
         while label in curves:
@@ -71,9 +74,11 @@ def report(sweep_dirs: list[Path], out: Path) -> dict[str, Path]:
         curves[label] = read_trials(trials)
         bests.append(best)
     out.mkdir(parents=True, exist_ok=True)
-    paper = {f"paper: {key[0].upper()}-{key[1]} {GENERATOR_TITLES[key[2]]}": (cos, acc)
-             for key, (_, cos, acc) in PAPER_TABLE4.items()
-             if any((b["key"]["vae"], b["key"]["latent_dim"], b["name"]) == key for b in bests)}
+    paper = {
+        f"paper: {key[0].upper()}-{key[1]} {GENERATOR_TITLES[key[2]]}": (cos, acc)
+        for key, (_, cos, acc) in PAPER_TABLE4.items()
+        if any((b["key"]["vae"], b["key"]["latent_dim"], b["name"]) == key for b in bests)
+    }
     figure = plot_figure1(curves, out / "figure1.png", "accuracy vs. cosine similarity", paper)
     table = out / "table4.md"
     write_text(table4(bests), table)

@@ -6,6 +6,7 @@ sweeper's grid, or Optuna). Every job writes ``result.json`` in its folder and i
 (group = the sweep, job type ``search``); at the end of the sweep :mod:`catvae.sweep.summary`
 writes ``trials.csv``, ``figure1.png`` and the best configuration.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -68,9 +69,16 @@ def rescore(cfg: DictConfig, results: list[dict]) -> list[dict]:
     rescored = []
     for result in results:
         generator = build_generator(OmegaConf.create(result["config"]))
-        report = evaluate_generator(generator, models.stats, models.decoder, models.classifier,
-                                    int(cfg.eval.samples_per_label), int(cfg.eval.seed), str(cfg.objective.cos),
-                                    classify_in_bf16(cfg, device))
+        report = evaluate_generator(
+            generator,
+            models.stats,
+            models.decoder,
+            models.classifier,
+            int(cfg.eval.samples_per_label),
+            int(cfg.eval.seed),
+            str(cfg.objective.cos),
+            classify_in_bf16(cfg, device),
+        )
         trial = {k: result[k] for k in ("samples_per_label", "accuracy", "cos_pairwise", "cos_to_mean", "objective")}
         rescored.append({**result, **report, "trial": trial, "models": models_record(models)})
     return rescored
@@ -91,8 +99,10 @@ def score(cfg: DictConfig) -> float:
         job["request"] = job_request(cfg, trial_samples(cfg))
         result = finished_result(Path(cfg.paths.output_dir) / RESULT_FILE, job["request"])
         if result is not None:
-            print(f"{result['name']} θ={result['theta']} n={result['n']}: objective {result['objective']:.4f} "
-                  f"(recorded in {cfg.paths.output_dir})")
+            print(
+                f"{result['name']} θ={result['theta']} n={result['n']}: objective {result['objective']:.4f} "
+                f"(recorded in {cfg.paths.output_dir})"
+            )
         return result
 
     def evaluate(loggers: list) -> dict:
@@ -109,22 +119,47 @@ def score(cfg: DictConfig) -> float:
         check_against_artifacts(cfg, models.stats)
         generator = build_generator(node)
         timing: dict[str, float] = {"load": time.perf_counter() - started}
-        report = evaluate_generator(generator, models.stats, models.decoder, models.classifier, samples,
-                                    int(cfg.eval.seed), str(cfg.objective.cos), classify_in_bf16(cfg, device), timing)
+        report = evaluate_generator(
+            generator,
+            models.stats,
+            models.decoder,
+            models.classifier,
+            samples,
+            int(cfg.eval.seed),
+            str(cfg.objective.cos),
+            classify_in_bf16(cfg, device),
+            timing,
+        )
         config = OmegaConf.to_container(node, resolve=True) | {"theta": report["theta"], "n": report["n"]}
         provenance_started = time.perf_counter()
-        result = {"key": dataclasses.asdict(key), "config": config, "device": str(device), "models": models_record(models),
-                  **report, "provenance": provenance(cfg, device), "request": job["request"]}
+        result = {
+            "key": dataclasses.asdict(key),
+            "config": config,
+            "device": str(device),
+            "models": models_record(models),
+            **report,
+            "provenance": provenance(cfg, device),
+            "request": job["request"],
+        }
         timing["provenance"] = time.perf_counter() - provenance_started
         trial = job_trial_number()
         if trial is not None:
             result["optuna_trial"] = trial
         job.update(timing=timing, logging_started=time.perf_counter(), name=generator.name, result=result)
         for logger in loggers:
-            logger.log_hyperparams({"generator": generator.params(models.stats), "key": job["result"]["key"],
-                                    "eval": OmegaConf.to_container(cfg.eval), "objective": OmegaConf.to_container(cfg.objective)})
-        log_summary(loggers, {name: report[name] for name in ("accuracy", "cos_pairwise", "cos_to_mean", "objective")}
-                    | {"per_label": report["per_label"], "theta_eff": report["theta_eff"]})
+            logger.log_hyperparams(
+                {
+                    "generator": generator.params(models.stats),
+                    "key": job["result"]["key"],
+                    "eval": OmegaConf.to_container(cfg.eval),
+                    "objective": OmegaConf.to_container(cfg.objective),
+                }
+            )
+        log_summary(
+            loggers,
+            {name: report[name] for name in ("accuracy", "cos_pairwise", "cos_to_mean", "objective")}
+            | {"per_label": report["per_label"], "theta_eff": report["theta_eff"]},
+        )
         return job["result"]
 
     def write(result: dict) -> None:
@@ -135,8 +170,10 @@ def score(cfg: DictConfig) -> float:
         # from the spacing of consecutive jobs of one multirun.
         result["timing_s"] = {**{k: round(v, 4) for k, v in timing.items()}, "finished_at": time.time()}
         write_json(result, Path(cfg.paths.output_dir) / RESULT_FILE)
-        print(f"{job['name']} θ={result['theta']} n={result['n']}: accuracy {result['accuracy']:.4f}, "
-              f"cos_pairwise {result['cos_pairwise']:.4f}, objective {result['objective']:.4f}")
+        print(
+            f"{job['name']} θ={result['theta']} n={result['n']}: accuracy {result['accuracy']:.4f}, "
+            f"cos_pairwise {result['cos_pairwise']:.4f}, objective {result['objective']:.4f}"
+        )
 
     result = run_task(cfg, validate_search, evaluate, after=write, done=recorded)
     return float(result["objective"])

@@ -2,6 +2,7 @@
 
 Prints the path of the published ``summary.json`` as its last line.
 """
+
 from __future__ import annotations
 
 import warnings

@@ -1,4 +1,5 @@
 """Shared fixtures: configs composed in-process and shrunk, and one tiny trained pipeline."""
+
 from __future__ import annotations
 
 import os
@@ -16,9 +17,15 @@ os.environ.update(WANDB_MODE="offline", WANDB_SILENT="true", WANDB_CONSOLE="off"
 
 # A pipeline small enough for the suite: 1,200 training images, one epoch per stage.
 TINY = [
-    "data.limit_train=1200", "data.limit_test=300", "data.val_size=200",
-    "vae.epochs=1", "classifier.epochs=1", "eval.samples_per_label=12", "eval.grid_per_label=4",
-    "latent_dim=4", "trainer.enable_progress_bar=false",
+    "data.limit_train=1200",
+    "data.limit_test=300",
+    "data.val_size=200",
+    "vae.epochs=1",
+    "classifier.epochs=1",
+    "eval.samples_per_label=12",
+    "eval.grid_per_label=4",
+    "latent_dim=4",
+    "trainer.enable_progress_bar=false",
 ]
 
 
@@ -38,6 +45,7 @@ def tiny() -> list[str]:
 def make_config(tmp_path) -> Callable[..., DictConfig]:
     def make(name: str = "train", overrides: list[str] | None = None, log_dir: Path | None = None) -> DictConfig:
         return compose_config(name, overrides or [], log_dir or tmp_path / "logs")
+
     return make
 
 

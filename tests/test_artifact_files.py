@@ -1,5 +1,6 @@
 """Corrupt, truncated, foreign and incompatible artifact files: each an ArtifactError naming the file,
 what is wrong and the command that makes it again; never a pickle, zip or load_state_dict traceback."""
+
 from __future__ import annotations
 
 import json
@@ -79,35 +80,79 @@ def code_inside(path: Path) -> None:
 
 CASES: list[tuple[str, str, Callable[[Path], None], str]] = [
     ("half", "vae.pt", cut_in_half, "truncated or corrupt: a PyTorch archive of "),
-    ("half-reason", "classifier.pt", cut_in_half, "that cannot be read (PytorchStreamReader failed reading zip archive: "
-                                                  "failed finding central directory). Make it again with"),
+    (
+        "half-reason",
+        "classifier.pt",
+        cut_in_half,
+        "that cannot be read (PytorchStreamReader failed reading zip archive: "
+        "failed finding central directory). Make it again with",
+    ),
     ("random", "vae.pt", lambda p: p.write_bytes(bytes(range(7, 250)) * 40), "not a PyTorch file (it starts with bytes 07 08 09"),
-    ("random-brace", "vae.pt", lambda p: p.write_bytes(b"{" + bytes(range(128, 256)) * 40), "not a PyTorch file (it starts "
-                                                                                             "with bytes 7b 80 81"),
+    (
+        "random-brace",
+        "vae.pt",
+        lambda p: p.write_bytes(b"{" + bytes(range(128, 256)) * 40),
+        "not a PyTorch file (it starts with bytes 7b 80 81",
+    ),
     ("json", "classifier.pt", lambda p: p.write_text(json.dumps({"num_classes": 10})), "holds JSON, not a PyTorch file"),
     ("text", "stats.pt", lambda p: p.write_text("mean: 0.5\nstd: 1 — σ\n" * 300), "holds text, not a PyTorch file"),
     ("empty", "stats.pt", lambda p: p.write_bytes(b""), "the file is empty (0 bytes)"),
-    ("missing-key", "vae.pt", drop_key, 'its encoder weights do not fit the network it describes: Error(s) in loading '
-                                       'state_dict for Encoder: Missing key(s) in state_dict: "net.0.weight". Make it'),
-    ("wrong-shape", "vae.pt", wrong_shapes, "its encoder weights do not fit the network it describes: Error(s) in loading "
-                                            "state_dict for Encoder: size mismatch for net.2.weight: copying a param with "
-                                            "shape torch.Size([500, 500]) from checkpoint, the shape in current model is "
-                                            "torch.Size([400, 500])"),
-    ("unversioned", "vae.pt", unversioned, "written by a catvae from before artifact format versions (no 'catvae_format' "
-                                           "field; this catvae reads format 1)"),
-    ("newer", "stats.pt", newer, "written in artifact format 2 by a newer catvae; this one reads format 1 (upgrade catvae to read it)"),
-    ("swapped", "vae.pt", lambda p: shutil.copy(p.with_name("classifier.pt"), p),
-     "holds a 'classifier' artifact where a 'vae' one belongs"),
+    (
+        "missing-key",
+        "vae.pt",
+        drop_key,
+        "its encoder weights do not fit the network it describes: Error(s) in loading "
+        'state_dict for Encoder: Missing key(s) in state_dict: "net.0.weight". Make it',
+    ),
+    (
+        "wrong-shape",
+        "vae.pt",
+        wrong_shapes,
+        "its encoder weights do not fit the network it describes: Error(s) in loading "
+        "state_dict for Encoder: size mismatch for net.2.weight: copying a param with "
+        "shape torch.Size([500, 500]) from checkpoint, the shape in current model is "
+        "torch.Size([400, 500])",
+    ),
+    (
+        "unversioned",
+        "vae.pt",
+        unversioned,
+        "written by a catvae from before artifact format versions (no 'catvae_format' field; this catvae reads format 1)",
+    ),
+    (
+        "newer",
+        "stats.pt",
+        newer,
+        "written in artifact format 2 by a newer catvae; this one reads format 1 (upgrade catvae to read it)",
+    ),
+    (
+        "swapped",
+        "vae.pt",
+        lambda p: shutil.copy(p.with_name("classifier.pt"), p),
+        "holds a 'classifier' artifact where a 'vae' one belongs",
+    ),
     ("nan", "vae.pt", nan_weights, "its decoder weights hold NaN or infinite values (a training that diverged?)"),
     ("absurd", "vae.pt", absurd_size, "its encoder weights do not fit the network it describes"),
     ("code", "vae.pt", code_inside, "holds Python objects other than tensors and plain containers"),
     ("not-a-dict", "classifier.pt", lambda p: torch.save([1, 2], p), "holds a list, not a catvae classifier artifact"),
-    ("stats-shape", "stats.pt", lambda p: ClassLatentStats(torch.zeros(10, 3), torch.ones(10, 3), torch.full((10,), 5)).save(p),
-     "holds statistics of 10 classes × 3 dimensions, but the classifier has 10 classes and the VAE 4 dimensions"),
-    ("stats-nan", "stats.pt", lambda p: ClassLatentStats(torch.zeros(10, 4), torch.full((10, 4), -1.0), torch.full((10,), 5)).save(p),
-     "mean or std hold NaN, infinite or negative values"),
-    ("other-dim", "vae.pt", lambda p: save_vae(Encoder(3, [8]), Decoder(3, [8]), [8], p),
-     "holds a VAE with latent_dim=3 in the folder of latent_dim=4"),
+    (
+        "stats-shape",
+        "stats.pt",
+        lambda p: ClassLatentStats(torch.zeros(10, 3), torch.ones(10, 3), torch.full((10,), 5)).save(p),
+        "holds statistics of 10 classes × 3 dimensions, but the classifier has 10 classes and the VAE 4 dimensions",
+    ),
+    (
+        "stats-nan",
+        "stats.pt",
+        lambda p: ClassLatentStats(torch.zeros(10, 4), torch.full((10, 4), -1.0), torch.full((10,), 5)).save(p),
+        "mean or std hold NaN, infinite or negative values",
+    ),
+    (
+        "other-dim",
+        "vae.pt",
+        lambda p: save_vae(Encoder(3, [8]), Decoder(3, [8]), [8], p),
+        "holds a VAE with latent_dim=3 in the folder of latent_dim=4",
+    ),
 ]
 
 
@@ -141,8 +186,11 @@ def test_artifacts_round_trip_with_their_format_version(tmp_path):
 
 def test_stats_load_without_a_key_still_says_what_remakes_it(tmp_path):
     (tmp_path / "stats.pt").write_bytes(b"\x00" * 10)
-    with pytest.raises(ArtifactError, match=r"stats\.pt: not a PyTorch file \(it starts with bytes 00 00 00 00 00 00 00 "
-                                            r"00\)\. Make it again with: python -m catvae\.train with the settings that made it$"):
+    with pytest.raises(
+        ArtifactError,
+        match=r"stats\.pt: not a PyTorch file \(it starts with bytes 00 00 00 00 00 00 00 "
+        r"00\)\. Make it again with: python -m catvae\.train with the settings that made it$",
+    ):
         ClassLatentStats.load(tmp_path / "stats.pt")
     (tmp_path / "folder.pt").mkdir()
     with pytest.raises(ArtifactError, match=r"folder\.pt: cannot be read \(Is a directory\)"):
@@ -153,10 +201,20 @@ def test_generate_on_a_truncated_vae_exits_2_with_one_line(artifacts):
     assert issubclass(ArtifactError, UserError)
     vae = KEY.folder(artifacts) / "vae.pt"
     cut_in_half(vae)
-    env = {**os.environ, "WANDB_MODE": "offline", "CATVAE_LOG_DIR": str(artifacts.parent),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(WORKTREE), os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run([sys.executable, "-m", "catvae.generate", "latent_dim=4", "label=3", "num=4"],
-                            capture_output=True, text=True, env=env, cwd=artifacts.parent, timeout=120)
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "CATVAE_LOG_DIR": str(artifacts.parent),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(WORKTREE), os.environ.get("PYTHONPATH")])),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "catvae.generate", "latent_dim=4", "label=3", "num=4"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=artifacts.parent,
+        timeout=120,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith(f"error: {vae}: truncated or corrupt: a PyTorch archive of ") and lines[-1].endswith(REMAKE)

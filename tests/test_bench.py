@@ -1,9 +1,9 @@
 """``python -m catvae.bench`` at tiny sizes: it runs and writes every figure it promises (speed is never asserted)."""
+
 import json
 import os
 import subprocess
 import sys
-
 
 from catvae.bench import vae_step_flops
 
@@ -19,16 +19,51 @@ def test_vae_step_flops_by_hand():
 def test_bench_writes_bench_json(tmp_path):
     env = {**os.environ, "WANDB_MODE": "offline"}
     result = subprocess.run(
-        [sys.executable, "-m", "catvae.bench", "--devices", "cpu", "--vae-images", "600", "--classifier-images", "300",
-         "--repeats", "1", "--epochs", "1", "--jobs", "3", "--samples-per-label", "4", "--out", str(tmp_path),
-         "--scaling", "--scaling-samples", "4", "8", "--scaling-dims", "2", "--scaling-batches", "128"],
-        capture_output=True, text=True, env=env, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "catvae.bench",
+            "--devices",
+            "cpu",
+            "--vae-images",
+            "600",
+            "--classifier-images",
+            "300",
+            "--repeats",
+            "1",
+            "--epochs",
+            "1",
+            "--jobs",
+            "3",
+            "--samples-per-label",
+            "4",
+            "--out",
+            str(tmp_path),
+            "--scaling",
+            "--scaling-samples",
+            "4",
+            "8",
+            "--scaling-dims",
+            "2",
+            "--scaling-batches",
+            "128",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     path = tmp_path / "bench.json"
     assert result.stdout.strip().splitlines()[-1] == str(path)
     bench = json.loads(path.read_text())
-    for key in ("lightning_vs_plain", "classifier_lightning_vs_plain", "fp32_fraction_of_peak", "trial_seconds",
-                "generate_wall_s"):
+    for key in (
+        "lightning_vs_plain",
+        "classifier_lightning_vs_plain",
+        "fp32_fraction_of_peak",
+        "trial_seconds",
+        "generate_wall_s",
+    ):
         assert bench[key] > 0, key
     assert 0 <= bench["trial_overhead_fraction"] < 1 and bench["device"].startswith("cpu")
     cpu = bench["by_device"]["cpu"]

@@ -1,5 +1,6 @@
 """The commands as a user runs them, from any folder: a bad input gets one message naming key,
 value and what is allowed, exit status 2, no traceback, and no artifact is created or changed."""
+
 import os
 import shutil
 import subprocess
@@ -16,8 +17,9 @@ def run(module: str, *args: str, log_dir: Path, cwd: Path) -> subprocess.Complet
     folder); PYTHONPATH and the rest of the environment pass through."""
     cwd.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "WANDB_MODE": "offline", "CATVAE_LOG_DIR": str(log_dir)}
-    return subprocess.run([sys.executable, "-m", f"catvae.{module}", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", f"catvae.{module}", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:
@@ -60,12 +62,16 @@ TRAIN_CASES = [
     (["trainer.accelerator=tpu"], "trainer.accelerator='tpu' is not allowed: one of auto, cpu, gpu, cuda"),
     (["generator.theta=-0.5"], "generator.theta=-0.5 is not allowed: a number >= 0 (simple, latent_dim=4)"),
     (["generator.n=0"], "generator.n=0 is not allowed: an integer >= 1"),
-    (["generator=medium1", "generator.theta=[0.1,0.2,0.3]"],
-     "generator.theta=[0.1, 0.2, 0.3] is not allowed: a number or a list of 4 numbers >= 0 (medium1, latent_dim=4)"),
-    (["generator=medium2", "generator.theta=[[0.1,0.2,0.3,0.4],[0.1,0.2,0.3,0.4]]"],
-     "generator.theta=[[0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4]] is not allowed: "
-     "a number or a 10×4 nested list of numbers >= 0 "
-     "(medium2, latent_dim=4, 10 classes)"),
+    (
+        ["generator=medium1", "generator.theta=[0.1,0.2,0.3]"],
+        "generator.theta=[0.1, 0.2, 0.3] is not allowed: a number or a list of 4 numbers >= 0 (medium1, latent_dim=4)",
+    ),
+    (
+        ["generator=medium2", "generator.theta=[[0.1,0.2,0.3,0.4],[0.1,0.2,0.3,0.4]]"],
+        "generator.theta=[[0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4]] is not allowed: "
+        "a number or a 10×4 nested list of numbers >= 0 "
+        "(medium2, latent_dim=4, 10 classes)",
+    ),
 ]
 
 
@@ -92,9 +98,10 @@ def test_a_multirun_refuses_its_shared_config_before_any_job(tmp_path):
 
 
 @pytest.mark.skipif(HAS_GPU, reason="this machine has a GPU")
-@pytest.mark.parametrize(("module", "override", "key"), [("train", "trainer=gpu", "trainer.accelerator"),
-                                                        ("generate", "device=gpu", "device"),
-                                                        ("search", "device=gpu", "device")])
+@pytest.mark.parametrize(
+    ("module", "override", "key"),
+    [("train", "trainer=gpu", "trainer.accelerator"), ("generate", "device=gpu", "device"), ("search", "device=gpu", "device")],
+)
 def test_gpu_requested_without_a_gpu(artifacts_copy, tmp_path, module, override, key):
     before = snapshot(artifacts_copy / "artifacts")
     result = run(module, "latent_dim=4", override, log_dir=artifacts_copy, cwd=tmp_path / "cwd")
@@ -117,8 +124,10 @@ GENERATE_CASES = [
     (["num=abc"], "num='abc' is not allowed: an integer"),
     (["out=x.txt"], "out='x.txt' is not allowed: null or a file name ending in .npz"),
     (["png=x.jpg"], "png='x.jpg' is not allowed: null or a file name ending in .png"),
-    (["generator=medium1", "generator.theta=[0.5]"],
-     "generator.theta=[0.5] is not allowed: a number or a list of 4 numbers >= 0 (medium1, latent_dim=4)"),
+    (
+        ["generator=medium1", "generator.theta=[0.5]"],
+        "generator.theta=[0.5] is not allowed: a number or a list of 4 numbers >= 0 (medium1, latent_dim=4)",
+    ),
 ]
 
 
@@ -144,25 +153,38 @@ def test_generate_works_from_any_folder(artifacts_copy, tmp_path):
 
 SEARCH_CASES = [
     (["-m", "eval.samples_per_label=1"], "eval.samples_per_label=1 is not allowed: an integer >= 2 (pairs are needed)"),
-    (["-m", "search=optuna", "search.trial_samples_per_label=1"],
-     "search.trial_samples_per_label=1 is not allowed: null or an integer >= 2 (pairs are needed)"),
+    (
+        ["-m", "search=optuna", "search.trial_samples_per_label=1"],
+        "search.trial_samples_per_label=1 is not allowed: null or an integer >= 2 (pairs are needed)",
+    ),
     (["-m", "search=optuna", "search.rescore_top=-1"], "search.rescore_top=-1 is not allowed: an integer >= 0"),
     (["-m", "search=optuna", "search.theta_step=0"], "search.theta_step=0.0 is not allowed: null or a number > 0"),
     (["-m", "search=optuna", "hydra.sweeper.n_trials=abc"], "hydra.sweeper.n_trials='abc' is not allowed: an integer"),
-    (["-m", "generator=medium2", "search=optuna", "generator.theta=[[0.5]]"],
-     "generator.theta=[[0.5]] is not allowed: a number or a 10×4 nested list of numbers >= 0 "
-     "(medium2, latent_dim=4, 10 classes)"),
+    (
+        ["-m", "generator=medium2", "search=optuna", "generator.theta=[[0.5]]"],
+        "generator.theta=[[0.5]] is not allowed: a number or a 10×4 nested list of numbers >= 0 "
+        "(medium2, latent_dim=4, 10 classes)",
+    ),
     (["generator.theta=-0.5"], "generator.theta=-0.5 is not allowed: a number >= 0 (simple, latent_dim=4)"),
-    (["generator=medium1", "generator.theta=[0.5]"],
-     "generator.theta=[0.5] is not allowed: a number or a list of 4 numbers >= 0 (medium1, latent_dim=4)"),
+    (
+        ["generator=medium1", "generator.theta=[0.5]"],
+        "generator.theta=[0.5] is not allowed: a number or a list of 4 numbers >= 0 (medium1, latent_dim=4)",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("overrides", "message"), SEARCH_CASES, ids=[" ".join(case[0]) for case in SEARCH_CASES])
 def test_search_rejects_bad_input(artifacts_copy, tmp_path, overrides, message):
     before = snapshot(artifacts_copy / "artifacts")
-    result = run("search", "latent_dim=4", "eval.samples_per_label=6", "logger=none", *overrides,
-                 log_dir=artifacts_copy, cwd=tmp_path / "cwd")
+    result = run(
+        "search",
+        "latent_dim=4",
+        "eval.samples_per_label=6",
+        "logger=none",
+        *overrides,
+        log_dir=artifacts_copy,
+        cwd=tmp_path / "cwd",
+    )
     assert_refused(result, message)
     assert snapshot(artifacts_copy / "artifacts") == before
     assert not (artifacts_copy / "search" / "optuna.db").exists()  # no Optuna trial was started
@@ -171,8 +193,15 @@ def test_search_rejects_bad_input(artifacts_copy, tmp_path, overrides, message):
 
 def test_a_bad_swept_value_stops_the_sweep_at_its_job(artifacts_copy, tmp_path):
     """The shared config (W&B logger and all) passes; job 0 runs and closes its W&B run; job 1 is refused."""
-    result = run("search", "-m", "latent_dim=4", "eval.samples_per_label=6", "generator.theta=0.2,-0.5",
-                 log_dir=artifacts_copy, cwd=tmp_path / "cwd")
+    result = run(
+        "search",
+        "-m",
+        "latent_dim=4",
+        "eval.samples_per_label=6",
+        "generator.theta=0.2,-0.5",
+        log_dir=artifacts_copy,
+        cwd=tmp_path / "cwd",
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "error: generator.theta=-0.5 is not allowed: a number >= 0 (simple, latent_dim=4)" in result.stderr
     (sweep,) = (artifacts_copy / "search" / "multiruns").iterdir()
@@ -184,29 +213,41 @@ def test_report_refuses_a_folder_that_is_not_a_sweep(tmp_path):
     not_a_sweep = tmp_path / "not_a_sweep"
     not_a_sweep.mkdir()
     result = run("report", str(not_a_sweep), "--out", str(tmp_path / "report"), log_dir=tmp_path / "logs", cwd=tmp_path / "cwd")
-    assert_refused(result, f"SWEEP_DIR='{not_a_sweep}' is not allowed: a finished `python -m catvae.search -m` folder "
-                           "(this one has no trials.csv and best.json)")
+    assert_refused(
+        result,
+        f"SWEEP_DIR='{not_a_sweep}' is not allowed: a finished `python -m catvae.search -m` folder "
+        "(this one has no trials.csv and best.json)",
+    )
     assert not (tmp_path / "report").exists()
     result = run("report", "/not/a/sweep", log_dir=tmp_path / "logs", cwd=tmp_path / "cwd")
     assert_refused(result, "SWEEP_DIR='/not/a/sweep' is not allowed")
     assert not list((tmp_path / "cwd").iterdir())
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--trials", "0"], "--trials=0 is not allowed: an integer >= 1"),
-    (["--samples-per-label", "1"], "--samples-per-label=1 is not allowed: an integer >= 2"),
-    (["--extra", "latent_dim=abc"], "latent_dim='abc' is not allowed: an integer"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trials", "0"], "--trials=0 is not allowed: an integer >= 1"),
+        (["--samples-per-label", "1"], "--samples-per-label=1 is not allowed: an integer >= 2"),
+        (["--extra", "latent_dim=abc"], "latent_dim='abc' is not allowed: an integer"),
+    ],
+)
 def test_paper_rejects_bad_arguments(tmp_path, args, message):
     result = run("paper", "--log-dir", str(tmp_path / "logs"), *args, log_dir=tmp_path / "logs", cwd=tmp_path / "cwd")
     assert_refused(result, message)
     assert not (tmp_path / "logs" / "artifacts").exists() and not list((tmp_path / "cwd").iterdir())
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--jobs", "1"], "--jobs=1 is not allowed: an integer >= 2"),
-    (["--devices", "tpu"], "--devices='tpu' is not allowed: auto, cpu, cuda, or cpu,cuda"),
-] + ([] if HAS_GPU else [(["--devices", "cuda"], "--devices='cuda' is not allowed: auto or cpu: this machine has no CUDA GPU")]))
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--jobs", "1"], "--jobs=1 is not allowed: an integer >= 2"),
+        (["--devices", "tpu"], "--devices='tpu' is not allowed: auto, cpu, cuda, or cpu,cuda"),
+    ]
+    + (
+        [] if HAS_GPU else [(["--devices", "cuda"], "--devices='cuda' is not allowed: auto or cpu: this machine has no CUDA GPU")]
+    ),
+)
 def test_bench_rejects_bad_arguments(tmp_path, args, message):
     result = run("bench", "--out", str(tmp_path / "bench"), *args, log_dir=tmp_path / "logs", cwd=tmp_path / "cwd")
     assert_refused(result, message)
@@ -214,8 +255,10 @@ def test_bench_rejects_bad_arguments(tmp_path, args, message):
 
 
 def test_generate_does_not_import_wandb_or_lightning(tmp_path):
-    code = ("import sys; from catvae.generate import generate; "
-            "print(sorted(m for m in ('wandb', 'pytorch_lightning', 'optuna') if m in sys.modules))")
+    code = (
+        "import sys; from catvae.generate import generate; "
+        "print(sorted(m for m in ('wandb', 'pytorch_lightning', 'optuna') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert result.stdout.strip() == "[]", result.stderr
 
@@ -227,9 +270,22 @@ def test_an_optuna_sweep_of_medium2_runs_on_the_typed_config(artifacts_copy, tmp
     import optuna
 
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    result = run("search", "-m", "latent_dim=4", "eval.samples_per_label=6", "logger=none", "generator=medium2", "search=optuna",
-                 f"search.storage_url={storage}", "hydra.sweeper.study_name=t", "hydra.sweeper.n_trials=2",
-                 "search.sampler_seed=0", "search.trial_samples_per_label=null", log_dir=artifacts_copy, cwd=tmp_path / "cwd")
+    result = run(
+        "search",
+        "-m",
+        "latent_dim=4",
+        "eval.samples_per_label=6",
+        "logger=none",
+        "generator=medium2",
+        "search=optuna",
+        f"search.storage_url={storage}",
+        "hydra.sweeper.study_name=t",
+        "hydra.sweeper.n_trials=2",
+        "search.sampler_seed=0",
+        "search.trial_samples_per_label=null",
+        log_dir=artifacts_copy,
+        cwd=tmp_path / "cwd",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     study = optuna.load_study(study_name="t", storage=storage)
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"] and len(study.trials[0].params) == 41
@@ -237,4 +293,5 @@ def test_an_optuna_sweep_of_medium2_runs_on_the_typed_config(artifacts_copy, tmp
     for trial in study.trials:
         theta = json.loads((sweep / str(trial.number) / "result.json").read_text())["theta"]
         assert [theta[y][d] for y in range(10) for d in range(4)] == pytest.approx(
-            [trial.params[f"+generator.theta.{y}.{d}"] for y in range(10) for d in range(4)])
+            [trial.params[f"+generator.theta.{y}.{d}"] for y in range(10) for d in range(4)]
+        )

@@ -1,4 +1,5 @@
 """Every config group composes, and what it names instantiates."""
+
 from pathlib import Path
 
 import pytest
@@ -6,12 +7,12 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
-from catvae.models import objectives
-from catvae.models.classifier import Classifier
 from catvae.core.config import CONF_DIR, instantiate, wandb_offline
+from catvae.core.loggers import build_loggers
 from catvae.data.datamodule import ImageDataModule
 from catvae.latent.generators import Medium1, Medium2, Simple, build_generator
-from catvae.core.loggers import build_loggers
+from catvae.models import objectives
+from catvae.models.classifier import Classifier
 
 
 def options(group: str) -> list[str]:
@@ -35,7 +36,10 @@ def test_generators(make_config, generator, cls):
 
 @pytest.mark.parametrize("search", options("search"))
 def test_search_configs(make_config, search):
-    cfg = make_config("search_job", [f"search={search}", "generator=medium1"], )
+    cfg = make_config(
+        "search_job",
+        [f"search={search}", "generator=medium1"],
+    )
     assert cfg.eval.samples_per_label == 1000 and cfg.run.kind == "search"
     if search == "optuna":
         assert cfg.search.theta_step == 0.1 and cfg.search.storage_url.startswith("sqlite:///")

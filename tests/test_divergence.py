@@ -1,4 +1,5 @@
 """A NaN or infinite training loss stops the stage at once, and the previous artifacts stay byte-identical."""
+
 from __future__ import annotations
 
 import os
@@ -22,10 +23,15 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def run_train(overrides: list[str], log_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
     """``python -m catvae.train`` as a user runs it, from ``cwd``, with this checkout first on the path."""
-    env = {**os.environ, "WANDB_MODE": "offline", "CATVAE_LOG_DIR": str(log_dir),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(WORKTREE), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "catvae.train", *overrides], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "CATVAE_LOG_DIR": str(log_dir),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(WORKTREE), os.environ.get("PYTHONPATH")])),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "catvae.train", *overrides], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
 
 
 def test_nan_vae_loss_stops_training_and_publishes_nothing(make_config, tmp_path, tiny):
@@ -43,9 +49,12 @@ def test_nan_vae_loss_stops_training_and_publishes_nothing(make_config, tmp_path
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert re.fullmatch(r"error: vae training diverged: the training loss became nan at epoch 1/1, step \d+/4 "
-                        r"\(global step \d+\); training stopped and nothing was published \(earlier artifacts of this "
-                        r"key are kept as they were\)\. Try a lower vae\.lr \(it is 1e\+06\).*\.", last), last
+    assert re.fullmatch(
+        r"error: vae training diverged: the training loss became nan at epoch 1/1, step \d+/4 "
+        r"\(global step \d+\); training stopped and nothing was published \(earlier artifacts of this "
+        r"key are kept as they were\)\. Try a lower vae\.lr \(it is 1e\+06\).*\.",
+        last,
+    ), last
     assert snapshot(folder) == before  # byte for byte, summary.json and samples.png included
     assert sorted(p.name for p in folder.parent.iterdir()) == ["seed0"]  # no staging folder left behind
 
@@ -54,8 +63,11 @@ def test_infinite_classifier_loss_stops_the_classifier_stage(make_config, tmp_pa
     from catvae.pipeline.stages import run_pipeline
 
     cfg = make_config(overrides=[*tiny, "logger=none", "classifier.model.lr=1e9"])
-    with pytest.raises(DivergenceError, match=r"^classifier training diverged: the training loss became (inf|nan) at "
-                                              r"epoch 1/1, step \d+/8 .* Try a lower classifier\.model\.lr \(it is 1e\+09\)"):
+    with pytest.raises(
+        DivergenceError,
+        match=r"^classifier training diverged: the training loss became (inf|nan) at "
+        r"epoch 1/1, step \d+/8 .* Try a lower classifier\.model\.lr \(it is 1e\+09\)",
+    ):
         run_pipeline(cfg, [])
     folder = ArtifactKey("mnist", "elbo", 4, 0).folder(tmp_path / "logs" / "artifacts")
     assert not folder.exists() and list(folder.parent.iterdir()) == []
@@ -75,6 +87,7 @@ def test_finite_losses_pass_and_the_first_bad_one_raises():
     guard.on_train_batch_end(Trainer(), None, None, None, 0)  # a skipped step has no loss
     with pytest.raises(DivergenceError) as caught:
         guard.on_train_batch_end(Trainer(), None, torch.tensor(float("-inf")), None, 6)
-    assert str(caught.value).startswith("vae training diverged: the training loss became -inf at epoch 3/5, step 7/10 "
-                                        "(global step 23)")
+    assert str(caught.value).startswith(
+        "vae training diverged: the training loss became -inf at epoch 3/5, step 7/10 (global step 23)"
+    )
     assert str(caught.value).endswith("Try a lower vae.lr.")  # no module, no learning rate to quote

@@ -1,4 +1,5 @@
 """The one write-then-rename helper: a write that fails leaves the previous file as it was and no temporary file."""
+
 import json
 import os
 from pathlib import Path

@@ -1,4 +1,5 @@
 """§3.5 Simple generator and the class statistics it draws from."""
+
 import math
 
 import pytest
@@ -10,8 +11,9 @@ from catvae.latent.statistics import ClassLatentStats
 
 
 def make_stats() -> ClassLatentStats:
-    return ClassLatentStats(mean=torch.tensor([[0.0, 0.0], [5.0, -3.0]]),
-                            std=torch.tensor([[1.0, 2.0], [0.5, 4.0]]), count=torch.tensor([10, 10]))
+    return ClassLatentStats(
+        mean=torch.tensor([[0.0, 0.0], [5.0, -3.0]]), std=torch.tensor([[1.0, 2.0], [0.5, 4.0]]), count=torch.tensor([10, 10])
+    )
 
 
 def test_statistics_fit_known_values(tmp_path):
@@ -52,11 +54,16 @@ def test_same_seed_same_codes():
     assert torch.equal(first, second)
 
 
-@pytest.mark.parametrize(("theta", "n", "message"), [
-    (-0.1, 1, "theta=-0.1 is not allowed: a number >= 0"), (float("nan"), 1, "theta=nan is not allowed: a number >= 0"),
-    ("big", 1, "theta='big' is not allowed: a number >= 0"),
-    (0.4, 0, "n=0 is not allowed: an integer >= 1"), (0.4, 1.5, "n=1.5 is not allowed: an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    ("theta", "n", "message"),
+    [
+        (-0.1, 1, "theta=-0.1 is not allowed: a number >= 0"),
+        (float("nan"), 1, "theta=nan is not allowed: a number >= 0"),
+        ("big", 1, "theta='big' is not allowed: a number >= 0"),
+        (0.4, 0, "n=0 is not allowed: an integer >= 1"),
+        (0.4, 1.5, "n=1.5 is not allowed: an integer >= 1"),
+    ],
+)
 def test_bad_parameters_are_named(theta, n, message):
     """A generator names its own arguments (plain ValueErrors); the command names the config key."""
     with pytest.raises(ValueError) as caught:
@@ -84,12 +91,15 @@ def test_medium_theta_shapes_and_partial_mappings():
     assert Medium2([[0.2, 0.4], [0.6, 0.8]], n=4).params(stats)["theta_eff"] == pytest.approx(0.5 / 2)
 
 
-@pytest.mark.parametrize(("generator", "path", "message"), [
-    (lambda: Medium1([0.1, 0.2, 0.3]), (), "theta=[0.1, 0.2, 0.3] is not allowed: a number or a list of 2 numbers >= 0"),
-    (lambda: Medium1({"5": 0.1}), ("5",), "theta[5]=0.1 is not allowed: an index from 0 to 1"),
-    (lambda: Medium2([[0.1, -0.2], [0.0, 0.0]]), (0, 1), "theta[0][1]=-0.2 is not allowed: a number >= 0"),
-    (lambda: Medium2([[0.1, 0.2], [0.0]]), (1,), "theta[1]=[0.0] is not allowed: a number or a list of 2 numbers >= 0"),
-])
+@pytest.mark.parametrize(
+    ("generator", "path", "message"),
+    [
+        (lambda: Medium1([0.1, 0.2, 0.3]), (), "theta=[0.1, 0.2, 0.3] is not allowed: a number or a list of 2 numbers >= 0"),
+        (lambda: Medium1({"5": 0.1}), ("5",), "theta[5]=0.1 is not allowed: an index from 0 to 1"),
+        (lambda: Medium2([[0.1, -0.2], [0.0, 0.0]]), (0, 1), "theta[0][1]=-0.2 is not allowed: a number >= 0"),
+        (lambda: Medium2([[0.1, 0.2], [0.0]]), (1,), "theta[1]=[0.0] is not allowed: a number or a list of 2 numbers >= 0"),
+    ],
+)
 def test_medium_bad_theta_is_located(generator, path, message):
     """θ's errors locate the entry (``path``) so a command can name its config key."""
     with pytest.raises(ThetaError) as caught:

@@ -1,21 +1,30 @@
 """Tests for catvae.data.idx on small IDX files written into tmp_path."""
+
 from __future__ import annotations
 
 import gzip
 import json
 import os
 import re
+import struct
 import subprocess
 import sys
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from catvae.data.idx import (TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, IdxFormatError, find_idx_file,
-                              load_idx_folder, read_idx)
+from catvae.data.idx import (
+    TEST_IMAGES,
+    TEST_LABELS,
+    TRAIN_IMAGES,
+    TRAIN_LABELS,
+    IdxFormatError,
+    find_idx_file,
+    load_idx_folder,
+    read_idx,
+)
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -84,8 +93,9 @@ def test_round_trip(tmp_path: Path, gz: bool) -> None:
     assert first[2] == torch.tensor(0.2)  # 51 / 255, exactly in float32
     expected = torch.from_numpy(written["t10k-images-idx3-ubyte"].reshape(N_TEST, 784))
     assert torch.equal(splits.test_images, expected.float() / 255)
-    assert torch.equal(splits.train_images * 255, torch.from_numpy(
-        written["train-images-idx3-ubyte"].reshape(N_TRAIN, 784)).float())
+    assert torch.equal(
+        splits.train_images * 255, torch.from_numpy(written["train-images-idx3-ubyte"].reshape(N_TRAIN, 784)).float()
+    )
     assert splits.train_labels.tolist() == [3, 1, 4, 1, 5]
     assert splits.test_labels.tolist() == [9, 0, 2]
 
@@ -162,8 +172,11 @@ def test_unsupported_type_is_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize("ndim", [33, 255])
 def test_more_dimensions_than_numpy_takes(tmp_path: Path, ndim: int) -> None:
     """Found by tests/test_idx_fuzz.py: a header of 33 sizes of 1 over one byte crashed reshape (ValueError)."""
-    path = write_file(tmp_path / "deep", idx_bytes(np.zeros((1,) * 32, np.uint8))[:3] + bytes([ndim])
-                      + struct.pack(f">{ndim}i", *[1] * ndim) + b"\x07", gz=False)
+    path = write_file(
+        tmp_path / "deep",
+        idx_bytes(np.zeros((1,) * 32, np.uint8))[:3] + bytes([ndim]) + struct.pack(f">{ndim}i", *[1] * ndim) + b"\x07",
+        gz=False,
+    )
     with raises(str(path), f"header declares {ndim} dimensions; at most 32 are supported"):
         read_idx(path)
     assert read_idx(write_file(tmp_path / "deep32", idx_bytes(np.full((1,) * 32, 7, np.uint8)), gz=False)).shape == (1,) * 32
@@ -223,8 +236,9 @@ def test_real_fashion_mnist() -> None:
         assert images.min().item() >= 0.0 and images.max().item() <= 1.0
 
 
-def write_dataset(root: Path, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
-                  gz: bool = False) -> None:
+def write_dataset(
+    root: Path, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], gz: bool = False
+) -> None:
     """Write (images N×rows×cols, labels N) pairs as the four IDX files of a dataset folder."""
     stems = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
     for stem, array in zip(stems, (*train, *test)):
@@ -244,8 +258,11 @@ def mnist_as_idx(root: Path, num_train: int, num_test: int, side: int = 28) -> t
         return np.pad(square, ((0, 0), (pad // 2, pad - pad // 2), (pad // 2, pad - pad // 2))) if pad else square
 
     train_labels = splits.train_labels[:num_train].numpy().astype(np.uint8)
-    write_dataset(root, (as_bytes(splits.train_images[:num_train]), train_labels),
-                  (as_bytes(splits.test_images[:num_test]), splits.test_labels[:num_test].numpy().astype(np.uint8)))
+    write_dataset(
+        root,
+        (as_bytes(splits.train_images[:num_train]), train_labels),
+        (as_bytes(splits.test_images[:num_test]), splits.test_labels[:num_test].numpy().astype(np.uint8)),
+    )
     return train_labels
 
 
@@ -272,18 +289,37 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def run_train(overrides: list[str], log_dir: Path) -> subprocess.CompletedProcess:
     """``python -m catvae.train`` as a user runs it (from ``log_dir``'s parent), this checkout first on the path."""
     worktree = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "WANDB_MODE": "offline", "CATVAE_LOG_DIR": str(log_dir),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(worktree), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "catvae.train", *overrides], capture_output=True, text=True,
-                          env=env, cwd=log_dir.parent, timeout=300)
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "CATVAE_LOG_DIR": str(log_dir),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(worktree), os.environ.get("PYTHONPATH")])),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "catvae.train", *overrides],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=log_dir.parent,
+        timeout=300,
+    )
 
 
-SMALL = ["data=idx", "vae.epochs=1", "classifier.epochs=1", "eval.samples_per_label=12", "eval.grid_per_label=4",
-         "latent_dim=2", "trainer.enable_progress_bar=false", "logger=none"]
+SMALL = [
+    "data=idx",
+    "vae.epochs=1",
+    "classifier.epochs=1",
+    "eval.samples_per_label=12",
+    "eval.grid_per_label=4",
+    "latent_dim=2",
+    "trainer.enable_progress_bar=false",
+    "logger=none",
+]
 
 
-def test_small_idx_dataset_trains_with_the_default_split_and_bad_versions_of_it_change_nothing(tmp_path: Path,
-                                                                                              make_config) -> None:
+def test_small_idx_dataset_trains_with_the_default_split_and_bad_versions_of_it_change_nothing(
+    tmp_path: Path, make_config
+) -> None:
     """2,000 training images, default data.val_size (1/12): 167 held out, 1,833 trained on.
 
     main's absolute 5,000 refused this dataset; the class statistics' counts show the split used.
@@ -314,7 +350,8 @@ def test_small_idx_dataset_trains_with_the_default_split_and_bad_versions_of_it_
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: dataset 'idx-small' ({root}): training images are 32×32 = 1024 pixels; the networks take "
-        "28×28 = 784 grey levels per image (a source returns N×784 tensors)")
+        "28×28 = 784 grey levels per image (a source returns N×784 tensors)"
+    )
 
     rare = labels.copy()
     sevens = np.flatnonzero(rare == 7)
@@ -326,5 +363,6 @@ def test_small_idx_dataset_trains_with_the_default_split_and_bad_versions_of_it_
         run_pipeline(cfg, [])
     assert str(caught.value).startswith(
         f"dataset 'idx-small' ({root}): the class statistics need at least 2 training images of every class, "
-        f"but class 7 has {'1 image' if kept else 'none (1 of its 1 went to validation)'}")
+        f"but class 7 has {'1 image' if kept else 'none (1 of its 1 went to validation)'}"
+    )
     assert snapshot(key.folder(tmp_path / "logs" / "artifacts")) == before

@@ -7,6 +7,7 @@ garbage. Each property runs a bounded number of examples so the file stays at a 
 Examples are random from run to run (no example database is written); a failure prints the
 ``@reproduce_failure`` blob that replays it.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -24,8 +25,7 @@ from catvae.data.idx import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 
 # Several hundred examples a property; no per-example deadline, as the suite shares a loaded
 # 2-core machine (a slow example is found by the file's total time, a few seconds).
-FUZZ = settings(max_examples=300, deadline=None, database=None, print_blob=True,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=300, deadline=None, database=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,8 @@ def header(dtype: int, dims: list[int]) -> bytes:
 @given(st.binary(max_size=512))
 @example(b"")
 @example(b"\x1f\x8b")
-@example(b"\x00\x00\x08\x00")                      # 0 dimensions
-@example(b"\x00\x00\x08\x01\xff\xff\xff\xff")      # a negative size
+@example(b"\x00\x00\x08\x00")  # 0 dimensions
+@example(b"\x00\x00\x08\x01\xff\xff\xff\xff")  # a negative size
 def test_random_bytes(scratch, payload):
     read_bytes(scratch, payload)
 
@@ -69,8 +69,11 @@ def test_random_bytes_behind_an_idx_prefix(scratch, tail):
 
 
 @FUZZ
-@given(dtype=st.integers(0, 255), dims=st.lists(st.integers(-2**31, 2**31 - 1) | st.integers(0, 6), max_size=40),
-       data_len=st.integers(0, 300))
+@given(
+    dtype=st.integers(0, 255),
+    dims=st.lists(st.integers(-(2**31), 2**31 - 1) | st.integers(0, 6), max_size=40),
+    data_len=st.integers(0, 300),
+)
 def test_headers_that_lie(scratch, dtype, dims, data_len):
     array = read_bytes(scratch, header(dtype, dims) + bytes(data_len))
     if array is not None:
@@ -78,10 +81,11 @@ def test_headers_that_lie(scratch, dtype, dims, data_len):
 
 
 @FUZZ
-@given(dtype=st.sampled_from([0x08, 0x08, 0x08, 0x09, 0x0D]),
-       dims=st.integers(0, 255).flatmap(lambda rank: st.lists(st.sampled_from([1, 1, 1, 1, 0, 2, 3]),
-                                                               min_size=rank, max_size=rank)),
-       off_by=st.sampled_from([0, 0, 0, -1, 1, 7]))
+@given(
+    dtype=st.sampled_from([0x08, 0x08, 0x08, 0x09, 0x0D]),
+    dims=st.integers(0, 255).flatmap(lambda rank: st.lists(st.sampled_from([1, 1, 1, 1, 0, 2, 3]), min_size=rank, max_size=rank)),
+    off_by=st.sampled_from([0, 0, 0, -1, 1, 7]),
+)
 def test_headers_that_nearly_tell_the_truth(scratch, dtype, dims, off_by):
     """Any rank the header's byte allows (0..255), data as long as the sizes say, or a little off."""
     size = math.prod(dims)
@@ -100,8 +104,12 @@ def test_gzip_wrapped_garbage(scratch, garbage, well_formed_stream):
 
 
 @FUZZ
-@given(dims=st.lists(st.integers(0, 5), min_size=1, max_size=4), cut=st.integers(0, 10**6), flip=st.integers(0, 10**6),
-       value=st.integers(0, 255))
+@given(
+    dims=st.lists(st.integers(0, 5), min_size=1, max_size=4),
+    cut=st.integers(0, 10**6),
+    flip=st.integers(0, 10**6),
+    value=st.integers(0, 255),
+)
 def test_gzip_of_a_valid_file_cut_or_corrupted(scratch, dims, cut, flip, value):
     squeezed = gzip.compress(header(0x08, dims) + bytes(int(np.prod(dims))))
     corrupted = bytearray(squeezed)
@@ -134,9 +142,11 @@ def test_every_truncation_of_a_dataset_file(tmp_path):
 
 
 @settings(max_examples=150, deadline=None, database=None, print_blob=True)
-@given(stem=st.sampled_from([TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS]),
-       payload=st.binary(max_size=300) | st.builds(lambda dims, n: header(0x08, dims) + bytes(n),
-                                                   st.lists(st.integers(0, 30), max_size=4), st.integers(0, 400)))
+@given(
+    stem=st.sampled_from([TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS]),
+    payload=st.binary(max_size=300)
+    | st.builds(lambda dims, n: header(0x08, dims) + bytes(n), st.lists(st.integers(0, 30), max_size=4), st.integers(0, 400)),
+)
 def test_a_fuzzed_file_in_a_dataset_folder(scratch, stem, payload):
     root = scratch / "folder"
     make_folder(root)  # rewrites all four files

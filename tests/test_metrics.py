@@ -1,4 +1,5 @@
 """Eq. 4–5 metrics against hand-computed values."""
+
 import math
 
 import pytest
@@ -53,5 +54,5 @@ def test_score_samples_per_label_and_overall():
 
 
 def test_unknown_cos_choice_is_named():
-    with pytest.raises(ValueError, match="^cos='median' is not allowed: one of pairwise, to_mean$"):  # its own argument
+    with pytest.raises(ValueError, match=r"^cos='median' is not allowed: one of pairwise, to_mean$"):  # its own argument
         score_samples(torch.rand(4, 2), torch.tensor([0, 0, 1, 1]), torch.tensor([0, 0, 1, 1]), torch.rand(2, 2), 2, "median")

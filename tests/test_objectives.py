@@ -1,4 +1,5 @@
 """§3.3 objectives: the reconstruction term, KL closed form, MMD estimator."""
+
 import math
 
 import pytest

@@ -1,5 +1,7 @@
 """The training pipeline on a small slice: what it writes, what W&B holds, what generate makes of it."""
+
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,8 +9,8 @@ import torch
 from matplotlib.image import imread
 
 from catvae.core.artifacts import ArtifactKey, load_models, staged_folder
-from catvae.generate import generate
 from catvae.core.wandb_files import find_run_files, read_run
+from catvae.generate import generate
 
 
 def test_train_publishes_artifacts_and_summary(trained):
@@ -23,7 +25,7 @@ def test_train_publishes_artifacts_and_summary(trained):
     for key in ("acc_train_recon", "acc_test_recon", "acc_test_real"):
         assert 0.0 <= summary["classifier"][key] <= 1.0
     gen = summary["generator"]
-    assert (gen["theta"], gen["n"]) == (0.4, 2) and gen["theta_eff"] == pytest.approx(0.4 / 2 ** 0.5)
+    assert (gen["theta"], gen["n"]) == (0.4, 2) and gen["theta_eff"] == pytest.approx(0.4 / 2**0.5)
     assert gen["objective"] == pytest.approx(gen["cos_pairwise"] + 1 - gen["accuracy"])
     assert sorted(gen["per_label"]) == [str(i) for i in range(10)]
     assert summary["config"]["latent_dim"] == 4
@@ -65,7 +67,7 @@ def test_generate_one_label_and_all(trained, make_config, tmp_path):
     with np.load(out) as saved:
         images, labels = saved["images"], saved["labels"]
     assert images.shape == (50, 28, 28) and images.dtype == np.float32
-    assert 0.0 <= images.min() and images.max() <= 1.0
+    assert images.min() >= 0.0 and images.max() <= 1.0
     assert labels.dtype == np.int64 and labels.tolist() == [y for y in range(10) for _ in range(5)]
     assert written["png"] == str(out.with_suffix(".png"))
     generate(cfg)  # same sample_seed, same images
@@ -91,7 +93,7 @@ def test_mmd_pipeline_with_csv_logger(make_config, tmp_path, tiny):
     from catvae.train import train
 
     cfg = make_config(overrides=[*tiny, "vae=mmd", "logger=csv", "latent_dim=2", "classifier.epochs=1"])
-    summary = json.loads(open(train(cfg)).read())
+    summary = json.loads(Path(train(cfg)).read_text())
     assert summary["key"] == {"data": "mnist", "vae": "mmd", "latent_dim": 2, "seed": 0}
     assert summary["vae_test"]["reg"] != summary["vae_test"]["kl"]  # MMD penalty, KL reported beside it
     metrics = (tmp_path / "logs" / "run" / "csv-train" / "version_0" / "metrics.csv").read_text()

@@ -1,4 +1,5 @@
 """Reproducibility on record: the same seed gives the same numbers, and every summary says what made it."""
+
 import datetime
 import json
 import platform
@@ -14,13 +15,13 @@ import pytest
 import pytorch_lightning
 import torch
 import wandb
+from conftest import TINY, compose_config
 from omegaconf import OmegaConf
 
 import catvae
 from catvae.core import provenance as prov
 from catvae.core.artifacts import fingerprint
 from catvae.latent.statistics import ClassLatentStats
-from conftest import TINY, compose_config
 
 
 @pytest.fixture(scope="module")
@@ -62,17 +63,25 @@ def test_summary_records_its_provenance(twice):
     assert record["seed"] == cfg.seed == 3
     assert record["config"] == OmegaConf.to_container(cfg, resolve=True) == summary["config"]
     assert record["versions"] == {
-        "python": platform.python_version(), "torch": torch.__version__, "pytorch_lightning": pytorch_lightning.__version__,
-        "hydra-core": hydra.__version__, "omegaconf": omegaconf.__version__, "optuna": optuna.__version__,
-        "wandb": wandb.__version__, "numpy": numpy.__version__, "catvae": catvae.__version__}
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "pytorch_lightning": pytorch_lightning.__version__,
+        "hydra-core": hydra.__version__,
+        "omegaconf": omegaconf.__version__,
+        "optuna": optuna.__version__,
+        "wandb": wandb.__version__,
+        "numpy": numpy.__version__,
+        "catvae": catvae.__version__,
+    }
     assert record["device"] == "cpu" and record["device_name"]
     made = datetime.datetime.fromisoformat(record["time"])
     assert made.tzinfo is not None and abs((started - made).total_seconds()) < 600
     root = Path(catvae.__file__).resolve().parent.parent
     if shutil.which("git") and (root / ".git").exists():
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True).stdout
+        status = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        ).stdout
         assert record["git"] == {"commit": head, "dirty": bool(status.strip())}
     else:
         assert record["git"] is None

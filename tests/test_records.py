@@ -1,4 +1,5 @@
 """One writer per folder: search records live apart from the artifacts and name the models they scored."""
+
 import hashlib
 import json
 import os
@@ -24,8 +25,12 @@ NEW = {**OLD, "vae.pt": "d" * 64}
 
 
 def candidate(objective: float, evaluation: dict, models: dict = OLD, theta: float = 0.3, n: int = 3) -> dict:
-    return {"eval": evaluation, "objective": objective, "models": {"folder": "F", "fingerprint": models},
-            "config": {"_target_": "catvae.latent.generators.Simple", "theta": theta, "n": n}}
+    return {
+        "eval": evaluation,
+        "objective": objective,
+        "models": {"folder": "F", "fingerprint": models},
+        "config": {"_target_": "catvae.latent.generators.Simple", "theta": theta, "n": n},
+    }
 
 
 def run_module(module: str, log_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -41,9 +46,9 @@ def test_best_search_record_keeps_the_better_and_the_better_measured(tmp_path):
     path = record_path(tmp_path, KEY, "simple")
     assert path == tmp_path / "mnist" / "elbo-4" / "seed0" / "simple.json"
     assert record_best(path, candidate(0.9, FULL))
-    assert not record_best(path, candidate(0.95, FULL))   # worse
-    assert record_best(path, candidate(0.85, FULL))       # better
-    assert not record_best(path, candidate(0.5, QUICK))   # fewer samples: not comparable
+    assert not record_best(path, candidate(0.95, FULL))  # worse
+    assert record_best(path, candidate(0.85, FULL))  # better
+    assert not record_best(path, candidate(0.5, QUICK))  # fewer samples: not comparable
     assert json.loads(path.read_text())["objective"] == 0.85
     # Made on other models (the key was retrained): the new search's result replaces it, even a
     # worse one on fewer samples, because the recorded θ was tuned for models that are gone.
@@ -76,8 +81,11 @@ def test_from_search_best_is_resolved_against_the_models_fingerprint(tmp_path):
     assert f"vae.pt sha256 {'a' * 12}…" in message and f"vae.pt sha256 {'d' * 12}…" in message
     assert str(tmp_path / "models") in message and "generator=simple" in message
     # Null leaves the configured values; another word is a config error.
-    assert OmegaConf.to_container(resolve_generator(OmegaConf.merge(node, {"from_search": None}), tmp_path, KEY, models))["theta"] == 0.4
-    with pytest.raises(ConfigError, match="generator.from_search='last'"):
+    assert (
+        OmegaConf.to_container(resolve_generator(OmegaConf.merge(node, {"from_search": None}), tmp_path, KEY, models))["theta"]
+        == 0.4
+    )
+    with pytest.raises(ConfigError, match=r"generator\.from_search='last'"):
         resolve_generator(OmegaConf.merge(node, {"from_search": "last"}), tmp_path, KEY, models)
 
 
@@ -101,8 +109,16 @@ def test_search_never_writes_into_the_artifact_folder(trained, tmp_path):
     log_dir = trained["log_dir"]
     folder = KEY.folder(log_dir / "artifacts")
     before = snapshot(folder)
-    result = run_module("catvae.search", log_dir, "-m", "latent_dim=4", "eval.samples_per_label=6", "logger=none",
-                        "generator.theta=0.1,0.6", "generator.n=2")
+    result = run_module(
+        "catvae.search",
+        log_dir,
+        "-m",
+        "latent_dim=4",
+        "eval.samples_per_label=6",
+        "logger=none",
+        "generator.theta=0.1,0.6",
+        "generator.n=2",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert snapshot(folder) == before
     sweep = Path(result.stdout.strip().splitlines()[-1].removeprefix("sweep summary: "))
@@ -130,13 +146,23 @@ def test_generate_and_search_refuse_a_record_made_on_other_models(trained, tmp_p
     shutil.copytree(KEY.folder(trained["log_dir"] / "artifacts"), folder)
     path = record_path(log_dir / "search" / "best", KEY, "simple")
     current = fingerprint(folder)
-    record_best(path, {**candidate(0.8, {"samples_per_label": 6, "seed": 1234, "cos": "pairwise"}, current),
-                       "provenance": {"time": "2026-01-02T03:04:05+00:00"}})
+    record_best(
+        path,
+        {
+            **candidate(0.8, {"samples_per_label": 6, "seed": 1234, "cos": "pairwise"}, current),
+            "provenance": {"time": "2026-01-02T03:04:05+00:00"},
+        },
+    )
     generate = ["latent_dim=4", "label=3", "num=2", "generator.from_search=best", "device=cpu"]
     generate_images(make_config("generate", generate, log_dir=log_dir))
     assert "'theta': 0.3, 'n': 3" in capsys.readouterr().out
-    score(make_config("search_job", ["latent_dim=4", "eval.samples_per_label=6", "logger=none",
-                                     "generator.from_search=best"], log_dir=log_dir))
+    score(
+        make_config(
+            "search_job",
+            ["latent_dim=4", "eval.samples_per_label=6", "logger=none", "generator.from_search=best"],
+            log_dir=log_dir,
+        )
+    )
     job = json.loads((log_dir / "run" / "result.json").read_text())
     assert (job["config"]["theta"], job["config"]["n"]) == (0.3, 3) and "from_search" not in job["config"]
     assert job["models"]["fingerprint"] == current
@@ -145,9 +171,10 @@ def test_generate_and_search_refuse_a_record_made_on_other_models(trained, tmp_p
     stale = json.loads(path.read_text())
     stale["models"]["fingerprint"] = {**current, "vae.pt": "0" * 64}
     path.write_text(json.dumps(stale))
-    for module, overrides in (("catvae.generate", generate),
-                              ("catvae.search", ["latent_dim=4", "eval.samples_per_label=6", "logger=none",
-                                                 "generator.from_search=best"])):
+    for module, overrides in (
+        ("catvae.generate", generate),
+        ("catvae.search", ["latent_dim=4", "eval.samples_per_label=6", "logger=none", "generator.from_search=best"]),
+    ):
         refused = run_module(module, log_dir, *overrides)
         assert refused.returncode == 2, (module, refused.stderr[-3000:])
         assert "Traceback" not in refused.stderr

@@ -1,4 +1,5 @@
 """A killed training continues from its checkpoints and ends with the metrics of an uninterrupted run."""
+
 import json
 import logging
 import os
@@ -21,15 +22,20 @@ from catvae.pipeline import resume
 from catvae.pipeline.stages import make_trainer
 
 # TINY on fewer images, a few epochs per stage: each process spends most of its time starting.
-RUN = [*(o for o in TINY if not o.startswith(("data.limit_train", "vae.epochs", "classifier.epochs"))),
-       "data.limit_train=800", "vae.epochs=3", "classifier.epochs=2", "logger=none"]
+RUN = [
+    *(o for o in TINY if not o.startswith(("data.limit_train", "vae.epochs", "classifier.epochs"))),
+    "data.limit_train=800",
+    "vae.epochs=3",
+    "classifier.epochs=2",
+    "logger=none",
+]
 KEY = Path("mnist") / "elbo-4" / "seed0"
 
 # Loaded into the training subprocess (PYTHONPATH): every checkpoint the pipeline writes is logged
 # to $CATVAE_TEST_SAVES as "stage epochs", and once the stage named in $CATVAE_TEST_PAUSE has
 # written one with that many epochs done, the process says so in $CATVAE_TEST_PAUSED and waits
 # to be killed. The kill itself is a real SIGKILL from the test.
-HOOK = '''
+HOOK = """
 import os, pathlib, time
 from catvae.pipeline import resume
 
@@ -46,7 +52,7 @@ def _logged_save(self, checkpoint, path, storage_options=None):
         time.sleep(600)
 
 resume.AtomicCheckpointIO.save_checkpoint = _logged_save
-'''
+"""
 
 
 class Run:
@@ -61,8 +67,12 @@ class Run:
 
     def env(self, pause: str | None) -> dict:
         path = [str(self.hook), os.environ.get("PYTHONPATH", "")]  # catvae as this process imports it
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p), "CATVAE_TEST_SAVES": str(self.saves),
-               "CATVAE_TEST_PAUSED": str(self.cwd / "paused")}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(p for p in path if p),
+            "CATVAE_TEST_SAVES": str(self.saves),
+            "CATVAE_TEST_PAUSED": str(self.cwd / "paused"),
+        }
         env.pop("CATVAE_TEST_PAUSE", None)
         return env | ({"CATVAE_TEST_PAUSE": pause} if pause else {})
 
@@ -71,8 +81,9 @@ class Run:
 
     def complete(self, *extra: str) -> tuple[dict, str]:
         """Run to the end; the published summary and everything printed."""
-        done = subprocess.run(self.command(*extra), cwd=self.cwd, env=self.env(None), capture_output=True, text=True,
-                              timeout=300, check=False)
+        done = subprocess.run(
+            self.command(*extra), cwd=self.cwd, env=self.env(None), capture_output=True, text=True, timeout=300, check=False
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         summary = Path(done.stdout.strip().splitlines()[-1])
         return json.loads(summary.read_text()), done.stdout + done.stderr
@@ -81,8 +92,9 @@ class Run:
         """Start the command, SIGKILL it once ``pause`` ("stage:epochs") is checkpointed; what it printed."""
         flag = self.cwd / "paused"
         flag.unlink(missing_ok=True)
-        process = subprocess.Popen(self.command(*extra), cwd=self.cwd, env=self.env(pause), stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(
+            self.command(*extra), cwd=self.cwd, env=self.env(pause), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         deadline = time.monotonic() + 300
         while not flag.exists() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -131,9 +143,11 @@ def test_a_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
     assert "vae: already trained (3 epochs)" in printed and "classifier: resuming after epoch 1 of 2" in printed
     assert not checkpoints.exists()  # removed once published
 
-    print(f"\nA: {summary_a['vae_test']} {summary_a['classifier']} {summary_a['generator']['objective']}"
-          f"\nB: {summary_b['vae_test']} {summary_b['classifier']} {summary_b['generator']['objective']}"
-          f"\n{time.perf_counter() - started:.1f} s")
+    print(
+        f"\nA: {summary_a['vae_test']} {summary_a['classifier']} {summary_a['generator']['objective']}"
+        f"\nB: {summary_b['vae_test']} {summary_b['classifier']} {summary_b['generator']['objective']}"
+        f"\n{time.perf_counter() - started:.1f} s"
+    )
     for part in ("vae_test", "classifier", "class_means", "generator"):
         assert summary_b[part] == summary_a[part]
     for name in ("vae.pt", "classifier.pt", "stats.pt"):
@@ -154,6 +168,7 @@ def assert_same(a, b):
 
 # Stage-level checks on a small VAE: in-process, a second or two each.
 
+
 @pytest.fixture
 def stage_config(make_config):
     return make_config(overrides=[*TINY, "logger=none", "vae.schedule=constant"])
@@ -162,8 +177,13 @@ def stage_config(make_config):
 def tiny_data():
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(256, 784, generator=generator)
-    return TensorDataModule(train=(images, torch.zeros(256, dtype=torch.long)), val=(images[:64], torch.zeros(64, dtype=torch.long)),
-                            test={}, batch_size=64, seed=0)
+    return TensorDataModule(
+        train=(images, torch.zeros(256, dtype=torch.long)),
+        val=(images[:64], torch.zeros(64, dtype=torch.long)),
+        test={},
+        batch_size=64,
+        seed=0,
+    )
 
 
 class CountBatches(pl.Callback):
@@ -210,9 +230,18 @@ def test_a_finished_stage_resumes_without_training(stage_config, tmp_path):
 def test_only_a_checkpoint_of_the_same_training_config_is_resumed(make_config, stage_config, tmp_path, caplog):
     fit_vae(stage_config, tmp_path, 1)
     checkpoint = tmp_path / "vae" / resume.CHECKPOINT_FILE
-    same_training = make_config(overrides=[*TINY, "logger=csv", "vae.schedule=constant", "eval.samples_per_label=3",
-                                           "generator.theta=0.9", "trainer.enable_progress_bar=true", "classifier.epochs=7"],
-                                log_dir=tmp_path / "elsewhere")
+    same_training = make_config(
+        overrides=[
+            *TINY,
+            "logger=csv",
+            "vae.schedule=constant",
+            "eval.samples_per_label=3",
+            "generator.theta=0.9",
+            "trainer.enable_progress_bar=true",
+            "classifier.epochs=7",
+        ],
+        log_dir=tmp_path / "elsewhere",
+    )
     assert resume.resume_point(same_training, tmp_path, "vae", 3) == str(checkpoint)
     no_resume = make_config(overrides=[*TINY, "logger=none", "vae.schedule=constant", "resume=false"])
     assert resume.resume_point(no_resume, tmp_path, "vae", 3) is None and checkpoint.is_file()

@@ -1,4 +1,5 @@
 """Generator search as Hydra multiruns (grid and Optuna) on the tiny trained pipeline, from the command line."""
+
 import csv
 import json
 import os
@@ -9,8 +10,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from catvae.report import report
 from catvae.core.wandb_files import find_run_files, read_run
+from catvae.report import report
 
 TINY_EVAL = ["latent_dim=4", "eval.samples_per_label=6"]
 
@@ -87,8 +88,11 @@ def test_generate_from_search_best_and_report(trained, grid, tmp_path, make_conf
 
     folder = trained["log_dir"] / "search" / "best" / "mnist" / "elbo-4" / "seed0"
     recorded = json.loads((folder / "simple.json").read_text())
-    cfg = make_config("generate", ["latent_dim=4", "label=1", "num=4", "generator.from_search=best",
-                                   f"out={tmp_path / 'best.npz'}"], log_dir=trained["log_dir"])
+    cfg = make_config(
+        "generate",
+        ["latent_dim=4", "label=1", "num=4", "generator.from_search=best", f"out={tmp_path / 'best.npz'}"],
+        log_dir=trained["log_dir"],
+    )
     generate(cfg)
     assert (tmp_path / "best.npz").is_file() and recorded["theta"] in (0.2, 0.9)
     written = report([grid], tmp_path / "report")
@@ -99,9 +103,18 @@ def test_generate_from_search_best_and_report(trained, grid, tmp_path, make_conf
 
 def test_optuna_trials_on_fewer_samples_are_rescored(trained, tmp_path):
     storage = f"sqlite:///{tmp_path / 'rescore.db'}"
-    result = search(trained["log_dir"], "search=optuna", f"search.storage_url={storage}", "hydra.sweeper.study_name=r",
-                    "hydra.sweeper.n_trials=3", "search.sampler_seed=5", "eval.samples_per_label=8",
-                    "search.trial_samples_per_label=4", "search.rescore_top=2", "logger=none")
+    result = search(
+        trained["log_dir"],
+        "search=optuna",
+        f"search.storage_url={storage}",
+        "hydra.sweeper.study_name=r",
+        "hydra.sweeper.n_trials=3",
+        "search.sampler_seed=5",
+        "eval.samples_per_label=8",
+        "search.trial_samples_per_label=4",
+        "search.rescore_top=2",
+        "logger=none",
+    )
     folder = sweep_dir(result)
     jobs = {str(i): json.loads((folder / str(i) / "result.json").read_text()) for i in range(3)}
     assert {job["samples_per_label"] for job in jobs.values()} == {4}

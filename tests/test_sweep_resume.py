@@ -1,5 +1,6 @@
 """Killed sweeps: a grid re-run into its folder skips the jobs that finished; a resumed Optuna study
 fails the trials a dead process left RUNNING, and its jobs never reuse an earlier sweep's folder."""
+
 import json
 import os
 import socket
@@ -43,7 +44,8 @@ def test_a_grid_rerun_into_its_folder_skips_the_finished_jobs(trained, tmp_path)
     rows = (folder / "trials.csv").read_text().splitlines()
     assert [row.split(",")[:3] for row in rows[1:]] == [["0", "simple", "0.2"], ["1", "simple", "0.5"], ["2", "simple", "0.9"]]
     assert json.loads((folder / "best.json").read_text())["objective"] == min(
-        json.loads((folder / job / RESULT_FILE).read_text())["objective"] for job in "012")
+        json.loads((folder / job / RESULT_FILE).read_text())["objective"] for job in "012"
+    )
 
 
 def test_a_job_reuses_only_a_result_for_the_same_request(trained, make_config, tmp_path, monkeypatch):
@@ -51,8 +53,16 @@ def test_a_job_reuses_only_a_result_for_the_same_request(trained, make_config, t
     from catvae.latent import evaluation
 
     def config(*overrides):
-        return make_config("search_job", ["latent_dim=4", "eval.samples_per_label=6", "logger=none",
-                                          f"paths.artifacts_dir={trained['log_dir'] / 'artifacts'}", *overrides])
+        return make_config(
+            "search_job",
+            [
+                "latent_dim=4",
+                "eval.samples_per_label=6",
+                "logger=none",
+                f"paths.artifacts_dir={trained['log_dir'] / 'artifacts'}",
+                *overrides,
+            ],
+        )
 
     objective = score(config("generator.theta=0.3"))
     path = tmp_path / "logs" / "run" / RESULT_FILE
@@ -60,9 +70,12 @@ def test_a_job_reuses_only_a_result_for_the_same_request(trained, make_config, t
     result = json.loads(written)
     models = fingerprint(trained["log_dir"] / "artifacts" / "mnist" / "elbo-4" / "seed0")
     assert result["objective"] == objective and result["request"] == {
-        "key": {"data": "mnist", "vae": "elbo", "latent_dim": 4, "seed": 0}, "models": models,
+        "key": {"data": "mnist", "vae": "elbo", "latent_dim": 4, "seed": 0},
+        "models": models,
         "generator": {"_target_": "catvae.latent.generators.Simple", "theta": 0.3, "n": 2, "fill": 1.0, "from_search": None},
-        "eval": {"samples_per_label": 6, "seed": 1234, "precision": "auto", "cos": "pairwise"}, "device": "cpu"}
+        "eval": {"samples_per_label": 6, "seed": 1234, "precision": "auto", "cos": "pairwise"},
+        "device": "cpu",
+    }
     scored = []
     monkeypatch.setattr(evaluation, "evaluate_generator", lambda *a, **k: scored.append(1) or pytest.fail("scored again"))
     assert score(config("generator.theta=0.3", "logger=csv")) == objective  # how it is logged is not what it scores
@@ -108,8 +121,14 @@ def test_stale_running_trials_are_failed_and_live_ones_kept(tmp_path):
         by_number = {t.number: t for t in optuna.load_study(study_name="s", storage=url).trials}
         return {name: by_number[n].state for name, n in numbers.items()} | {"complete": by_number[done.number].state}
 
-    assert states() == {"dead": TrialState.FAIL, "live": TrialState.RUNNING, "pid reused": TrialState.FAIL,
-                        "other host": TrialState.RUNNING, "no owner": TrialState.RUNNING, "complete": TrialState.COMPLETE}
+    assert states() == {
+        "dead": TrialState.FAIL,
+        "live": TrialState.RUNNING,
+        "pid reused": TrialState.FAIL,
+        "other host": TrialState.RUNNING,
+        "no owner": TrialState.RUNNING,
+        "complete": TrialState.COMPLETE,
+    }
     reasons = {t.number: t.user_attrs.get(trials.STALE) for t in optuna.load_study(study_name="s", storage=url).trials}
     assert reasons[numbers["dead"]].startswith(f"its process {host}:") and reasons[numbers["live"]] is None
     # Two hours on, the trials nobody here can check are past the grace; a live process's trial never is.
@@ -132,7 +151,9 @@ def test_a_resumed_optuna_sweep_fails_the_dead_trial_and_numbers_its_jobs(traine
     for job, number in (("0", 1), ("1", 2)):
         recorded = json.loads((folder / job / RESULT_FILE).read_text())
         assert recorded["optuna_trial"] == number and by_number[number].state == TrialState.COMPLETE
-        assert by_number[number].value == recorded["objective"] and by_number[number].params["generator.theta"] == recorded["theta"]
+        assert (
+            by_number[number].value == recorded["objective"] and by_number[number].params["generator.theta"] == recorded["theta"]
+        )
         assert by_number[number].user_attrs[trials.JOB_DIR] == str(folder / job)
         assert by_number[number].user_attrs[trials.OWNER]["host"] == socket.gethostname()
 

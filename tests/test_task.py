@@ -1,5 +1,6 @@
 """The task wrapper every command runs in: loggers always closed with the job's status, user errors
 → one message and exit status 2, bugs → their traceback and then the run folder."""
+
 import os
 import subprocess
 import sys
@@ -52,9 +53,14 @@ def test_loggers_are_closed_when_the_body_raises_and_the_bug_names_the_run_folde
     assert printed[-2:] == ["ZeroDivisionError: a bug", "run folder (config and logs): /runs/train/job-7"]
 
 
-@pytest.mark.parametrize("error", [ConfigError("vae.lr", -1.0, "a number > 0"),
-                                   InstantiationException("Error in call to target"),
-                                   MissingArtifactsError("no trained artifacts for data=mnist")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConfigError("vae.lr", -1.0, "a number > 0"),
+        InstantiationException("Error in call to target"),
+        MissingArtifactsError("no trained artifacts for data=mnist"),
+    ],
+)
 def test_a_user_error_exits_2_with_one_message_and_closes_the_loggers(logger, capsys, error):
     if isinstance(error, InstantiationException):  # what hydra.utils.instantiate raises around a target's error
         error.__cause__ = ConfigError("data.root", None, "a folder")
@@ -65,9 +71,11 @@ def test_a_user_error_exits_2_with_one_message_and_closes_the_loggers(logger, ca
     with pytest.raises(SystemExit) as caught:
         run_task(CFG, lambda cfg: None, body)
     assert caught.value.code == 2 and logger.statuses == ["failed"]
-    expected = {ConfigError: "vae.lr=-1.0 is not allowed: a number > 0",
-                InstantiationException: "data.root=None is not allowed: a folder",
-                MissingArtifactsError: "no trained artifacts for data=mnist"}[type(error)]
+    expected = {
+        ConfigError: "vae.lr=-1.0 is not allowed: a number > 0",
+        InstantiationException: "data.root=None is not allowed: a folder",
+        MissingArtifactsError: "no trained artifacts for data=mnist",
+    }[type(error)]
     assert capsys.readouterr().err == f"error: {expected}\n"
 
 
@@ -138,10 +146,12 @@ def test_a_bug_in_a_command_shows_its_traceback_then_the_run_folder(tmp_path):
         "@hydra_command('generate')\n"
         "def main(cfg):\n"
         "    return run_task(cfg, lambda cfg: None, lambda loggers: 1 / 0)\n"
-        "main()\n")
+        "main()\n"
+    )
     env = {**os.environ, "CATVAE_LOG_DIR": str(tmp_path / "logs")}
-    result = subprocess.run([sys.executable, str(script), "latent_dim=3"], capture_output=True, text=True, env=env,
-                            cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(script), "latent_dim=3"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
     assert result.returncode == 1
     lines = result.stderr.rstrip().splitlines()
     assert "Traceback (most recent call last):" in lines and lines[-2] == "ZeroDivisionError: division by zero"

@@ -1,4 +1,5 @@
 """The pieces that make training fast: epoch means without a sync, the optimiser, device and precision choice."""
+
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def test_epoch_means_accept_bf16_values():
 def test_devices():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(ConfigError, match="trainer.accelerator='tpu' is not allowed"):
+    with pytest.raises(ConfigError, match=r"trainer\.accelerator='tpu' is not allowed"):
         resolve_device("tpu")
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="device='gpu' is not allowed: auto or cpu: this machine has no CUDA GPU"):
@@ -70,8 +71,8 @@ def test_bf16_predictions_agree_with_fp32_and_leave_the_network_unchanged(traine
 
 
 def test_mixed_precision_uses_the_cached_autocast_plugin(make_config):
-    from catvae.pipeline.stages import make_trainer
     from catvae.pipeline.precision import CachedAutocastPrecision
+    from catvae.pipeline.stages import make_trainer
 
     cfg = make_config(overrides=["trainer.accelerator=cpu", "trainer.precision=bf16-mixed"])
     trainer = make_trainer(cfg, "vae", 1, [], Path(cfg.paths.log_dir))
@@ -80,5 +81,4 @@ def test_mixed_precision_uses_the_cached_autocast_plugin(make_config):
         assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
         assert torch.is_autocast_cache_enabled()
     cfg = make_config(overrides=["trainer.accelerator=cpu", "trainer.precision=32-true"])
-    assert not isinstance(make_trainer(cfg, "vae", 1, [], Path(cfg.paths.log_dir)).precision_plugin,
-                          CachedAutocastPrecision)
+    assert not isinstance(make_trainer(cfg, "vae", 1, [], Path(cfg.paths.log_dir)).precision_plugin, CachedAutocastPrecision)

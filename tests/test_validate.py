@@ -1,5 +1,6 @@
 """Typed configs and validate, in-process: what composes (sweeps, Optuna's overrides, experiments),
 and each refusal's exact words (the same words the commands print after ``error: ``)."""
+
 import re
 from pathlib import Path
 from typing import get_args
@@ -27,7 +28,7 @@ def refusal(make_config, name: str, overrides: list[str]) -> str:
     """The message a command prints for ``overrides``: composition's, else validate's."""
     try:
         cfg = make_config(name, overrides)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         worded = composition_error(error, overrides)
         assert worded is not None, repr(error)
         return str(worded)
@@ -74,29 +75,46 @@ TRAIN_REFUSALS = [
     (["eval.seed=-3"], "eval.seed=-3 is not allowed: an integer >= 0"),
     (["vae=mmd", "vae.objective.scale=0"], "vae.objective.scale=0 is not allowed: null or a number > 0"),
     (["vae=mmd", "vae.objective.weight=abc"], "vae.objective.weight='abc' is not allowed: a number >= 0"),
-    (["+vae.objective.weight=3"],
-     "vae.objective.weight=3 is not allowed: an argument of catvae.models.objectives.ELBO: it takes none"),
-    (["+trainer.max_epoch=3"],
-     "trainer.max_epoch=3 is not allowed: an argument of pytorch_lightning.Trainer (did you mean max_epochs?)"),
+    (
+        ["+vae.objective.weight=3"],
+        "vae.objective.weight=3 is not allowed: an argument of catvae.models.objectives.ELBO: it takes none",
+    ),
+    (
+        ["+trainer.max_epoch=3"],
+        "trainer.max_epoch=3 is not allowed: an argument of pytorch_lightning.Trainer (did you mean max_epochs?)",
+    ),
     (["+latent_dimm=3"], "latent_dimm=3 is not allowed: the config has no key 'latent_dimm'"),
     (["+data.bach_size=3"], "data.bach_size=3 is not allowed: 'data' has no key 'bach_size'"),
     (["data=idx"], "data.root=None is not allowed: a folder of IDX files (data=idx reads its images from data.root=DIR)"),
-    (["experiment=paper_elbo2"], "experiment='paper_elbo2' is not allowed: one of paper_elbo20, paper_elbo20_simple_grid, "
-                                 "paper_mmd10, paper_mmd10_medium1_optuna, paper_mmd10_medium2_optuna, paper_mmd20, "
-                                 "paper_mmd20_simple_grid"),
+    (
+        ["experiment=paper_elbo2"],
+        "experiment='paper_elbo2' is not allowed: one of paper_elbo20, paper_elbo20_simple_grid, "
+        "paper_mmd10, paper_mmd10_medium1_optuna, paper_mmd10_medium2_optuna, paper_mmd20, "
+        "paper_mmd20_simple_grid",
+    ),
     (["generator.theta=[0.5]"], "generator.theta=[0.5] is not allowed: a number >= 0 (simple, latent_dim=4)"),
     (["generator.theta=nan"], "generator.theta=nan is not allowed: a number >= 0 (simple, latent_dim=4)"),
     (["generator.fill=-1"], "generator.fill=-1.0 is not allowed: a number >= 0"),
     (["generator.n=1.5"], "generator.n=1.5 is not allowed: an integer"),
-    (["generator=medium1", "+generator.theta.4=0.2"],
-     "generator.theta.4=0.2 is not allowed: an index from 0 to 3 (medium1, latent_dim=4)"),
-    (["generator=medium1", "+generator.theta.x=0.2"],
-     "generator.theta.x=0.2 is not allowed: an index from 0 to 3 (medium1, latent_dim=4)"),
-    (["generator=medium2", "+generator.theta.7.1=-0.2"],
-     "generator.theta.7.1=-0.2 is not allowed: a number >= 0 (medium2, latent_dim=4, 10 classes)"),
-    (["generator=medium2", "generator.theta=[[0,0,0,0],[0,0,0,0],[0,0,0,0],[0,0,0,0],[0,0,0,0],[0,0,0,0],[0,0,0,0],"
-      "[0,0,0,0],[0,0,0,0],[0,0,0]]"],
-     "generator.theta.9=[0, 0, 0] is not allowed: a number or a list of 4 numbers >= 0 (medium2, latent_dim=4, 10 classes)"),
+    (
+        ["generator=medium1", "+generator.theta.4=0.2"],
+        "generator.theta.4=0.2 is not allowed: an index from 0 to 3 (medium1, latent_dim=4)",
+    ),
+    (
+        ["generator=medium1", "+generator.theta.x=0.2"],
+        "generator.theta.x=0.2 is not allowed: an index from 0 to 3 (medium1, latent_dim=4)",
+    ),
+    (
+        ["generator=medium2", "+generator.theta.7.1=-0.2"],
+        "generator.theta.7.1=-0.2 is not allowed: a number >= 0 (medium2, latent_dim=4, 10 classes)",
+    ),
+    (
+        [
+            "generator=medium2",
+            "generator.theta=[[0,0,0,0],[0,0,0,0],[0,0,0,0],[0,0,0,0],[0,0,0,0],[0,0,0,0],[0,0,0,0],[0,0,0,0],[0,0,0,0],[0,0,0]]",
+        ],
+        "generator.theta.9=[0, 0, 0] is not allowed: a number or a list of 4 numbers >= 0 (medium2, latent_dim=4, 10 classes)",
+    ),
     (["+latent_dim=3"], "Could not append to config. An item is already at 'latent_dim'."),
 ]
 
@@ -106,26 +124,33 @@ def test_train_refusals(make_config, tiny, overrides, message):
     assert refusal(make_config, "train", [*tiny, *overrides]).startswith(message)
 
 
-@pytest.mark.parametrize(("name", "overrides", "message"), [
-    ("generate", ["label=all", "num=0"], "num=0 is not allowed: an integer >= 1"),
-    ("generate", ["label=true"], 'label=True is not allowed: "all" or an integer label from 0 to 9'),
-    ("generate", ["sample_seed=-1"], "sample_seed=-1 is not allowed: an integer >= 0"),
-    ("generate", ["out=/tmp/images"], "out='/tmp/images' is not allowed: null or a file name ending in .npz"),
-    ("search_job", ["search=optuna", "search.theta_high=-1"], "search.theta_high=-1.0 is not allowed: a number >= 0"),
-    ("search_job", ["search=optuna", "search.theta_low=0.5", "search.theta_high=0.2"],
-     "search.theta_high=0.2 is not allowed: a number >= search.theta_low (0.5)"),
-    ("search_job", ["search=optuna", "search.sampler_seed=-1"], "search.sampler_seed=-1 is not allowed: an integer >= 0"),
-    ("search_job", ["device=tpu"], "device='tpu' is not allowed: one of auto, cpu, gpu, cuda"),
-    ("search_job", ["+eval.grid_per_label=3"], "eval.grid_per_label=3 is not allowed: 'eval' has no key 'grid_per_label'"),
-])
+@pytest.mark.parametrize(
+    ("name", "overrides", "message"),
+    [
+        ("generate", ["label=all", "num=0"], "num=0 is not allowed: an integer >= 1"),
+        ("generate", ["label=true"], 'label=True is not allowed: "all" or an integer label from 0 to 9'),
+        ("generate", ["sample_seed=-1"], "sample_seed=-1 is not allowed: an integer >= 0"),
+        ("generate", ["out=/tmp/images"], "out='/tmp/images' is not allowed: null or a file name ending in .npz"),
+        ("search_job", ["search=optuna", "search.theta_high=-1"], "search.theta_high=-1.0 is not allowed: a number >= 0"),
+        (
+            "search_job",
+            ["search=optuna", "search.theta_low=0.5", "search.theta_high=0.2"],
+            "search.theta_high=0.2 is not allowed: a number >= search.theta_low (0.5)",
+        ),
+        ("search_job", ["search=optuna", "search.sampler_seed=-1"], "search.sampler_seed=-1 is not allowed: an integer >= 0"),
+        ("search_job", ["device=tpu"], "device='tpu' is not allowed: one of auto, cpu, gpu, cuda"),
+        ("search_job", ["+eval.grid_per_label=3"], "eval.grid_per_label=3 is not allowed: 'eval' has no key 'grid_per_label'"),
+    ],
+)
 def test_search_and_generate_refusals(make_config, name, overrides, message):
     assert refusal(make_config, name, overrides).startswith(message)
 
 
 def test_label_and_theta_are_checked_against_the_artifacts_classes(make_config):
     """``data.num_classes`` says what to expect; statistics with other classes have the last word."""
-    stats = ClassLatentStats(mean=__import__("torch").zeros(3, 4), std=__import__("torch").ones(3, 4),
-                             count=__import__("torch").full((3,), 5))
+    stats = ClassLatentStats(
+        mean=__import__("torch").zeros(3, 4), std=__import__("torch").ones(3, 4), count=__import__("torch").full((3,), 5)
+    )
     with pytest.raises(ConfigError, match='label=7 is not allowed: "all" or an integer label from 0 to 2'):
         check_against_artifacts(make_config("generate", ["latent_dim=4", "label=7"]), stats)
     cfg = make_config("generate", ["latent_dim=4", "generator=medium2", "+generator.theta.5.0=0.1"])
@@ -182,9 +207,8 @@ def test_open_nodes_stay_open_and_interpolations_resolve(make_config):
 
 def test_a_refused_key_is_named_as_the_user_typed_it():
     """An unknown key's value comes from the command line (composition does not carry it)."""
-    with initialize_config_dir(config_dir=CONF_DIR):
-        with pytest.raises(ConfigCompositionException) as caught:
-            compose("train", ["vae.lrr=[1,2]"])
+    with initialize_config_dir(config_dir=CONF_DIR), pytest.raises(ConfigCompositionException) as caught:
+        compose("train", ["vae.lrr=[1,2]"])
     worded = str(composition_error(caught.value, ["vae.lrr=[1,2]"]))
     assert worded.startswith("vae.lrr=[1, 2] is not allowed: 'vae' has no key 'lrr'")
     assert Path(CONF_DIR, "train.yaml").read_text().count("catvae_train_schema") == 1

@@ -32,8 +32,15 @@ def offline(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
         monkeypatch.setenv(var, str(tmp_path / ".wandb-home"))
-    for var in ("WANDB_PROJECT", "WANDB_ENTITY", "WANDB_RUN_GROUP", "WANDB_JOB_TYPE",
-                "WANDB_RUN_ID", "WANDB_RESUME", "WANDB_NAME"):
+    for var in (
+        "WANDB_PROJECT",
+        "WANDB_ENTITY",
+        "WANDB_RUN_GROUP",
+        "WANDB_JOB_TYPE",
+        "WANDB_RUN_ID",
+        "WANDB_RESUME",
+        "WANDB_NAME",
+    ):
         monkeypatch.delenv(var, raising=False)
     yield tmp_path
     if wandb.run is not None:  # never leak an active run into other tests
@@ -185,9 +192,7 @@ def test_truncated_and_corrupt_files(offline):
 def test_pytorch_lightning_wandb_logger(offline):
     loggers = pytest.importorskip("pytorch_lightning.loggers")
     tmp_path = offline
-    logger = loggers.WandbLogger(
-        save_dir=str(tmp_path), offline=True, project="catvae-test", group="g2"
-    )
+    logger = loggers.WandbLogger(save_dir=str(tmp_path), offline=True, project="catvae-test", group="g2")
     logger.log_metrics({"train/loss": 0.5}, step=0)
     logger.log_hyperparams({"latent_dim": 20})
     run_id = logger.experiment.id

@@ -10,6 +10,7 @@ naming the file, what is wrong and the command that makes it again.
 Bump :data:`FORMAT_VERSION` whenever a field is renamed, removed or changes meaning; files of
 another version are refused rather than guessed at.
 """
+
 from __future__ import annotations
 
 import zipfile
@@ -27,9 +28,11 @@ FORMAT_FIELD, KIND_FIELD = "catvae_format", "kind"
 GENERIC_REMAKE = "python -m catvae.train with the settings that made it"
 
 # Fields the files held before they carried a format version (catvae before issue 7).
-_UNVERSIONED_FIELDS = {"vae": {"latent_dim", "hidden", "encoder", "decoder"},
-                       "classifier": {"num_classes", "state_dict"},
-                       "stats": {"mean", "std", "count"}}
+_UNVERSIONED_FIELDS = {
+    "vae": {"latent_dim", "hidden", "encoder", "decoder"},
+    "classifier": {"num_classes", "state_dict"},
+    "stats": {"mean", "std", "count"},
+}
 
 
 def stamp(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -69,8 +72,10 @@ def _diagnose(path: Path, head: bytes, size: int, error: BaseException) -> str:
         return "the file is empty (0 bytes)"
     if head.startswith(b"PK\x03\x04"):
         if "Unsupported global" in str(error):  # a whole archive whose pickle names classes or functions
-            return ("holds Python objects other than tensors and plain containers, which catvae does not unpickle "
-                    "(torch.load weights_only)")
+            return (
+                "holds Python objects other than tensors and plain containers, which catvae does not unpickle "
+                "(torch.load weights_only)"
+            )
         with open(path, "rb") as handle:
             whole = zipfile.is_zipfile(handle)
         state = "truncated or corrupt" if not whole else "corrupt"
@@ -95,22 +100,26 @@ def read(path: Path | str, kind: str, remake: str | None = None) -> dict[str, An
     try:
         # Tensors and plain containers only: a file is data, never code (weights_only).
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 — a file that cannot be unpickled, whatever the reason, is broken
+    except Exception as exc:
         raise broken(path, _diagnose(path, head, size, exc), remake) from None
     if not isinstance(state, dict):
         raise broken(path, f"holds a {type(state).__name__}, not a catvae {kind} artifact", remake)
     version = state.get(FORMAT_FIELD)
     if version is None:
         if _UNVERSIONED_FIELDS[kind] <= state.keys():
-            what = (f"written by a catvae from before artifact format versions (no '{FORMAT_FIELD}' field; "
-                    f"this catvae reads format {FORMAT_VERSION})")
+            what = (
+                f"written by a catvae from before artifact format versions (no '{FORMAT_FIELD}' field; "
+                f"this catvae reads format {FORMAT_VERSION})"
+            )
         else:
             what = f"not a catvae {kind} artifact (no '{FORMAT_FIELD}' field; it holds {sorted(map(str, state))[:6]})"
         raise broken(path, what, remake)
     if version != FORMAT_VERSION:
         newer = isinstance(version, int) and version > FORMAT_VERSION
-        what = (f"written in artifact format {version!r} by "
-                f"{'a newer' if newer else 'another'} catvae; this one reads format {FORMAT_VERSION}")
+        what = (
+            f"written in artifact format {version!r} by "
+            f"{'a newer' if newer else 'another'} catvae; this one reads format {FORMAT_VERSION}"
+        )
         raise broken(path, what + (" (upgrade catvae to read it)" if newer else ""), remake)
     if state.get(KIND_FIELD) != kind:
         raise broken(path, f"holds a {state.get(KIND_FIELD)!r} artifact where a {kind!r} one belongs", remake)

@@ -7,6 +7,7 @@ failed run never leaves half-written artifacts and never destroys the previous g
 Only ``catvae.train`` writes here: a search keeps its best configurations in a folder of its own
 (:mod:`catvae.sweep.records`), naming these models by :func:`fingerprint`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,11 +24,16 @@ from omegaconf import DictConfig
 from catvae.core import artifact_format
 from catvae.core.errors import MissingArtifactsError
 from catvae.core.files import swap_folder
-from catvae.models.networks import ClassifierNet, Decoder, Encoder
 from catvae.latent.statistics import ClassLatentStats
+from catvae.models.networks import ClassifierNet, Decoder, Encoder
 
 VAE_FILE, CLASSIFIER_FILE, STATS_FILE, SUMMARY_FILE, SAMPLES_FILE = (
-    "vae.pt", "classifier.pt", "stats.pt", "summary.json", "samples.png")
+    "vae.pt",
+    "classifier.pt",
+    "stats.pt",
+    "summary.json",
+    "samples.png",
+)
 REQUIRED = (VAE_FILE, CLASSIFIER_FILE, STATS_FILE)
 
 
@@ -49,8 +55,7 @@ class ArtifactKey:
         return Path(artifacts_dir) / self.data / f"{self.vae}-{self.latent_dim}" / f"seed{self.seed}"
 
     def train_command(self) -> str:
-        return (f"python -m catvae.train data={self.data} vae={self.vae} "
-                f"latent_dim={self.latent_dim} seed={self.seed}")
+        return f"python -m catvae.train data={self.data} vae={self.vae} latent_dim={self.latent_dim} seed={self.seed}"
 
 
 @dataclass
@@ -66,8 +71,18 @@ class Models:
 
 
 def save_vae(encoder: Encoder, decoder: Decoder, hidden: list[int], path: Path) -> None:
-    torch.save(artifact_format.stamp("vae", {"latent_dim": encoder.latent_dim, "hidden": list(hidden),
-                                             "encoder": encoder.state_dict(), "decoder": decoder.state_dict()}), path)
+    torch.save(
+        artifact_format.stamp(
+            "vae",
+            {
+                "latent_dim": encoder.latent_dim,
+                "hidden": list(hidden),
+                "encoder": encoder.state_dict(),
+                "decoder": decoder.state_dict(),
+            },
+        ),
+        path,
+    )
 
 
 def save_classifier(net: ClassifierNet, path: Path) -> None:
@@ -86,19 +101,26 @@ def load_models(key: ArtifactKey, artifacts_dir: str | Path, device: torch.devic
         raise MissingArtifactsError(
             f"no trained artifacts for data={key.data} vae={key.vae} latent_dim={key.latent_dim} "
             f"seed={key.seed}: {', '.join(missing)} missing in {folder}. Train them first with:\n"
-            f"  {key.train_command()}")
+            f"  {key.train_command()}"
+        )
     remake = key.train_command()
     encoder, decoder = read_vae(folder / VAE_FILE, remake)
     classifier = read_classifier(folder / CLASSIFIER_FILE, remake)
     stats = ClassLatentStats.load(folder / STATS_FILE, remake)
     if encoder.latent_dim != key.latent_dim:
-        raise artifact_format.broken(folder / VAE_FILE, f"holds a VAE with latent_dim={encoder.latent_dim} in the folder of "
-                                     f"latent_dim={key.latent_dim}", remake)
+        raise artifact_format.broken(
+            folder / VAE_FILE,
+            f"holds a VAE with latent_dim={encoder.latent_dim} in the folder of latent_dim={key.latent_dim}",
+            remake,
+        )
     if stats.latent_dim != encoder.latent_dim or stats.num_classes != classifier.num_classes:
         raise artifact_format.broken(
-            folder / STATS_FILE, f"holds statistics of {stats.num_classes} classes × {stats.latent_dim} dimensions, but "
+            folder / STATS_FILE,
+            f"holds statistics of {stats.num_classes} classes × {stats.latent_dim} dimensions, but "
             f"the classifier has {classifier.num_classes} classes and the VAE {encoder.latent_dim} dimensions "
-            "(files from different trainings?)", remake)
+            "(files from different trainings?)",
+            remake,
+        )
     classifier.to(memory_format=torch.channels_last)  # faster inference (see ClassifierNet.forward)
     for net in (encoder, decoder, classifier):
         net.to(device).eval()
@@ -126,8 +148,7 @@ def read_classifier(path: Path, remake: str | None = None) -> ClassifierNet:
     num_classes = state.get("num_classes")
     if not _whole_number(num_classes):
         raise artifact_format.broken(path, f"num_classes={num_classes!r} does not describe a classifier", remake)
-    return artifact_format.load_network(lambda: ClassifierNet(num_classes), state.get("state_dict"), "classifier",
-                                        path, remake)
+    return artifact_format.load_network(lambda: ClassifierNet(num_classes), state.get("state_dict"), "classifier", path, remake)
 
 
 def fingerprint(folder: Path) -> dict[str, str]:

@@ -1,4 +1,5 @@
 """Config plumbing shared by the entry points: where the configs live, resolvers, trusted targets, schemas."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,15 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 # Packages whose classes and functions a config may name as ``_target_`` (Hydra's execution
 # whitelist). Extend it here if your own configs name targets elsewhere.
-TRUSTED_TARGETS = ["catvae.*", "pytorch_lightning.*", "torch.optim.*", "torchmetrics.*", "optuna.samplers.*", "wandb.Settings",
-                   "hydra_plugins.hydra_optuna_sweeper.*"]
+TRUSTED_TARGETS = [
+    "catvae.*",
+    "pytorch_lightning.*",
+    "torch.optim.*",
+    "torchmetrics.*",
+    "optuna.samplers.*",
+    "wandb.Settings",
+    "hydra_plugins.hydra_optuna_sweeper.*",
+]
 
 
 def instantiate(node: Any, /, **kwargs: Any) -> Any:

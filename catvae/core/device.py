@@ -5,6 +5,7 @@ the default only where the hardware does bf16 matrix products natively (CUDA GPU
 CPUs with AVX512-BF16 or AMX): there it trains about 1.5–2× faster than fp32 at the same quality
 (see the README's performance section); elsewhere bf16 would be emulated and slower.
 """
+
 from __future__ import annotations
 
 import torch

@@ -3,6 +3,7 @@
 Library code (models, data, generators) raises them about its *own* arguments; the entry points
 name the config key (``ConfigError``). Anything else is a bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -7,6 +7,7 @@ finds either the previous file, byte for byte, or the new one, never a truncated
 error the temporary file is removed. Folders of several files are published the same way by
 :func:`swap_folder`.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """Image grids as PNG files (no torchvision needed)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +21,7 @@ def tile(images: torch.Tensor, columns: int, pad: int = 2) -> np.ndarray:
     for index, picture in enumerate(pictures):
         row, column = divmod(index, columns)
         top, left = pad + row * side, pad + column * side
-        canvas[top:top + IMAGE_SIDE, left:left + IMAGE_SIDE] = picture
+        canvas[top : top + IMAGE_SIDE, left : left + IMAGE_SIDE] = picture
     return canvas
 
 

@@ -1,4 +1,5 @@
 """Experiment loggers from the config (W&B, CSV, none) and what we log beyond Lightning's metrics."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping

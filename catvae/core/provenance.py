@@ -6,6 +6,7 @@ number can be traced to the code and settings that produced it. What cannot chan
 process (versions, the git state of the source, the machine) is computed once and cached: a
 search job costs ~0.7 s and must not pay for ``git`` on every job.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -26,8 +27,15 @@ import catvae
 # Distribution names whose versions are recorded (the key is how the record names them). They are
 # read from the installed metadata, so recording them imports nothing (``generate`` stays free of
 # Lightning and W&B); the metadata is what ``module.__version__`` reports for each of these.
-DISTRIBUTIONS = {"torch": "torch", "pytorch_lightning": "pytorch-lightning", "hydra-core": "hydra-core",
-                 "omegaconf": "omegaconf", "optuna": "optuna", "wandb": "wandb", "numpy": "numpy"}
+DISTRIBUTIONS = {
+    "torch": "torch",
+    "pytorch_lightning": "pytorch-lightning",
+    "hydra-core": "hydra-core",
+    "omegaconf": "omegaconf",
+    "optuna": "optuna",
+    "wandb": "wandb",
+    "numpy": "numpy",
+}
 SOURCE_ROOT = Path(catvae.__file__).resolve().parent.parent
 
 

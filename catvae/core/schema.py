@@ -17,12 +17,13 @@ classes they name.
 A key a YAML file of ``conf/`` adds must be declared here (or sit under an open node); composition
 names the key that is not.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Literal, Optional  # noqa: UP035 - OmegaConf reads these annotations at runtime
+from typing import Any, Dict, List, Literal, Optional
 
 from omegaconf import MISSING, DictConfig, ListConfig
 

@@ -9,6 +9,7 @@ loggers are always closed, and a bug keeps its traceback and says where its run 
 - :func:`command_errors` gives the argparse commands (``report``, ``paper``, ``bench``) the same
   mapping of errors.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,15 +42,16 @@ def hydra_command(config_name: str) -> Callable[[Callable[[DictConfig], T]], Cal
     from catvae.core.config import TRUSTED_TARGETS
 
     def decorate(job: Callable[[DictConfig], T]) -> Callable[[], T | None]:
-        hydra_main = hydra.main(config_path="pkg://catvae.conf", config_name=config_name,
-                                execution_whitelist=TRUSTED_TARGETS)(job)
+        hydra_main = hydra.main(config_path="pkg://catvae.conf", config_name=config_name, execution_whitelist=TRUSTED_TARGETS)(
+            job
+        )
 
         @functools.wraps(job)
         def main() -> T | None:
             os.environ["HYDRA_FULL_ERROR"] = "1"
             try:
                 return hydra_main()
-            except Exception as error:  # noqa: BLE001 - every exception ends here, worded or with its traceback
+            except Exception as error:
                 fail(error, sys.argv[1:])
 
         return main
@@ -73,8 +75,13 @@ class ValidateSweep(Callback):
             self.validate(config)
 
 
-def run_task(cfg: DictConfig, validate: Callable[[DictConfig], None], body: Callable[[list[Any]], T],
-             after: Callable[[T], Any] | None = None, done: Callable[[DictConfig], T | None] | None = None) -> T:
+def run_task(
+    cfg: DictConfig,
+    validate: Callable[[DictConfig], None],
+    body: Callable[[list[Any]], T],
+    after: Callable[[T], Any] | None = None,
+    done: Callable[[DictConfig], T | None] | None = None,
+) -> T:
     """Validate ``cfg``, then run ``body(loggers)`` with the loggers ``cfg.logger`` names, closing them
     whatever happens (status ``success`` or ``failed``); then ``after(result)``, if given, once they
     are closed (a search job times the loggers' whole cost, their close included). ``done(cfg)``, if
@@ -195,7 +202,7 @@ def override_value(key: str, argv: Sequence[str]) -> Any:
             continue
         try:
             override = parser.parse_override(arg)
-        except Exception:  # noqa: BLE001 - an unparsable override is quoted as typed
+        except Exception:
             return arg.split("=", 1)[1]
         return arg.split("=", 1)[1] if override.is_sweep_override() else override.value()
     return None
@@ -221,5 +228,5 @@ def run_folder(cfg: DictConfig) -> str:
     """``paths.output_dir``, or a word saying it is unknown (outside a Hydra run nothing resolves it)."""
     try:
         return str(OmegaConf.select(cfg, "paths.output_dir", throw_on_resolution_failure=True))
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "unknown (no paths.output_dir)"

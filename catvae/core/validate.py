@@ -8,6 +8,7 @@ schema or class knows. Every refusal is a :class:`~catvae.core.errors.ConfigErro
 the value and what is allowed. Library classes check their own arguments with plain
 ``ValueError``s; the config keys are named here and only here.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -70,6 +71,7 @@ VALIDATORS = {"train": validate_train, "search": validate_search, "generate": va
 
 # ---------------------------------------------------------------- the pieces ------------------------------------
 
+
 def at_least(cfg: DictConfig, key: str, minimum: int) -> int:
     """The integer at ``key``, refused below ``minimum``."""
     return integer_at_least(key, OmegaConf.select(cfg, key), minimum)
@@ -82,8 +84,9 @@ def integer_at_least(key: str, value: Any, minimum: int) -> int:
     return value
 
 
-def number(cfg: DictConfig, key: str, low: float, *, above: bool = False, below: float | None = None,
-           optional: bool = False) -> float | None:
+def number(
+    cfg: DictConfig, key: str, low: float, *, above: bool = False, below: float | None = None, optional: bool = False
+) -> float | None:
     """The finite number at ``key``: ``>= low`` (``> low`` with ``above``), and ``< below`` if given;
     ``optional`` also accepts null."""
     value = OmegaConf.select(cfg, key)
@@ -92,8 +95,13 @@ def number(cfg: DictConfig, key: str, low: float, *, above: bool = False, below:
     allowed = f"a number {'>' if above else '>='} {low:g}" + (f" and < {below:g}" if below is not None else "")
     if optional:
         allowed = f"null or {allowed}"
-    ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-          and (value > low if above else value >= low) and (below is None or value < below))
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and math.isfinite(value)
+        and (value > low if above else value >= low)
+        and (below is None or value < below)
+    )
     if not ok:
         raise ConfigError(key, value, allowed)
     return float(value)
@@ -267,10 +275,13 @@ def check_from_search(cfg: DictConfig, training: bool) -> None:
     if source is None:
         return
     if training:
-        raise ConfigError("generator.from_search", source,
-                          "null in training: a search record belongs to the models it scored, and this run trains "
-                          "new ones. Train, then search (python -m catvae.search -m …), then use the best with "
-                          "python -m catvae.generate … generator.from_search=best")
+        raise ConfigError(
+            "generator.from_search",
+            source,
+            "null in training: a search record belongs to the models it scored, and this run trains "
+            "new ones. Train, then search (python -m catvae.search -m …), then use the best with "
+            "python -m catvae.generate … generator.from_search=best",
+        )
     if source != "best":
         raise ConfigError("generator.from_search", source, "null or best")
 

@@ -70,16 +70,17 @@ import json
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 __all__ = [
+    "FILE_HEADER",
     "WandbRunRecord",
     "find_run_files",
-    "read_run",
     "iter_raw_records",
-    "FILE_HEADER",
+    "read_run",
 ]
 
 # ``struct.pack('<4sHB', b':W&B', 0xBEE1, 0)``
@@ -270,13 +271,9 @@ def read_run(path: str | Path) -> WandbRunRecord:
         elif kind == "summary":
             summary_records.append(rec.summary)
         elif kind == "history":
-            out.history.append(
-                {_item_key(item): _history_value(item) for item in rec.history.item}
-            )
+            out.history.append({_item_key(item): _history_value(item) for item in rec.history.item})
 
-    mirrored = any(
-        _item_key(item) == "_step" for s in summary_records for item in s.update
-    )
+    mirrored = any(_item_key(item) == "_step" for s in summary_records for item in s.update)
     summary: dict = {}
     if out.history and not mirrored:
         for row in out.history:

@@ -5,6 +5,7 @@ and each step's batch is a slice of it by index: no DataLoader, no per-sample ``
 no collation and no host→device copy per step. On a GPU that is what keeps the device busy; on
 a CPU it removes the DataLoader's per-step Python cost.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,7 +39,7 @@ class TensorBatches:
         count = len(self.tensors[0])
         if not self.shuffle:
             for start in range(0, count, self.batch_size):
-                yield tuple(t[start:start + self.batch_size] for t in self.tensors)
+                yield tuple(t[start : start + self.batch_size] for t in self.tensors)
             return
         order = torch.randperm(count, generator=self.generator).to(self.tensors[0].device)
         for index in order.split(self.batch_size):
@@ -51,8 +52,15 @@ class TensorDataModule(pl.LightningDataModule):
     When attached to a Trainer the tensors move to its device on first use (once per module).
     """
 
-    def __init__(self, train: Pair, val: Pair | None, test: dict[str, Pair], batch_size: int = 100,
-                 eval_batch_size: int = 1000, seed: int = 0):
+    def __init__(
+        self,
+        train: Pair,
+        val: Pair | None,
+        test: dict[str, Pair],
+        batch_size: int = 100,
+        eval_batch_size: int = 1000,
+        seed: int = 0,
+    ):
         super().__init__()
         self.train, self.val, self.test = train, val, dict(test)
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
@@ -68,7 +76,7 @@ class TensorDataModule(pl.LightningDataModule):
         device = self.device()
         return tuple(t.to(device, non_blocking=True) for t in pair)
 
-    def train_dataloader(self) -> TensorBatches:  # noqa: D102
+    def train_dataloader(self) -> TensorBatches:
         # One iterable for the whole fit, so its generator carries on from epoch to epoch.
         if self._train_batches is None or self._train_batches.tensors[0].device != self.device():
             self._train_batches = TensorBatches(self.on_device(self.train), self.batch_size, shuffle=True, seed=self.seed)
@@ -87,10 +95,10 @@ class TensorDataModule(pl.LightningDataModule):
     def load_state_dict(self, state_dict: dict) -> None:
         self._shuffle_state = state_dict.get("shuffle_state")
 
-    def val_dataloader(self) -> TensorBatches | list:  # noqa: D102
+    def val_dataloader(self) -> TensorBatches | list:
         return [] if self.val is None else TensorBatches(self.on_device(self.val), self.eval_batch_size, shuffle=False)
 
-    def test_dataloader(self) -> list[TensorBatches]:  # noqa: D102
+    def test_dataloader(self) -> list[TensorBatches]:
         return [TensorBatches(self.on_device(pair), self.eval_batch_size, shuffle=False) for pair in self.test.values()]
 
 
@@ -105,9 +113,19 @@ class ImageDataModule(TensorDataModule):
     :mod:`catvae.data.checks`) with a :class:`~catvae.core.errors.DataError` naming the dataset.
     """
 
-    def __init__(self, source: Callable[[], Splits], name: str, num_classes: int = 10, batch_size: int = 100,
-                 eval_batch_size: int = 1000, val_size: float | int = 1 / 12, limit_train: int | None = None,
-                 limit_test: int | None = None, seed: int = 0, root: str | None = None):
+    def __init__(
+        self,
+        source: Callable[[], Splits],
+        name: str,
+        num_classes: int = 10,
+        batch_size: int = 100,
+        eval_batch_size: int = 1000,
+        val_size: float | int = 1 / 12,
+        limit_train: int | None = None,
+        limit_test: int | None = None,
+        seed: int = 0,
+        root: str | None = None,
+    ):
         super().__init__((torch.empty(0), torch.empty(0)), None, {}, batch_size, eval_batch_size, seed)
         self.root = root  # where a folder-based source reads from (data=idx), kept for the record
         self.source, self.name, self.num_classes = source, name, num_classes
@@ -127,10 +145,24 @@ class ImageDataModule(TensorDataModule):
             test_x, test_y = test_x[: self.limit_test], test_y[: self.limit_test]
         dataset = self.describe()
         shape = getattr(splits, "image_shape", None)
-        check_split(train_x, train_y, "training", dataset, self.num_classes, shape,
-                    f"data.limit_train={self.limit_train}" if self.limit_train is not None else "")
-        check_split(test_x, test_y, "test", dataset, self.num_classes, shape,
-                    f"data.limit_test={self.limit_test}" if self.limit_test is not None else "")
+        check_split(
+            train_x,
+            train_y,
+            "training",
+            dataset,
+            self.num_classes,
+            shape,
+            f"data.limit_train={self.limit_train}" if self.limit_train is not None else "",
+        )
+        check_split(
+            test_x,
+            test_y,
+            "test",
+            dataset,
+            self.num_classes,
+            shape,
+            f"data.limit_test={self.limit_test}" if self.limit_test is not None else "",
+        )
         val_count = validation_count(self.val_size, len(train_x))
         order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(self.seed))
         val_idx, train_idx = order[:val_count], order[val_count:]

@@ -23,6 +23,7 @@ each optionally with a ``.gz`` suffix, either directly in the folder or in
 torchvision's cache layout (``root/raw/`` or ``root/MNIST/raw/``,
 ``root/FashionMNIST/raw/``, ...).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -36,7 +37,7 @@ import torch
 from catvae.core.errors import DataError
 from catvae.data.sources import Splits
 
-__all__ = ["IdxFormatError", "read_idx", "find_idx_file", "load_idx_folder"]
+__all__ = ["IdxFormatError", "find_idx_file", "load_idx_folder", "read_idx"]
 
 IMAGE_MAGIC = 0x00000803
 LABEL_MAGIC = 0x00000801
@@ -79,10 +80,7 @@ def _load_bytes(path: Path) -> bytes:
     try:
         return gzip.decompress(raw)
     except EOFError:
-        raise IdxFormatError(
-            f"{path}: truncated: gzip stream ends before its end marker "
-            f"({len(raw)} compressed bytes)"
-        ) from None
+        raise IdxFormatError(f"{path}: truncated: gzip stream ends before its end marker ({len(raw)} compressed bytes)") from None
     except (OSError, zlib.error) as exc:
         raise IdxFormatError(f"{path}: corrupt gzip data: {exc}") from None
 
@@ -91,22 +89,14 @@ def _parse(path: Path) -> tuple[int, np.ndarray]:
     """Read one IDX file and return ``(magic number, uint8 array)``."""
     data = _load_bytes(path)
     if len(data) < 4:
-        raise IdxFormatError(
-            f"{path}: truncated: {len(data)} bytes, too short for the 4-byte IDX header"
-        )
+        raise IdxFormatError(f"{path}: truncated: {len(data)} bytes, too short for the 4-byte IDX header")
     if data[0] != 0 or data[1] != 0:
-        raise IdxFormatError(
-            f"{path}: not an IDX file: first two bytes are 0x{data[0]:02X}{data[1]:02X}, "
-            "expected 0x0000"
-        )
+        raise IdxFormatError(f"{path}: not an IDX file: first two bytes are 0x{data[0]:02X}{data[1]:02X}, expected 0x0000")
     magic = struct.unpack(">I", data[:4])[0]
     dtype, ndim = data[2], data[3]
     if dtype != _UBYTE:
         kind = _TYPE_NAMES.get(dtype, "unknown type")
-        raise IdxFormatError(
-            f"{path}: data type 0x{dtype:02X} ({kind}) is not supported; "
-            f"only 0x{_UBYTE:02X} (unsigned byte) is"
-        )
+        raise IdxFormatError(f"{path}: data type 0x{dtype:02X} ({kind}) is not supported; only 0x{_UBYTE:02X} (unsigned byte) is")
     if ndim == 0:
         raise IdxFormatError(f"{path}: header declares 0 dimensions")
     if ndim > MAX_DIMS:  # found by fuzzing: numpy raised ValueError from reshape
@@ -114,8 +104,7 @@ def _parse(path: Path) -> tuple[int, np.ndarray]:
     header_len = 4 + 4 * ndim
     if len(data) < header_len:
         raise IdxFormatError(
-            f"{path}: truncated: header declares {ndim} dimensions, which need "
-            f"{header_len} header bytes, file holds {len(data)}"
+            f"{path}: truncated: header declares {ndim} dimensions, which need {header_len} header bytes, file holds {len(data)}"
         )
     dims = struct.unpack(f">{ndim}i", data[4:header_len])
     if any(d < 0 for d in dims):
@@ -128,13 +117,10 @@ def _parse(path: Path) -> tuple[int, np.ndarray]:
     shape = "×".join(str(d) for d in dims)
     promise = f"{shape} = {expected}" if ndim > 1 else f"{expected}"
     if held < expected:
-        raise IdxFormatError(
-            f"{path}: truncated: header promises {promise} bytes of data, file holds {held}"
-        )
+        raise IdxFormatError(f"{path}: truncated: header promises {promise} bytes of data, file holds {held}")
     if held > expected:
         raise IdxFormatError(
-            f"{path}: trailing data: header promises {promise} bytes of data, "
-            f"file holds {held} ({held - expected} extra)"
+            f"{path}: trailing data: header promises {promise} bytes of data, file holds {held} ({held - expected} extra)"
         )
     array = np.frombuffer(data, dtype=np.uint8, count=expected, offset=header_len)
     return magic, array.reshape(dims).copy()  # copy: writable, independent of `data`
@@ -174,10 +160,7 @@ def find_idx_file(root: Path, stem: str) -> Path:
     hits = [f for d in sorted(root.glob("*/raw")) if (f := lookup(d)) is not None]
     if len(hits) > 1:
         where = ", ".join(str(h) for h in hits)
-        raise IdxFormatError(
-            f"{root}: ambiguous: {stem} found in several folders ({where}); "
-            "point root at the one you mean"
-        )
+        raise IdxFormatError(f"{root}: ambiguous: {stem} found in several folders ({where}); point root at the one you mean")
     if hits:
         return hits[0]
     raise IdxFormatError(
@@ -190,10 +173,7 @@ def _read_checked(path: Path, magic_expected: int, what: str) -> np.ndarray:
     """Read ``path`` and insist on the given magic number (which fixes the rank)."""
     magic, array = _parse(path)
     if magic != magic_expected:
-        raise IdxFormatError(
-            f"{path}: magic number 0x{magic:08X} is not {what} "
-            f"(expected 0x{magic_expected:08X})"
-        )
+        raise IdxFormatError(f"{path}: magic number 0x{magic:08X} is not {what} (expected 0x{magic_expected:08X})")
     return array
 
 
@@ -204,9 +184,7 @@ def _load_split(root: Path, images_stem: str, labels_stem: str) -> tuple[Path, n
     labels = _read_checked(labels_path, LABEL_MAGIC, "a label file")
     if images.shape[0] != labels.shape[0]:
         other = labels_path.name if labels_path.parent == images_path.parent else labels_path
-        raise IdxFormatError(
-            f"{images_path}: {images.shape[0]} images but {other} holds {labels.shape[0]} labels"
-        )
+        raise IdxFormatError(f"{images_path}: {images.shape[0]} images but {other} holds {labels.shape[0]} labels")
     return images_path, images, labels
 
 
@@ -233,9 +211,7 @@ def load_idx_folder(root: str | Path) -> Splits:
     if train_images.shape[1:] != test_images.shape[1:]:
         tr = "×".join(map(str, train_images.shape[1:]))
         te = "×".join(map(str, test_images.shape[1:]))
-        raise IdxFormatError(
-            f"{test_path}: images are {te} but {train_path} images are {tr}"
-        )
+        raise IdxFormatError(f"{test_path}: images are {te} but {train_path} images are {tr}")
     train_x, train_y = _to_tensors(train_images, train_labels)
     test_x, test_y = _to_tensors(test_images, test_labels)
     return Splits(train_x, train_y, test_x, test_y, image_shape=tuple(train_images.shape[1:]))

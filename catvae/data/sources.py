@@ -1,4 +1,5 @@
 """Where image datasets come from: each source returns the same four tensors."""
+
 from __future__ import annotations
 
 from typing import NamedTuple

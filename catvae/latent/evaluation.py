@@ -1,4 +1,5 @@
 """Scoring a generator on trained artifacts: draw codes per label, decode, classify, eq. 4–5."""
+
 from __future__ import annotations
 
 import time
@@ -9,9 +10,8 @@ from omegaconf import DictConfig
 from catvae.core.device import fast_bf16
 from catvae.latent.generators import target_labels
 from catvae.latent.metrics import score_samples
-from catvae.models.networks import ClassifierNet, Decoder
 from catvae.latent.statistics import ClassLatentStats
-
+from catvae.models.networks import ClassifierNet, Decoder
 
 EVAL_PRECISIONS = ("auto", "32", "bf16")  # eval.precision: bf16 where native, fp32, bf16
 
@@ -52,9 +52,17 @@ def class_mean_check(stats: ClassLatentStats, decoder: Decoder, classifier: Clas
     }
 
 
-def evaluate_generator(generator, stats: ClassLatentStats, decoder: Decoder, classifier: ClassifierNet,
-                       samples_per_label: int, seed: int, cos: str = "pairwise", bf16: bool = False,
-                       timing: dict[str, float] | None = None) -> dict:
+def evaluate_generator(
+    generator,
+    stats: ClassLatentStats,
+    decoder: Decoder,
+    classifier: ClassifierNet,
+    samples_per_label: int,
+    seed: int,
+    cos: str = "pairwise",
+    bf16: bool = False,
+    timing: dict[str, float] | None = None,
+) -> dict:
     """The generator's parameters and all metrics of eq. 4–5 on ``samples_per_label`` samples per
     label, computed on the statistics' device; ``bf16`` classifies with a bf16 copy of the network.
     ``timing``, if given, receives the seconds spent sampling, decoding, classifying and scoring."""
@@ -68,5 +76,11 @@ def evaluate_generator(generator, stats: ClassLatentStats, decoder: Decoder, cla
     clock.lap("classify")
     scores = score_samples(images, labels, predictions, decoder.images(stats.mean), stats.num_classes, cos)
     clock.lap("score")
-    return {**generator.params(stats), "samples_per_label": samples_per_label, "seed": seed, "cos": cos,
-            "classifier_precision": "bf16" if bf16 else "32", **scores}
+    return {
+        **generator.params(stats),
+        "samples_per_label": samples_per_label,
+        "seed": seed,
+        "cos": cos,
+        "classifier_precision": "bf16" if bf16 else "32",
+        **scores,
+    }

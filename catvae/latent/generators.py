@@ -9,6 +9,7 @@ they differ only in the shape of θ:
 
 The mean of n draws is distributed as N(μ_y, θσ_y/√n), so θ_eff = θ/√n is what sets the spread.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from catvae.core.config import instantiate
-from catvae.models.networks import Decoder
 from catvae.latent.statistics import ClassLatentStats
+from catvae.models.networks import Decoder
 
 Theta = float | Sequence | Mapping | None
 
@@ -170,7 +171,7 @@ class Medium1(Simple):
     name = "medium1"
 
     @staticmethod
-    def theta_shape_for(num_classes: int, latent_dim: int) -> tuple[int, ...]:  # noqa: D102
+    def theta_shape_for(num_classes: int, latent_dim: int) -> tuple[int, ...]:
         return (latent_dim,)
 
 
@@ -180,7 +181,7 @@ class Medium2(Simple):
     name = "medium2"
 
     @staticmethod
-    def theta_shape_for(num_classes: int, latent_dim: int) -> tuple[int, ...]:  # noqa: D102
+    def theta_shape_for(num_classes: int, latent_dim: int) -> tuple[int, ...]:
         return (num_classes, latent_dim)
 
 
@@ -196,8 +197,10 @@ def build_generator(node: DictConfig | Mapping) -> Simple:
     params: Any = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
     source = params.pop("from_search", None)
     if source is not None:
-        raise ValueError(f"generator.from_search={source!r} reached build_generator unresolved; the entry point "
-                         "resolves it with catvae.sweep.records.resolve_generator")
+        raise ValueError(
+            f"generator.from_search={source!r} reached build_generator unresolved; the entry point "
+            "resolves it with catvae.sweep.records.resolve_generator"
+        )
     return instantiate(params)
 
 
@@ -207,8 +210,9 @@ def target_labels(labels: list[int] | int, per_label: int) -> torch.Tensor:
     return chosen.repeat_interleave(per_label)
 
 
-def generate_images(generator: Simple, stats: ClassLatentStats, decoder: Decoder, labels: torch.Tensor,
-                    seed: int) -> torch.Tensor:
+def generate_images(
+    generator: Simple, stats: ClassLatentStats, decoder: Decoder, labels: torch.Tensor, seed: int
+) -> torch.Tensor:
     """Decoded images (K×784) for the K target ``labels``, reproducible from ``seed``."""
     codes = generator.sample(stats, labels, torch.Generator().manual_seed(seed))
     return decoder.images(codes)

@@ -6,6 +6,7 @@
 - ``objective`` (eq. 4) = cos + (1 − accuracy), cos being ``cos_pairwise`` or ``cos_to_mean``.
 Each is reported overall (mean over labels) and per label.
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,8 +34,14 @@ def cosine_to_reference(images: torch.Tensor, reference: torch.Tensor) -> torch.
     return F.cosine_similarity(images.flatten(1), reference.flatten().unsqueeze(0), dim=1).mean()
 
 
-def score_samples(images: torch.Tensor, targets: torch.Tensor, predictions: torch.Tensor,
-                  class_mean_images: torch.Tensor, num_classes: int, cos: str = "pairwise") -> dict:
+def score_samples(
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    predictions: torch.Tensor,
+    class_mean_images: torch.Tensor,
+    num_classes: int,
+    cos: str = "pairwise",
+) -> dict:
     """All metrics of eq. 4–5 for K generated images (K×784), overall and per label.
 
     ``class_mean_images`` holds the decoded class means (L×784). Labels without samples are skipped.
@@ -52,6 +59,8 @@ def score_samples(images: torch.Tensor, targets: torch.Tensor, predictions: torc
         }
     for row in rows.values():
         row["objective"] = row[f"cos_{cos}"] + 1.0 - row["accuracy"]
-    overall = {name: sum(row[name] for row in rows.values()) / len(rows)
-               for name in ("accuracy", "cos_pairwise", "cos_to_mean", "objective")}
+    overall = {
+        name: sum(row[name] for row in rows.values()) / len(rows)
+        for name in ("accuracy", "cos_pairwise", "cos_to_mean", "objective")
+    }
     return {**overall, "per_label": {str(label): row for label, row in sorted(rows.items())}}

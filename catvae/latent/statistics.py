@@ -3,6 +3,7 @@
 This is the place later class densities (full covariance, mixtures) plug in: a density needs
 ``fit`` from (codes, labels) and to expose what the generators of §3.5 draw from.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,8 +49,9 @@ class ClassLatentStats:
         return ClassLatentStats(self.mean.to(device), self.std.to(device), self.count.to(device))
 
     def save(self, path: str | Path) -> None:
-        torch.save(artifact_format.stamp("stats", {"mean": self.mean.cpu(), "std": self.std.cpu(),
-                                                   "count": self.count.cpu()}), path)
+        torch.save(
+            artifact_format.stamp("stats", {"mean": self.mean.cpu(), "std": self.std.cpu(), "count": self.count.cpu()}), path
+        )
 
     @classmethod
     def load(cls, path: str | Path, remake: str | None = None) -> ClassLatentStats:
@@ -60,11 +62,16 @@ class ClassLatentStats:
         if not all(isinstance(t, torch.Tensor) for t in (mean, std, count)):
             raise artifact_format.broken(path, "mean, std and count are not all tensors", remake)
         if mean.dim() != 2 or min(mean.shape) < 1 or std.shape != mean.shape or count.shape != mean.shape[:1]:
-            raise artifact_format.broken(path, f"shapes do not fit: mean {tuple(mean.shape)}, std {tuple(std.shape)}, "
-                                         f"count {tuple(count.shape)} (expected L×D, L×D, L)", remake)
+            raise artifact_format.broken(
+                path,
+                f"shapes do not fit: mean {tuple(mean.shape)}, std {tuple(std.shape)}, "
+                f"count {tuple(count.shape)} (expected L×D, L×D, L)",
+                remake,
+            )
         if not (mean.is_floating_point() and std.is_floating_point()):
             raise artifact_format.broken(path, "mean and std are not floating point", remake)
         if not (bool(torch.isfinite(mean).all()) and bool(torch.isfinite(std).all()) and bool((std >= 0).all())):
-            raise artifact_format.broken(path, "mean or std hold NaN, infinite or negative values (a training that diverged?)",
-                                         remake)
+            raise artifact_format.broken(
+                path, "mean or std hold NaN, infinite or negative values (a training that diverged?)", remake
+            )
         return cls(mean.float(), std.float(), count)

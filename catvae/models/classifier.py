@@ -1,4 +1,5 @@
 """§3.4 The classifier that scores generated images, trained on a VAE's reconstructions."""
+
 from __future__ import annotations
 
 import pytorch_lightning as pl
@@ -19,8 +20,14 @@ class Classifier(pl.LightningModule):
     ``ClassifierNet.accuracy`` on the trained network (``catvae.pipeline.stages.train_classifier``).
     """
 
-    def __init__(self, num_classes: int = 10, lr: float = 1e-3, dropout_conv: float = 0.25,
-                 dropout_fc: float = 0.5, schedule: str = "constant"):
+    def __init__(
+        self,
+        num_classes: int = 10,
+        lr: float = 1e-3,
+        dropout_conv: float = 0.25,
+        dropout_fc: float = 0.5,
+        schedule: str = "constant",
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.net = ClassifierNet(num_classes, dropout_conv, dropout_fc)
@@ -32,22 +39,22 @@ class Classifier(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def training_step(self, batch, batch_idx):  # noqa: D102
+    def training_step(self, batch, batch_idx):
         x, y = batch
         logits = self(x).float()
         loss = F.cross_entropy(logits, y)
         self.train_means.add({"loss": loss, "acc": (logits.argmax(dim=1) == y).float().mean()}, len(y))
         return loss
 
-    def on_train_epoch_end(self) -> None:  # noqa: D102
+    def on_train_epoch_end(self) -> None:
         self.train_means.log(self, "classifier/train/", progress=("train_acc", "acc"))
 
-    def validation_step(self, batch, batch_idx):  # noqa: D102
+    def validation_step(self, batch, batch_idx):
         x, y = batch
         logits = self(x).float()
         self.val_acc(logits, y)
         self.log("classifier/val/loss", F.cross_entropy(logits, y), on_epoch=True, batch_size=len(y))
         self.log("classifier/val/acc", self.val_acc, on_epoch=True, prog_bar=True, batch_size=len(y))
 
-    def configure_optimizers(self):  # noqa: D102
+    def configure_optimizers(self):
         return adam(self, self.lr, self.schedule)

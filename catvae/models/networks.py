@@ -2,9 +2,11 @@
 
 They hold no training logic, so ``catvae.generate`` can load them without Lightning.
 """
+
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -17,7 +19,7 @@ IMAGE_PIXELS = IMAGE_SIDE * IMAGE_SIDE
 def mlp(sizes: Sequence[int]) -> nn.Sequential:
     """Fully connected layers with softplus between them and no activation after the last."""
     layers: list[nn.Module] = []
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(fan_in, fan_out))
         if i < len(sizes) - 2:
             layers.append(nn.Softplus())

@@ -3,6 +3,7 @@
 One VAE module (``catvae.models.vae.VAE``) takes one of these objects; the config names its class
 (``conf/vae/elbo.yaml`` ↔ :class:`ELBO`, ``conf/vae/mmd.yaml`` ↔ :class:`MMD`).
 """
+
 from __future__ import annotations
 
 import torch

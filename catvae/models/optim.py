@@ -5,6 +5,7 @@ anneals it to ~0 afterwards (``torch.optim.lr_scheduler.OneCycleLR``): for the f
 models train, it reaches a given quality in fewer epochs than a constant rate (README, "Training
 recipe"). ``constant`` is the paper's plain Adam at ``lr``.
 """
+
 from __future__ import annotations
 
 import torch

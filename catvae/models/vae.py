@@ -1,4 +1,5 @@
 """§3.3 The VAE: one LightningModule whose variants differ only in the objective's regulariser."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -8,9 +9,8 @@ import torch
 
 from catvae.models.epoch_means import EpochMeans
 from catvae.models.networks import Decoder, Encoder
-from catvae.models.optim import adam, check_schedule
 from catvae.models.objectives import Objective, bernoulli_nll, gaussian_kl
-
+from catvae.models.optim import adam, check_schedule
 
 TERMS = ("loss", "recon", "kl", "reg", "neg_elbo")
 
@@ -24,8 +24,14 @@ class VAE(pl.LightningModule):
     Steps only add to on-device sums (:mod:`catvae.models.epoch_means`).
     """
 
-    def __init__(self, latent_dim: int, objective: Objective, hidden: Sequence[int] = (500, 500), lr: float = 1e-3,
-                 schedule: str = "constant"):
+    def __init__(
+        self,
+        latent_dim: int,
+        objective: Objective,
+        hidden: Sequence[int] = (500, 500),
+        lr: float = 1e-3,
+        schedule: str = "constant",
+    ):
         super().__init__()
         self.save_hyperparameters(ignore=["objective"])
         self.objective = objective
@@ -52,25 +58,25 @@ class VAE(pl.LightningModule):
     def _log_epoch(self, split: str) -> None:
         self._means[split].log(self, f"vae/{split}/", progress=(f"{split}_loss", "loss"))
 
-    def training_step(self, batch, batch_idx):  # noqa: D102
+    def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
 
-    def validation_step(self, batch, batch_idx):  # noqa: D102
+    def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
 
-    def test_step(self, batch, batch_idx):  # noqa: D102
+    def test_step(self, batch, batch_idx):
         self._step(batch, "test")
 
-    def on_train_epoch_end(self) -> None:  # noqa: D102
+    def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
 
-    def on_validation_epoch_end(self) -> None:  # noqa: D102
+    def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
 
-    def on_test_epoch_end(self) -> None:  # noqa: D102
+    def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
 
-    def configure_optimizers(self):  # noqa: D102
+    def configure_optimizers(self):
         return adam(self, self.lr, self.schedule)
 
     @torch.no_grad()

@@ -5,6 +5,7 @@ swapped in over the previous good artifacts of its key. Raising from the Trainer
 ``fit`` at once; the error travels up through :func:`catvae.core.artifacts.staged_folder`, which
 removes its staging folder, so the published folder stays exactly as it was.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -33,8 +34,9 @@ class DivergenceGuard(pl.Callback):
     def __init__(self, stage: str):
         self.stage = stage
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if not isinstance(loss, torch.Tensor) or bool(torch.isfinite(loss).all()):
             return
@@ -50,7 +52,9 @@ class DivergenceGuard(pl.Callback):
         fix = f"a lower {key}" + (f" (it is {lr:g})" if isinstance(lr, (int, float)) else "") if key else "other settings"
         if "16" in str(trainer.precision):  # bf16's 8-bit mantissa overflows sooner than fp32
             fix += ", or trainer.precision=32-true"
-        return (f"{self.stage} training diverged: the training loss became {value} at epoch "
-                f"{trainer.current_epoch + 1}/{trainer.max_epochs}, step {batch_idx + 1}{of_steps} "
-                f"(global step {trainer.global_step}); training stopped and nothing was published (earlier "
-                f"artifacts of this key are kept as they were). Try {fix}.")
+        return (
+            f"{self.stage} training diverged: the training loss became {value} at epoch "
+            f"{trainer.current_epoch + 1}/{trainer.max_epochs}, step {batch_idx + 1}{of_steps} "
+            f"(global step {trainer.global_step}); training stopped and nothing was published (earlier "
+            f"artifacts of this key are kept as they were). Try {fix}."
+        )

@@ -8,6 +8,7 @@ under our Trainer the cache moved Lightning/plain from 0.84× to 0.87× (README,
 Our training steps never call the model under ``no_grad``, so the cached path is safe here; keep
 it that way in steps of your own.
 """
+
 from __future__ import annotations
 
 from collections.abc import Generator

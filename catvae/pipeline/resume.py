@@ -14,6 +14,7 @@ epoch through the datamodule's ``state_dict`` (``catvae.data.datamodule``). Each
 seeded on its own (:func:`seed_stage`), so no stage depends on how much randomness an earlier one
 drew in this process.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -3,6 +3,7 @@
 ``catvae.train`` composes the config and calls :func:`run_pipeline`; each stage is a function
 here so tests can run it alone on a small slice.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,21 +19,21 @@ from pytorch_lightning.loggers import Logger
 
 from catvae.core import artifacts
 from catvae.core.artifacts import ArtifactKey
-from catvae.models.classifier import Classifier
 from catvae.core.config import instantiate
-from catvae.data.datamodule import ImageDataModule, TensorDataModule
 from catvae.core.device import resolve_device
-from catvae.latent.evaluation import class_mean_check, classify_in_bf16, evaluate_generator
-from catvae.latent.generators import build_generator, generate_images, target_labels
 from catvae.core.files import write_json
 from catvae.core.images import save_grid
 from catvae.core.loggers import log_image, log_summary
 from catvae.core.provenance import provenance
+from catvae.data.datamodule import ImageDataModule, TensorDataModule
+from catvae.latent.evaluation import class_mean_check, classify_in_bf16, evaluate_generator
+from catvae.latent.generators import build_generator, generate_images, target_labels
+from catvae.latent.statistics import ClassLatentStats
+from catvae.models.classifier import Classifier
+from catvae.models.vae import VAE
+from catvae.pipeline import resume
 from catvae.pipeline.divergence import DivergenceGuard
 from catvae.pipeline.precision import precision_arguments
-from catvae.pipeline import resume
-from catvae.latent.statistics import ClassLatentStats
-from catvae.models.vae import VAE
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +43,27 @@ def make_trainer(cfg: DictConfig, stage: str, max_epochs: int, loggers: list[Log
     atomically at the end of each epoch, from which a killed run resumes (:mod:`catvae.pipeline.resume`)."""
     # The newest checkpoint (top 1 with no monitor), always under one name. (save_last alone
     # writes only when a top-k checkpoint was written, i.e. with save_top_k=0 at the end of fit.)
-    checkpoint = ModelCheckpoint(dirpath=checkpoint_dir / stage, filename=Path(resume.CHECKPOINT_FILE).stem, save_top_k=1,
-                                 save_on_train_epoch_end=True, enable_version_counter=False)
+    checkpoint = ModelCheckpoint(
+        dirpath=checkpoint_dir / stage,
+        filename=Path(resume.CHECKPOINT_FILE).stem,
+        save_top_k=1,
+        save_on_train_epoch_end=True,
+        enable_version_counter=False,
+    )
     arguments = precision_arguments(cfg.trainer.precision, training_device(cfg))
     arguments["plugins"] = [*arguments.get("plugins", []), resume.AtomicCheckpointIO()]
-    return instantiate(cfg.trainer, max_epochs=max_epochs, logger=loggers or False,
-                       callbacks=[DivergenceGuard(stage), *configured_callbacks(cfg), checkpoint,
-                                  resume.ResumeState(resume.training_fingerprint(cfg, stage))],
-                       **arguments)
+    return instantiate(
+        cfg.trainer,
+        max_epochs=max_epochs,
+        logger=loggers or False,
+        callbacks=[
+            DivergenceGuard(stage),
+            *configured_callbacks(cfg),
+            checkpoint,
+            resume.ResumeState(resume.training_fingerprint(cfg, stage)),
+        ],
+        **arguments,
+    )
 
 
 def configured_callbacks(cfg: DictConfig) -> list[pl.Callback]:
@@ -74,10 +88,10 @@ def training_device(cfg: DictConfig):
 def train_vae(cfg: DictConfig, data: ImageDataModule, loggers: list[Logger], checkpoint_dir: Path) -> tuple[VAE, dict]:
     """Fit the VAE (§3.3), or continue it from its checkpoint, and report its test-set terms in nats per image."""
     resume.seed_stage(cfg, "vae")
-    vae = VAE(int(cfg.latent_dim), instantiate(cfg.vae.objective), list(cfg.vae.hidden), float(cfg.vae.lr),
-              str(cfg.vae.schedule))
+    vae = VAE(int(cfg.latent_dim), instantiate(cfg.vae.objective), list(cfg.vae.hidden), float(cfg.vae.lr), str(cfg.vae.schedule))
     make_trainer(cfg, "vae", cfg.vae.epochs, loggers, checkpoint_dir).fit(
-        vae, datamodule=data, ckpt_path=resume.resume_point(cfg, checkpoint_dir, "vae", cfg.vae.epochs))
+        vae, datamodule=data, ckpt_path=resume.resume_point(cfg, checkpoint_dir, "vae", cfg.vae.epochs)
+    )
     resume.seed_stage(cfg, "vae-test")  # the test's noise, whether the VAE was trained here or restored
     (results,) = test_trainer(cfg, loggers).test(vae, datamodule=data, verbose=False)
     vae.to(training_device(cfg)).eval()  # Lightning hands the module back on the CPU
@@ -98,12 +112,15 @@ def reconstruction_data(vae: VAE, data: ImageDataModule, batch_size: int) -> Ten
         train=train,
         val=recon(data.val) if data.val is not None else None,
         test={"train_recon": train, "test_recon": recon((test_x, test_y)), "test_real": (test_x.to(device), test_y.to(device))},
-        batch_size=batch_size, eval_batch_size=data.eval_batch_size, seed=data.seed,
+        batch_size=batch_size,
+        eval_batch_size=data.eval_batch_size,
+        seed=data.seed,
     )
 
 
-def train_classifier(cfg: DictConfig, vae: VAE, data: ImageDataModule, loggers: list[Logger],
-                     checkpoint_dir: Path) -> tuple[Classifier, dict]:
+def train_classifier(
+    cfg: DictConfig, vae: VAE, data: ImageDataModule, loggers: list[Logger], checkpoint_dir: Path
+) -> tuple[Classifier, dict]:
     """Fit Table 3's classifier on reconstructions (§3.4); accuracy on train/test reconstructions and real test images.
 
     Accuracies are taken with the precision that scores generated samples (``eval.precision``:
@@ -114,7 +131,8 @@ def train_classifier(cfg: DictConfig, vae: VAE, data: ImageDataModule, loggers: 
     resume.seed_stage(cfg, "classifier")
     classifier: Classifier = instantiate(cfg.classifier.model)
     make_trainer(cfg, "classifier", cfg.classifier.epochs, loggers, checkpoint_dir).fit(
-        classifier, datamodule=recon, ckpt_path=resume.resume_point(cfg, checkpoint_dir, "classifier", cfg.classifier.epochs))
+        classifier, datamodule=recon, ckpt_path=resume.resume_point(cfg, checkpoint_dir, "classifier", cfg.classifier.epochs)
+    )
     net = classifier.net.to(vae.device).eval()  # Lightning hands the module back on the CPU
     bf16 = classify_in_bf16(cfg, vae.device)
     scores = {f"acc_{name}": net.accuracy(images, labels, bf16) for name, (images, labels) in recon.test.items()}
@@ -161,26 +179,37 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
         bf16 = classify_in_bf16(cfg, vae.device)
         mean_check = class_mean_check(stats, vae.decoder, net, bf16)
         generator = build_generator(cfg.generator)
-        report = evaluate_generator(generator, stats, vae.decoder, net, cfg.eval.samples_per_label, cfg.eval.seed,
-                                    cfg.objective.cos, bf16)
-        log.info("generator %s: accuracy %.4f, cos_pairwise %.4f, cos_to_mean %.4f, objective %.4f",
-                 generator.params(stats), report["accuracy"], report["cos_pairwise"], report["cos_to_mean"], report["objective"])
+        report = evaluate_generator(
+            generator, stats, vae.decoder, net, cfg.eval.samples_per_label, cfg.eval.seed, cfg.objective.cos, bf16
+        )
+        log.info(
+            "generator %s: accuracy %.4f, cos_pairwise %.4f, cos_to_mean %.4f, objective %.4f",
+            generator.params(stats),
+            report["accuracy"],
+            report["cos_pairwise"],
+            report["cos_to_mean"],
+            report["objective"],
+        )
 
         artifacts.save_vae(vae.encoder, vae.decoder, list(cfg.vae.hidden), stage / artifacts.VAE_FILE)
         artifacts.save_classifier(net, stage / artifacts.CLASSIFIER_FILE)
         stats.save(stage / artifacts.STATS_FILE)
         columns = int(cfg.eval.grid_per_label)
         labels = target_labels(stats.num_classes, columns)
-        grid = save_grid(generate_images(generator, stats, vae.decoder, labels, cfg.eval.seed),
-                         stage / artifacts.SAMPLES_FILE, columns=columns)
+        grid = save_grid(
+            generate_images(generator, stats, vae.decoder, labels, cfg.eval.seed), stage / artifacts.SAMPLES_FILE, columns=columns
+        )
         summary = {
             "key": dataclasses.asdict(key),
             "vae_test": vae_test,
             "classifier": clf_scores,
             "class_means": mean_check,
             "generator": report,
-            "timing_s": {"vae": round(vae_seconds, 1), "classifier": round(classifier_seconds, 1),
-                         "total": round(time.perf_counter() - started, 1)},
+            "timing_s": {
+                "vae": round(vae_seconds, 1),
+                "classifier": round(classifier_seconds, 1),
+                "total": round(time.perf_counter() - started, 1),
+            },
             "artifacts": {name: str(final / name) for name in (*artifacts.REQUIRED, artifacts.SAMPLES_FILE)},
             "run_dir": str(output_dir),
             "config": OmegaConf.to_container(cfg, resolve=True),

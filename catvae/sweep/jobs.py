@@ -9,6 +9,7 @@ loading models, scoring or opening a logger run, so the sweep's summary covers e
 other result there (another generator config, other evaluation settings) is scored again and
 replaced.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,8 +35,12 @@ def job_request(cfg: DictConfig, samples_per_label: int) -> dict[str, Any]:
         "key": dataclasses.asdict(key),
         "models": fingerprint(folder) if trained else None,  # ~5 ms for D=20; missing files are reported later
         "generator": OmegaConf.to_container(cfg.generator, resolve=True),
-        "eval": {"samples_per_label": int(samples_per_label), "seed": int(cfg.eval.seed),
-                 "precision": str(cfg.eval.precision), "cos": str(cfg.objective.cos)},
+        "eval": {
+            "samples_per_label": int(samples_per_label),
+            "seed": int(cfg.eval.seed),
+            "precision": str(cfg.eval.precision),
+            "cos": str(cfg.objective.cos),
+        },
         "device": resolve_device(str(cfg.device), "device").type,
     }
     return json.loads(json.dumps(request))

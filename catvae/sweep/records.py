@@ -10,6 +10,7 @@ was retrained since) is refused where it would be used, and replaced by the next
 ``generator.from_search=best`` is resolved here, by the entry points, into plain θ and n before
 the generator is built: generators never open files.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from catvae.core.artifacts import ArtifactKey, Models
-from catvae.core.files import write_json
 from catvae.core.errors import ArtifactError, ConfigError, MissingArtifactsError
+from catvae.core.files import write_json
 
 FROM_SEARCH = "generator.from_search"
 
@@ -32,8 +33,10 @@ def record_path(records_dir: str | Path, key: ArtifactKey, generator: str) -> Pa
 
 def search_command(key: ArtifactKey, generator: str) -> str:
     """The search that (re)makes a record for ``key`` and ``generator``."""
-    return (f"python -m catvae.search -m data={key.data} vae={key.vae} latent_dim={key.latent_dim} seed={key.seed} "
-            f"generator={generator} search={'paper_grid' if generator == 'simple' else 'optuna'}")
+    return (
+        f"python -m catvae.search -m data={key.data} vae={key.vae} latent_dim={key.latent_dim} seed={key.seed} "
+        f"generator={generator} search={'paper_grid' if generator == 'simple' else 'optuna'}"
+    )
 
 
 def record_best(path: Path, candidate: dict) -> bool:
@@ -49,13 +52,12 @@ def record_best(path: Path, candidate: dict) -> bool:
         recorded = json.loads(path.read_text()) if path.is_file() else None
     except ValueError:
         recorded = None
-    if isinstance(recorded, dict):
-        if (recorded.get("models") or {}).get("fingerprint") == candidate["models"]["fingerprint"]:
-            if recorded.get("eval") == candidate.get("eval"):
-                if recorded["objective"] <= candidate["objective"]:
-                    return False
-            elif recorded.get("eval", {}).get("samples_per_label", 0) > candidate["eval"]["samples_per_label"]:
+    if isinstance(recorded, dict) and (recorded.get("models") or {}).get("fingerprint") == candidate["models"]["fingerprint"]:
+        if recorded.get("eval") == candidate.get("eval"):
+            if recorded["objective"] <= candidate["objective"]:
                 return False
+        elif recorded.get("eval", {}).get("samples_per_label", 0) > candidate["eval"]["samples_per_label"]:
+            return False
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(candidate, path)  # atomic: a reader sees the old record or the new one
     return True
@@ -77,22 +79,26 @@ def load_best(records_dir: str | Path, key: ArtifactKey, generator: str, models:
     if not path.is_file():
         raise MissingArtifactsError(
             f"{FROM_SEARCH}=best: no search of generator={generator} has been recorded for data={key.data} "
-            f"vae={key.vae} latent_dim={key.latent_dim} seed={key.seed} ({path} is missing). {remake}")
+            f"vae={key.vae} latent_dim={key.latent_dim} seed={key.seed} ({path} is missing). {remake}"
+        )
     try:
         record = json.loads(path.read_text())
         made_on, config = record["models"]["fingerprint"], record["config"]
         if not isinstance(made_on, dict) or not isinstance(config, dict):
             raise TypeError("models.fingerprint and config must be mappings")
     except (ValueError, KeyError, TypeError) as error:
-        raise ArtifactError(f"{FROM_SEARCH}=best: the search record {path} is unreadable ({error}); "
-                            f"delete it and search again:\n  {search_command(key, generator)}") from error
+        raise ArtifactError(
+            f"{FROM_SEARCH}=best: the search record {path} is unreadable ({error}); "
+            f"delete it and search again:\n  {search_command(key, generator)}"
+        ) from error
     if made_on != models.fingerprint:
         searched = (record.get("provenance") or {}).get("time", "an unknown time")
         raise ArtifactError(
             f"{FROM_SEARCH}=best: the best {generator} configuration recorded in {path} was found by a search "
             f"(at {searched}) on other models ({_short(made_on)}); the models now in {models.folder} are "
             f"{_short(models.fingerprint)}: they were retrained after that search, so its θ was not tuned on them. "
-            f"{remake}")
+            f"{remake}"
+        )
     return record
 
 

@@ -5,6 +5,7 @@ Medium-2 gets ``+generator.theta.y.d`` for every class y and dimension d. The ra
 ``search.theta_low``..``search.theta_high`` (paper: [0, 1]) with ``search.theta_step``
 (paper: 0.1; null for a continuous range).
 """
+
 from __future__ import annotations
 
 from omegaconf import DictConfig

@@ -6,6 +6,7 @@ marked) and ``best.json``; records the best configuration in the search records 
 (:mod:`catvae.sweep.records`, so ``generate … generator.from_search=best`` finds it; never in the
 artifact folder, which is ``catvae.train``'s) and logs all of it to W&B.
 """
+
 from __future__ import annotations
 
 import csv
@@ -40,9 +41,12 @@ def read_results(sweep_dir: Path) -> list[dict]:
 def trial_row(result: dict) -> dict:
     """The trials.csv row of one result (θ as JSON when it is a vector or matrix)."""
     theta = result["theta"]
-    return {"job": result["job"], "generator": result["name"],
-            "theta": theta if isinstance(theta, (int, float)) else json.dumps(theta),
-            **{name: result[name] for name in COLUMNS[3:]}}
+    return {
+        "job": result["job"],
+        "generator": result["name"],
+        "theta": theta if isinstance(theta, (int, float)) else json.dumps(theta),
+        **{name: result[name] for name in COLUMNS[3:]},
+    }
 
 
 def write_trials(rows: list[dict], path: Path) -> Path:
@@ -74,8 +78,9 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
-def plot_figure1(curves: dict[str, list[dict]], path: Path, title: str,
-                 markers: dict[str, tuple[float, float]] | None = None) -> Path:
+def plot_figure1(
+    curves: dict[str, list[dict]], path: Path, title: str, markers: dict[str, tuple[float, float]] | None = None
+) -> Path:
     """Accuracy against mean cosine similarity, one colour per sweep, each sweep's Pareto front as a
     line; ``markers`` adds single labelled points (cos, accuracy), e.g. the paper's Table 4 rows."""
     import matplotlib
@@ -103,8 +108,14 @@ def plot_figure1(curves: dict[str, list[dict]], path: Path, title: str,
     return path
 
 
-def summarize(sweep_dir: Path, records_dir: str | None = None, log_to_wandb: bool = False, project: str = "catvae",
-              rescore: Callable[[list[dict]], list[dict]] | None = None, rescore_top: int = 0) -> dict:
+def summarize(
+    sweep_dir: Path,
+    records_dir: str | None = None,
+    log_to_wandb: bool = False,
+    project: str = "catvae",
+    rescore: Callable[[list[dict]], list[dict]] | None = None,
+    rescore_top: int = 0,
+) -> dict:
     """Write trials.csv, figure1.png and best.json for the sweep; record the best in ``records_dir``.
 
     With ``rescore``, the ``rescore_top`` best jobs are scored again (on more samples) and the best
@@ -128,21 +139,33 @@ def summarize(sweep_dir: Path, records_dir: str | None = None, log_to_wandb: boo
     if rescore is not None and rescore_top > 0:
         candidates = sorted(rescore(candidates[:rescore_top]), key=lambda r: r["objective"])
     best = candidates[0]
-    record = {"sweep_dir": str(sweep_dir), "key": key, "job": best["job"], "config": best["config"],
-              "eval": {k: best[k] for k in ("samples_per_label", "seed", "cos")},
-              **{k: best[k] for k in ("name", "theta", "n", "theta_eff", "accuracy", "cos_pairwise", "cos_to_mean", "objective")},
-              "models": best.get("models"), "provenance": best.get("provenance")}
+    record = {
+        "sweep_dir": str(sweep_dir),
+        "key": key,
+        "job": best["job"],
+        "config": best["config"],
+        "eval": {k: best[k] for k in ("samples_per_label", "seed", "cos")},
+        **{k: best[k] for k in ("name", "theta", "n", "theta_eff", "accuracy", "cos_pairwise", "cos_to_mean", "objective")},
+        "models": best.get("models"),
+        "provenance": best.get("provenance"),
+    }
     if "trial" in best:
         record["trial"] = best["trial"]
-        record["rescored"] = [{"job": r["job"], "objective": r["objective"], "trial_objective": r["trial"]["objective"]}
-                              for r in candidates]
+        record["rescored"] = [
+            {"job": r["job"], "objective": r["objective"], "trial_objective": r["trial"]["objective"]} for r in candidates
+        ]
     if records_dir is not None and record["models"] is None:
-        log.warning("the jobs of %s do not say which models they scored (written by an older catvae): "
-                    "their best is not recorded", sweep_dir)
+        log.warning(
+            "the jobs of %s do not say which models they scored (written by an older catvae): their best is not recorded",
+            sweep_dir,
+        )
     elif records_dir is not None:
         if len({json.dumps(r.get("models"), sort_keys=True) for r in candidates}) > 1:
-            log.warning("the jobs of %s scored different models (retrained during the sweep?): the best is "
-                        "recorded with the fingerprint of the models it was scored on", sweep_dir)
+            log.warning(
+                "the jobs of %s scored different models (retrained during the sweep?): the best is "
+                "recorded with the fingerprint of the models it was scored on",
+                sweep_dir,
+            )
         path = record_path(records_dir, ArtifactKey(key["data"], key["vae"], key["latent_dim"], key["seed"]), best["name"])
         recorded = record_best(path, dict(record))
         record.update(record=str(path), recorded_as_best=recorded)
@@ -158,13 +181,25 @@ def log_sweep_to_wandb(sweep_dir: Path, rows: list[dict], best: dict, figure: Pa
 
     from catvae.core.config import wandb_offline
 
-    run = wandb.init(project=project, group=group, job_type="sweep-summary", name=f"summary-{group}", dir=str(sweep_dir),
-                     mode="offline" if wandb_offline() else "online", config={"sweep_dir": str(sweep_dir)}, reinit="finish_previous")
+    run = wandb.init(
+        project=project,
+        group=group,
+        job_type="sweep-summary",
+        name=f"summary-{group}",
+        dir=str(sweep_dir),
+        mode="offline" if wandb_offline() else "online",
+        config={"sweep_dir": str(sweep_dir)},
+        reinit="finish_previous",
+    )
     try:
         table = wandb.Table(columns=COLUMNS, data=[[row[c] for c in COLUMNS] for row in rows])
-        run.log({"trials": table,
-                 "accuracy_vs_cos": wandb.plot.scatter(table, "cos_pairwise", "accuracy", title="accuracy vs cosine similarity"),
-                 "figure1": wandb.Image(str(figure))})
+        run.log(
+            {
+                "trials": table,
+                "accuracy_vs_cos": wandb.plot.scatter(table, "cos_pairwise", "accuracy", title="accuracy vs cosine similarity"),
+                "figure1": wandb.Image(str(figure)),
+            }
+        )
         run.summary.update({f"best/{k}": v for k, v in best.items() if isinstance(v, (int, float))})
     finally:
         run.finish()
@@ -195,10 +230,18 @@ class SweepSummary(Callback):
         wants_wandb = self.wandb and "wandb" in (config.get("logger") or {})
         cheap_trials = trial_samples(config) < int(config.eval.samples_per_label)
         top = int(config.search.get("rescore_top") or 0) if cheap_trials else 0
-        outputs = summarize(sweep_dir, str(config.paths.search_records_dir), log_to_wandb=wants_wandb, project=self.project,
-                            rescore=functools.partial(rescore, config), rescore_top=top)
+        outputs = summarize(
+            sweep_dir,
+            str(config.paths.search_records_dir),
+            log_to_wandb=wants_wandb,
+            project=self.project,
+            rescore=functools.partial(rescore, config),
+            rescore_top=top,
+        )
         if outputs:
             best = outputs["best"]
-            print(f"best of {sweep_dir.name}: {best['name']} θ={best['theta']} n={best['n']}: accuracy {best['accuracy']:.4f}, "
-                  f"cos_pairwise {best['cos_pairwise']:.4f}, objective {best['objective']:.4f}")
+            print(
+                f"best of {sweep_dir.name}: {best['name']} θ={best['theta']} n={best['n']}: accuracy {best['accuracy']:.4f}, "
+                f"cos_pairwise {best['cos_pairwise']:.4f}, objective {best['objective']:.4f}"
+            )
             print(f"sweep summary: {sweep_dir}")

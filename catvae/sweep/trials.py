@@ -10,6 +10,7 @@ one or several machines), so a trial is failed only when it is known to be orpha
 :func:`why_stale`. Each job's ``result.json`` records its Optuna trial number
 (:func:`job_trial_number`), and each trial the folder of its job.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,8 @@ from catvae.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-OWNER = "catvae_owner"         # {"host", "pid", "started"} of the process running the trial
-JOB_DIR = "catvae_job_dir"     # the job folder the trial is scored in
+OWNER = "catvae_owner"  # {"host", "pid", "started"} of the process running the trial
+JOB_DIR = "catvae_job_dir"  # the job folder the trial is scored in
 STALE = "catvae_failed_stale"  # why a RUNNING trial was marked FAIL
 
 # Trial numbers asked by this process in the current sweep, in the order the jobs are numbered
@@ -155,9 +156,12 @@ def check_sweep_folder(config: DictConfig) -> None:
     and would overwrite that sweep's results (a study resumes from its storage, in a new folder)."""
     folder = Path(config.hydra.sweep.dir)
     if is_optuna(config) and any(folder.glob("*/result.json")):
-        raise ConfigError("hydra.sweep.dir", str(folder),
-                          "a folder without an earlier sweep's jobs: an Optuna study resumes from its storage "
-                          "(search.storage_url) when the same command runs again without hydra.sweep.dir")
+        raise ConfigError(
+            "hydra.sweep.dir",
+            str(folder),
+            "a folder without an earlier sweep's jobs: an Optuna study resumes from its storage "
+            "(search.storage_url) when the same command runs again without hydra.sweep.dir",
+        )
 
 
 class ResumeStudy(Callback):
