@@ -126,7 +126,8 @@ class EpochClock:
             def on_train_end(inner, trainer, module):
                 self._mark()
 
-        self.callback, self.device, self.marks = Clock(), device, []
+        self.callback, self.device = Clock(), device
+        self.marks: list[float] = []
 
     def _mark(self) -> None:
         synchronize(self.device)
@@ -154,7 +155,8 @@ def lightning_epochs(
     )
     clock = EpochClock(device)
     trainer = make_trainer(cfg, "bench", epochs, [], workdir / "checkpoints")
-    trainer.callbacks.append(clock.callback)
+    # Lightning sets Trainer.callbacks in its callback connector, so its typed Trainer class does not declare it.
+    trainer.callbacks.append(clock.callback)  # type: ignore[attr-defined]
     data = TensorDataModule(train=pair, val=None, test={}, batch_size=batch_size)
     trainer.fit(make_module(), datamodule=data)
     return clock.epochs()

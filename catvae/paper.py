@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from omegaconf import OmegaConf
 
@@ -45,7 +46,8 @@ def paper_experiments() -> list[Experiment]:
     """``paper_*`` experiments, training runs first (searches need their artifacts), each group by name."""
     found = []
     for path in sorted(EXPERIMENT_DIR.glob("paper_*.yaml")):
-        defaults = OmegaConf.to_container(OmegaConf.load(path)).get("defaults", [])
+        experiment = cast(dict[str, Any], OmegaConf.to_container(OmegaConf.load(path)))  # an experiment file is a mapping
+        defaults = experiment.get("defaults", [])
         choices = {key: value for entry in defaults if isinstance(entry, dict) for key, value in entry.items()}
         found.append(Experiment(path.stem, choices.get("override /search")))
     return sorted(found, key=lambda e: (e.search is not None, e.name))

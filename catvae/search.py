@@ -14,6 +14,7 @@ import functools
 import time
 import warnings
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -130,7 +131,8 @@ def score(cfg: DictConfig) -> float:
             classify_in_bf16(cfg, device),
             timing,
         )
-        config = OmegaConf.to_container(node, resolve=True) | {"theta": report["theta"], "n": report["n"]}
+        container = cast(dict[str, Any], OmegaConf.to_container(node, resolve=True))  # node is a DictConfig
+        config = container | {"theta": report["theta"], "n": report["n"]}
         provenance_started = time.perf_counter()
         result = {
             "key": dataclasses.asdict(key),

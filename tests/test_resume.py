@@ -141,7 +141,8 @@ def test_a_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
     summary_b, printed = run.complete()
     assert run.take_saves() == ["classifier 2"]
     assert "vae: already trained (3 epochs)" in printed and "classifier: resuming after epoch 1 of 2" in printed
-    assert not checkpoints.exists()  # removed once published
+    assert not checkpoints.exists()  # removed once published,
+    assert list((run.log_dir / "checkpoints").iterdir()) == []  # with the key's now empty folders
 
     print(
         f"\nA: {summary_a['vae_test']} {summary_a['classifier']} {summary_a['generator']['objective']}"

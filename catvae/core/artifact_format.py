@@ -16,7 +16,7 @@ from __future__ import annotations
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -26,6 +26,8 @@ from catvae.core.errors import ArtifactError
 FORMAT_VERSION = 1
 FORMAT_FIELD, KIND_FIELD = "catvae_format", "kind"
 GENERIC_REMAKE = "python -m catvae.train with the settings that made it"
+
+Net = TypeVar("Net", bound=nn.Module)
 
 # Fields the files held before they carried a format version (catvae before issue 7).
 _UNVERSIONED_FIELDS = {
@@ -126,7 +128,7 @@ def read(path: Path | str, kind: str, remake: str | None = None) -> dict[str, An
     return state
 
 
-def load_network(make: Callable[[], nn.Module], weights: Any, part: str, path: Path, remake: str | None) -> nn.Module:
+def load_network(make: Callable[[], Net], weights: Any, part: str, path: Path, remake: str | None) -> Net:
     """``make()``'s network holding ``weights`` (fp32, on the CPU), or an error naming what does not fit.
 
     The network is built on the meta device and the file's tensors are assigned to it, so that a

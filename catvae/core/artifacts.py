@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeGuard
 
 import torch
 from omegaconf import DictConfig
@@ -121,13 +122,15 @@ def load_models(key: ArtifactKey, artifacts_dir: str | Path, device: torch.devic
             "(files from different trainings?)",
             remake,
         )
-    classifier.to(memory_format=torch.channels_last)  # faster inference (see ClassifierNet.forward)
+    # Faster inference (see ClassifierNet.forward). torch's Module.to stub lacks the memory_format
+    # keyword that Module.to accepts at run time.
+    classifier.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     for net in (encoder, decoder, classifier):
         net.to(device).eval()
     return Models(encoder, decoder, classifier, stats.to(device), folder, fingerprint(folder))
 
 
-def _whole_number(value: object) -> bool:
+def _whole_number(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import numpy as np
 import torch
@@ -37,5 +38,5 @@ def save_grid(images: torch.Tensor, path: str | Path, columns: int, scale: int =
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, binary=True) as handle:
-        plt.imsave(handle, canvas, cmap="gray", vmin=0.0, vmax=1.0, format=path.suffix.lstrip(".") or "png")
+        plt.imsave(cast(BinaryIO, handle), canvas, cmap="gray", vmin=0.0, vmax=1.0, format=path.suffix.lstrip(".") or "png")
     return path

@@ -41,22 +41,14 @@ def validate_train(cfg: DictConfig) -> None:
 
 def validate_search(cfg: DictConfig) -> None:
     """``python -m catvae.search``: one job scoring a generator on trained artifacts."""
-    check_schema(cfg, SearchSchema)
-    check_key(cfg)
-    check_device(cfg, "device")
-    check_generator(cfg)
-    check_from_search(cfg, training=False)
+    check_trained_generator(cfg, SearchSchema)
     check_eval(cfg)
     check_search(cfg)
 
 
 def validate_generate(cfg: DictConfig) -> None:
     """``python -m catvae.generate``: images of a class from trained artifacts."""
-    check_schema(cfg, GenerateSchema)
-    check_key(cfg)
-    check_device(cfg, "device")
-    check_generator(cfg)
-    check_from_search(cfg, training=False)
+    check_trained_generator(cfg, GenerateSchema)
     check_label(cfg.label, int(cfg.data.num_classes))
     at_least(cfg, "num", 1)
     at_least(cfg, "sample_seed", 0)
@@ -263,6 +255,15 @@ def check_generator(cfg: DictConfig, num_classes: int | None = None) -> None:
         key = ".".join(["generator.theta", *map(str, error.path)])
         sizes = f"latent_dim={latent_dim}" + (f", {num_classes} classes" if len(shape) == 2 else "")
         raise ConfigError(key, error.value, f"{error.allowed} ({generator.name}, {sizes})") from None
+
+
+def check_trained_generator(cfg: DictConfig, schema: type) -> None:
+    """What search and generate share: a generator drawn on the trained artifacts of a key, on ``device``."""
+    check_schema(cfg, schema)
+    check_key(cfg)
+    check_device(cfg, "device")
+    check_generator(cfg)
+    check_from_search(cfg, training=False)
 
 
 def check_from_search(cfg: DictConfig, training: bool) -> None:

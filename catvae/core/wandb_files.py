@@ -250,7 +250,7 @@ def read_run(path: str | Path) -> WandbRunRecord:
     summary_records: list[Any] = []
 
     for raw in iter_raw_records(path):
-        rec = pb.Record()
+        rec = pb.Record()  # type: ignore[attr-defined]  # protobuf builds the message classes at import; no stub
         rec.ParseFromString(raw)
         kind = rec.WhichOneof("record_type")
         if kind == "run":

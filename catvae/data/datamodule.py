@@ -18,6 +18,7 @@ from catvae.data.checks import check_class_counts, check_split, validation_count
 from catvae.data.sources import Splits
 
 Pair = tuple[torch.Tensor, torch.Tensor]
+Batch = tuple[torch.Tensor, ...]  # TensorBatches slices any number of tensors alike (a Pair in this project)
 
 
 class TensorBatches:
@@ -28,14 +29,14 @@ class TensorBatches:
     accepts any sized iterable as a dataloader.
     """
 
-    def __init__(self, tensors: Pair, batch_size: int, shuffle: bool, seed: int = 0):
+    def __init__(self, tensors: Batch, batch_size: int, shuffle: bool, seed: int = 0):
         self.tensors, self.batch_size, self.shuffle = tensors, int(batch_size), shuffle
         self.generator = torch.Generator().manual_seed(seed) if shuffle else None
 
     def __len__(self) -> int:
         return math.ceil(len(self.tensors[0]) / self.batch_size)
 
-    def __iter__(self) -> Iterator[Pair]:
+    def __iter__(self) -> Iterator[Batch]:
         count = len(self.tensors[0])
         if not self.shuffle:
             for start in range(0, count, self.batch_size):
@@ -72,7 +73,7 @@ class TensorDataModule(pl.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
 
-    def on_device(self, pair: Pair) -> Pair:
+    def on_device(self, pair: Pair) -> Batch:
         device = self.device()
         return tuple(t.to(device, non_blocking=True) for t in pair)
 
@@ -81,6 +82,7 @@ class TensorDataModule(pl.LightningDataModule):
         if self._train_batches is None or self._train_batches.tensors[0].device != self.device():
             self._train_batches = TensorBatches(self.on_device(self.train), self.batch_size, shuffle=True, seed=self.seed)
         if self._shuffle_state is not None:
+            assert self._train_batches.generator is not None  # made with shuffle=True above
             self._train_batches.generator.set_state(self._shuffle_state)
             self._shuffle_state = None
         return self._train_batches
@@ -90,6 +92,7 @@ class TensorDataModule(pl.LightningDataModule):
         fit draws the epoch orders an uninterrupted one would have drawn."""
         if self._train_batches is None:
             return {}
+        assert self._train_batches.generator is not None  # train_dataloader makes it with shuffle=True
         return {"shuffle_state": self._train_batches.generator.get_state()}
 
     def load_state_dict(self, state_dict: dict) -> None:

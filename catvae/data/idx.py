@@ -214,4 +214,5 @@ def load_idx_folder(root: str | Path) -> Splits:
         raise IdxFormatError(f"{test_path}: images are {te} but {train_path} images are {tr}")
     train_x, train_y = _to_tensors(train_images, train_labels)
     test_x, test_y = _to_tensors(test_images, test_labels)
-    return Splits(train_x, train_y, test_x, test_y, image_shape=tuple(train_images.shape[1:]))
+    _, rows, cols = train_images.shape  # N×rows×cols, as _to_tensors has just unpacked it
+    return Splits(train_x, train_y, test_x, test_y, image_shape=(rows, cols))

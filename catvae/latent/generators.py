@@ -24,6 +24,7 @@ from catvae.latent.statistics import ClassLatentStats
 from catvae.models.networks import Decoder
 
 Theta = float | Sequence | Mapping | None
+PlainTheta = float | list | dict | None  # θ as plain Python containers (what _plain returns)
 
 
 class ThetaError(ValueError):
@@ -86,7 +87,7 @@ def _plain_value(theta: object) -> object:
     return theta
 
 
-def _plain(theta: Theta, path: tuple = ()) -> object:
+def _plain(theta: Theta, path: tuple = ()) -> PlainTheta:
     """θ as plain Python containers (for JSON and W&B), every entry checked to be a number >= 0."""
     if theta is None:
         return None
@@ -100,12 +101,12 @@ def _plain(theta: Theta, path: tuple = ()) -> object:
     return _number(theta, path)
 
 
-def _rounded(theta: object) -> object:
+def _rounded(theta: float | list) -> float | list:
     """Round away binary noise (0.7000000000000001 → 0.7) in a number or nested list."""
     return [_rounded(v) for v in theta] if isinstance(theta, list) else round(theta, 10)
 
 
-def _leaves(theta: object) -> list[float]:
+def _leaves(theta: PlainTheta) -> list[float]:
     if isinstance(theta, dict):
         return [x for v in theta.values() for x in _leaves(v)]
     if isinstance(theta, list):
@@ -156,6 +157,7 @@ class Simple:
     def params(self, stats: ClassLatentStats | None = None) -> dict:
         """Parameters as logged: name, θ, n, and θ_eff = θ/√n averaged over θ's entries. With ``stats``,
         θ is given in full (a number, a D-list or an L×D nested list, every unset entry filled in)."""
+        theta: PlainTheta
         if stats is not None:
             full = theta_tensor(self.theta, self.theta_shape(stats), self.fill)
             theta, mean_theta = _rounded(full.tolist()), float(full.mean())

@@ -59,7 +59,7 @@ class ClassLatentStats:
         :class:`~catvae.core.errors.ArtifactError` naming it and ``remake``, the command that makes it again."""
         state = artifact_format.read(path, "stats", remake)
         mean, std, count = (state.get(name) for name in ("mean", "std", "count"))
-        if not all(isinstance(t, torch.Tensor) for t in (mean, std, count)):
+        if not (isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor) and isinstance(count, torch.Tensor)):
             raise artifact_format.broken(path, "mean, std and count are not all tensors", remake)
         if mean.dim() != 2 or min(mean.shape) < 1 or std.shape != mean.shape or count.shape != mean.shape[:1]:
             raise artifact_format.broken(

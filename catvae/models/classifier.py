@@ -32,7 +32,8 @@ class Classifier(pl.LightningModule):
         self.save_hyperparameters()
         self.net = ClassifierNet(num_classes, dropout_conv, dropout_fc)
         self.lr, self.schedule = lr, check_schedule(schedule)
-        self.net.to(memory_format=torch.channels_last)  # see ClassifierNet.forward
+        # torch's Module.to stub lacks the memory_format keyword that Module.to accepts at run time.
+        self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # see ClassifierNet.forward
         self.train_means = EpochMeans(("loss", "acc"))
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
 

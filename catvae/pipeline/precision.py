@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from contextlib import contextmanager
+from typing import Literal, cast
 
 import torch
 from pytorch_lightning.plugins.precision import MixedPrecision
@@ -33,5 +34,6 @@ class CachedAutocastPrecision(MixedPrecision):
 def precision_arguments(precision: str, device: torch.device) -> dict:
     """Trainer keyword arguments for ``precision``: the cached plugin for the mixed modes, else as is."""
     if str(precision) in MIXED:
-        return {"precision": None, "plugins": [CachedAutocastPrecision(str(precision), device.type)]}
+        mode = cast(Literal["16-mixed", "bf16-mixed"], str(precision))  # one of MIXED, just checked
+        return {"precision": None, "plugins": [CachedAutocastPrecision(mode, device.type)]}
     return {"precision": precision}

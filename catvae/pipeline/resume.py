@@ -17,6 +17,7 @@ drew in this process.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -169,3 +170,7 @@ def discard(checkpoint_dir: Path, why: str) -> None:
     if checkpoint_dir.exists():
         log.info("removing the resume checkpoints in %s (%s)", checkpoint_dir, why)
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    # And the key's folders above it (<data>/<vae>-<D>/) once nothing else is in them.
+    for folder in list(checkpoint_dir.parents)[:2]:
+        with contextlib.suppress(OSError):  # not empty: another key's checkpoints live there
+            folder.rmdir()

@@ -91,9 +91,12 @@ def plot_figure1(
     figure, axes = plt.subplots(figsize=(6.4, 4.8))
     for label, rows in curves.items():
         points = [(row["cos_pairwise"], row["accuracy"]) for row in rows]
-        scatter = axes.scatter(*zip(*points), s=14, alpha=0.45)
+        cos_values, accuracies = zip(*points)
+        scatter = axes.scatter(cos_values, accuracies, s=14, alpha=0.45)
         front = [points[i] for i in pareto_front(points)]
-        axes.plot(*zip(*front), marker="o", color=scatter.get_facecolor()[0][:3], label=f"{label} (Pareto front)")
+        # matplotlib's stub types get_facecolor() as a colour or colours; a scatter's is an N×4 RGBA array.
+        colour = scatter.get_facecolor()[0][:3]  # type: ignore[index]
+        axes.plot(*zip(*front), marker="o", color=colour, label=f"{label} (Pareto front)")
     for label, (cos, accuracy) in (markers or {}).items():
         axes.scatter([cos], [accuracy], marker="*", s=160, edgecolor="black", zorder=3, label=label)
     axes.set_xlabel("mean cosine similarity between samples (lower = more diverse)")
@@ -192,7 +195,8 @@ def log_sweep_to_wandb(sweep_dir: Path, rows: list[dict], best: dict, figure: Pa
         reinit="finish_previous",
     )
     try:
-        table = wandb.Table(columns=COLUMNS, data=[[row[c] for c in COLUMNS] for row in rows])
+        # wandb annotates columns as the invariant list[str | int]; a list[str] is accepted at run time.
+        table = wandb.Table(columns=COLUMNS, data=[[row[c] for c in COLUMNS] for row in rows])  # type: ignore[arg-type]
         run.log(
             {
                 "trials": table,

@@ -1,1 +1,0 @@
-"""Shared plumbing: config, artifacts, loggers, images, devices."""

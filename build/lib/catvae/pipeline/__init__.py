@@ -1,1 +1,0 @@
-"""The training pipeline's stages (train → artifacts) and the Trainer it uses."""

@@ -1,1 +1,0 @@
-"""Search over generator parameters: Optuna's search space and the sweep summary."""
