@@ -56,6 +56,7 @@ TRAIN_CASES = [
     (["vae=vq"], "vae='vq' is not allowed: one of elbo, mmd"),
     (["vae=mmd", "vae.objective.weight=-1"], "vae.objective.weight=-1 is not allowed: a number >= 0"),
     (["data.batch_size=0"], "data.batch_size=0 is not allowed: an integer >= 1"),
+    (["data.val_size=1.0"], "data.val_size=1.0 is not allowed: a fraction in [0, 1) of the training images, or a whole number"),
     (["eval.samples_per_label=1"], "eval.samples_per_label=1 is not allowed: an integer >= 2 (pairs are needed)"),
     (["eval.precision=fp8"], "eval.precision='fp8' is not allowed: one of auto, 32, bf16"),
     (["vae.schedule=cosine"], "vae.schedule='cosine' is not allowed: one of constant, onecycle"),

@@ -23,6 +23,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from catvae.core.errors import ConfigError
 from catvae.core.schema import GenerateSchema, SearchSchema, TrainSchema, allowed_for
+from catvae.data.checks import VAL_SIZE_ALLOWED, val_size_allowed
 
 
 def validate_train(cfg: DictConfig) -> None:
@@ -157,6 +158,8 @@ def check_data(cfg: DictConfig) -> None:
     for key in ("data.limit_train", "data.limit_test"):
         if OmegaConf.select(cfg, key) is not None:
             at_least(cfg, key, 1)
+    if not val_size_allowed(cfg.data.val_size):  # how many images it leaves is checked when the data loads
+        raise ConfigError("data.val_size", cfg.data.val_size, VAL_SIZE_ALLOWED)
     if "root" in cfg.data.source and cfg.data.get("root") is None:
         raise ConfigError("data.root", None, "a folder of IDX files (data=idx reads its images from data.root=DIR)")
     check_arguments(cfg.data, "data")

