@@ -95,3 +95,36 @@ def test_swap_folder_replaces_the_published_folder(tmp_path):
     assert record_best(path, record)
     assert json.loads(path.read_text()) == record
     assert sorted(p.name for p in path.parent.iterdir()) == ["simple.json"]  # no temporary file left
+
+
+def test_a_swap_that_fails_halfway_puts_the_published_folder_back(tmp_path, monkeypatch):
+    final, staging = tmp_path / "seed0", tmp_path / ".seed0.staging"
+    final.mkdir()
+    (final / "vae.pt").write_bytes(b"published")
+    staging.mkdir()
+    (staging / "vae.pt").write_bytes(b"new")
+    renames = []
+
+    def replace(source, target):  # the first rename (published folder aside) works, the second fails
+        renames.append((Path(source).name, Path(target).name))
+        if len(renames) == 2:
+            raise OSError("disk gone")
+        os.rename(source, target)
+
+    monkeypatch.setattr("catvae.core.files.os.replace", replace)
+    with pytest.raises(OSError, match="disk gone"):
+        swap_folder(staging, final)
+    assert (final / "vae.pt").read_bytes() == b"published"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".seed0.staging", "seed0"]
+
+
+def test_a_fingerprint_is_hashed_once_per_file_version(tmp_path):
+    for name in artifacts.REQUIRED:
+        (tmp_path / name).write_bytes(name.encode())
+    first = artifacts.fingerprint(tmp_path)
+    assert first["vae.pt"] == __import__("hashlib").sha256(b"vae.pt").hexdigest()
+    hits = artifacts._file_digest.cache_info().hits
+    assert artifacts.fingerprint(tmp_path) == first and artifacts._file_digest.cache_info().hits == hits + 3
+    (tmp_path / "vae.pt").write_bytes(b"retrained")  # a new training: new size and time, new digest
+    os.utime(tmp_path / "vae.pt", ns=(1, 1))
+    assert artifacts.fingerprint(tmp_path)["vae.pt"] == __import__("hashlib").sha256(b"retrained").hexdigest()

@@ -22,6 +22,7 @@ FULL = {"samples_per_label": 1000, "seed": 1, "cos": "pairwise"}
 QUICK = {"samples_per_label": 20, "seed": 1, "cos": "pairwise"}
 OLD = {"vae.pt": "a" * 64, "classifier.pt": "b" * 64, "stats.pt": "c" * 64}
 NEW = {**OLD, "vae.pt": "d" * 64}
+STATS = SimpleNamespace(num_classes=10, latent_dim=4)  # what θ's shape is checked against
 
 
 def candidate(objective: float, evaluation: dict, models: dict = OLD, theta: float = 0.3, n: int = 3) -> dict:
@@ -62,7 +63,7 @@ def test_best_search_record_keeps_the_better_and_the_better_measured(tmp_path):
 
 
 def test_from_search_best_is_resolved_against_the_models_fingerprint(tmp_path):
-    models = SimpleNamespace(fingerprint=OLD, folder=tmp_path / "models")
+    models = SimpleNamespace(fingerprint=OLD, folder=tmp_path / "models", stats=STATS)
     node = OmegaConf.create({"_target_": "catvae.latent.generators.Simple", "theta": 0.4, "n": 2, "from_search": "best"})
     with pytest.raises(MissingArtifactsError, match="no search of generator=simple has been recorded") as missing:
         resolve_generator(node, tmp_path, KEY, models)
@@ -73,7 +74,7 @@ def test_from_search_best_is_resolved_against_the_models_fingerprint(tmp_path):
     built = build_generator(resolved)
     assert (built.theta, built.n) == (0.3, 3)
     # The same record against retrained models: refused, naming both sets of models.
-    retrained = SimpleNamespace(fingerprint=NEW, folder=tmp_path / "models")
+    retrained = SimpleNamespace(fingerprint=NEW, folder=tmp_path / "models", stats=STATS)
     with pytest.raises(ArtifactError) as refused:
         resolve_generator(node, tmp_path, KEY, retrained)
     message = str(refused.value)
@@ -87,6 +88,27 @@ def test_from_search_best_is_resolved_against_the_models_fingerprint(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"generator\.from_search='last'"):
         resolve_generator(OmegaConf.merge(node, {"from_search": "last"}), tmp_path, KEY, models)
+
+
+@pytest.mark.parametrize(
+    ("generator", "theta", "n", "problem"),
+    [
+        ("medium1", [0.1, 0.2], 1, "theta=[0.1, 0.2] is not allowed: a number or a list of 4 numbers >= 0"),
+        ("medium2", [[0.5] * 4] * 3, 1, "is not allowed: a number or a 10×4 nested list of numbers >= 0"),
+        ("simple", -0.3, 2, "theta=-0.3 is not allowed: a number >= 0"),
+        ("simple", 0.3, 0, "n=0 is not an integer >= 1"),
+    ],
+)
+def test_a_record_that_does_not_fit_the_models_is_refused(tmp_path, generator, theta, n, problem):
+    # A hand-edited or foreign record: refused with its path, not a failure deep in sampling.
+    models = SimpleNamespace(fingerprint=OLD, folder=tmp_path / "models", stats=STATS)
+    path = record_path(tmp_path, KEY, generator)
+    record_best(path, {**candidate(0.8, FULL), "config": {"_target_": "x", "theta": theta, "n": n}})
+    with pytest.raises(ArtifactError) as refused:
+        load_best(tmp_path, KEY, generator, models)
+    message = str(refused.value)
+    assert f"the search record {path} holds a {generator} configuration that does not fit" in message
+    assert problem in message and f"generator={generator}" in message
 
 
 def test_a_generator_never_opens_a_record():

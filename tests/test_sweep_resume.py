@@ -172,3 +172,16 @@ def test_a_resumed_optuna_sweep_fails_the_dead_trial_and_numbers_its_jobs(traine
 def test_process_start_tells_a_reused_pid_apart():
     assert trials.process_start(os.getpid()) == trials.this_process()["started"]
     assert trials.process_start(dead_pid()) is None
+
+
+def test_a_result_scored_on_other_models_is_not_reused(tmp_path):
+    # The request names the models now on disk; a result scored by a process that still held the
+    # previous models (the key was retrained during the sweep) must be scored again.
+    from catvae.sweep.jobs import finished_result
+
+    request = {"key": {"vae": "elbo"}, "models": {"vae.pt": "new"}, "generator": {"theta": 0.3}}
+    path = tmp_path / RESULT_FILE
+    path.write_text(json.dumps({"request": request, "objective": 0.9, "models": {"fingerprint": {"vae.pt": "old"}}}))
+    assert finished_result(path, request) is None
+    path.write_text(json.dumps({"request": request, "objective": 0.9, "models": {"fingerprint": {"vae.pt": "new"}}}))
+    assert finished_result(path, request)["objective"] == 0.9

@@ -11,6 +11,7 @@ Only ``catvae.train`` writes here: a search keeps its best configurations in a f
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import shutil
 import uuid
@@ -158,10 +159,21 @@ def fingerprint(folder: Path) -> dict[str, str]:
     """SHA-256 of vae.pt, classifier.pt and stats.pt: which models a search record was made on.
 
     The bytes, not the folder's name or time, identify the models: retraining a key replaces them
-    under the same name. Hashing the three files of a D=20 pipeline (10 MB) took 5.5 ms here, once
-    per process (search caches the loaded models).
+    under the same name. Hashing the three files of a D=20 pipeline (10 MB) takes 5.5 ms here; each
+    file is hashed once per process and version (its size and modification time), though every
+    search job asks (:mod:`catvae.sweep.jobs`).
     """
-    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in REQUIRED}
+    digests = {}
+    for name in REQUIRED:
+        status = (folder / name).stat()
+        digests[name] = _file_digest(str(folder / name), status.st_size, status.st_mtime_ns)
+    return digests
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a file, cached by its identity: a file replaced by a new training has a new mtime."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @contextlib.contextmanager

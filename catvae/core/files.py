@@ -31,11 +31,20 @@ def _fsync_folder(folder: Path) -> None:
             os.close(descriptor)
 
 
-def _default_mode() -> int:
-    """The permissions ``open()`` would give a new file (mkstemp's are 0600)."""
+def _read_umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+# Read once, at import: os.umask can only be read by setting it, and a umask of 0 set per write
+# would, for that instant, let other threads (W&B, Lightning) create world-writable files.
+_UMASK = _read_umask()
+
+
+def _default_mode() -> int:
+    """The permissions ``open()`` would give a new file (mkstemp's are 0600)."""
+    return 0o666 & ~_UMASK
 
 
 @contextlib.contextmanager
@@ -89,6 +98,11 @@ def swap_folder(staging: Path, final: Path) -> None:
     retired = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
     if final.exists():
         os.replace(final, retired)
-    os.replace(staging, final)
+    try:
+        os.replace(staging, final)
+    except BaseException:
+        if retired.exists():
+            os.replace(retired, final)  # the previous artifacts stay published
+        raise
     _fsync_folder(final.parent)
     shutil.rmtree(retired, ignore_errors=True)

@@ -60,5 +60,7 @@ def finished_result(path: Path, request: dict[str, Any]) -> dict[str, Any] | Non
         return None
     if not isinstance(result, dict) or result.get("request") != request or "objective" not in result:
         return None
+    if (result.get("models") or {}).get("fingerprint") != request["models"]:
+        return None  # scored by a process that held other models (the key was retrained meanwhile)
     log.info("%s: already scored with the same generator and evaluation settings; not scoring it again", path)
     return result

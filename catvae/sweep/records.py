@@ -99,7 +99,31 @@ def load_best(records_dir: str | Path, key: ArtifactKey, generator: str, models:
             f"{_short(models.fingerprint)}: they were retrained after that search, so its θ was not tuned on them. "
             f"{remake}"
         )
+    check_recorded_theta(record, path, generator, models, key)
     return record
+
+
+def check_recorded_theta(record: dict, path: Path, generator: str, models: Models, key: ArtifactKey) -> None:
+    """A record's θ and n fit the generator on these models (a hand-edited or foreign record would
+    otherwise fail deep in sampling); an ArtifactError naming the record if not."""
+    from catvae.latent.generators import Medium1, Medium2, Simple, ThetaError, check_theta
+
+    kind = {cls.name: cls for cls in (Simple, Medium1, Medium2)}.get(generator, Simple)
+    config = record["config"]
+    shape = kind.theta_shape_for(models.stats.num_classes, models.stats.latent_dim)
+    n, problem = config.get("n"), None
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        problem = f"n={n!r} is not an integer >= 1"
+    else:
+        try:
+            check_theta(config.get("theta"), shape)
+        except ThetaError as error:
+            problem = str(error)
+    if problem is not None:
+        raise ArtifactError(
+            f"{FROM_SEARCH}=best: the search record {path} holds a {generator} configuration that does not fit "
+            f"the models in {models.folder} ({problem}); delete it and search again:\n  {search_command(key, generator)}"
+        )
 
 
 def resolve_generator(node: DictConfig, records_dir: str | Path, key: ArtifactKey, models: Models) -> DictConfig:
