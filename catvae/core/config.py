@@ -8,7 +8,6 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from catvae.core.errors import ConfigError  # noqa: F401  (re-exported: catvae.core.config.ConfigError)
 from catvae.core.schema import register_schemas
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from catvae.core.config import ConfigError
+from catvae.core.errors import ConfigError
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
 

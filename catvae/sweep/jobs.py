@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.core.artifacts import REQUIRED, ArtifactKey, fingerprint
+from catvae.core.artifacts import ArtifactKey, fingerprint
 from catvae.core.device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -29,11 +29,10 @@ log = logging.getLogger(__name__)
 def job_request(cfg: DictConfig, samples_per_label: int) -> dict[str, Any]:
     """What a search job scores, as recorded in its result and compared on a re-run (in its JSON form)."""
     key = ArtifactKey.from_config(cfg)
-    folder = key.folder(cfg.paths.artifacts_dir)
-    trained = all((folder / name).is_file() for name in REQUIRED)
+    trained = not key.missing(cfg.paths.artifacts_dir)  # if not, loading the models says what is missing
     request = {
         "key": dataclasses.asdict(key),
-        "models": fingerprint(folder) if trained else None,  # ~5 ms for D=20; missing files are reported later
+        "models": fingerprint(key.folder(cfg.paths.artifacts_dir)) if trained else None,  # cached per file version
         "generator": OmegaConf.to_container(cfg.generator, resolve=True),
         "eval": {
             "samples_per_label": int(samples_per_label),
