@@ -9,7 +9,7 @@ import torch
 from matplotlib.image import imread
 
 from catvae.core.artifacts import ArtifactKey, load_models, staged_folder
-from catvae.core.wandb_files import find_run_files, read_run
+from catvae.core.wandb_files import find_run_files, read_finished_run
 from catvae.generate import generate
 
 
@@ -43,7 +43,7 @@ def test_artifacts_load_back_with_the_trained_statistics(trained):
 
 def test_wandb_run_holds_the_logged_metrics(trained):
     (run_file,) = find_run_files(trained["log_dir"] / "run")
-    run = read_run(run_file)
+    run = read_finished_run(run_file)
     summary = json.loads(trained["summary"].read_text())
     assert run.job_type == "train" and run.group == "mnist-elbo-4" and run.project == "catvae"
     assert run.config["latent_dim"] == 4 and run.config["vae"]["name"] == "elbo"

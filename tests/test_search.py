@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from catvae.core.wandb_files import find_run_files, read_run
+from catvae.core.wandb_files import find_run_files, read_finished_run
 from catvae.report import report
 
 TINY_EVAL = ["latent_dim=4", "eval.samples_per_label=6"]
@@ -51,7 +51,7 @@ def test_grid_writes_trials_exactly_as_the_jobs_logged(grid):
 
 
 def test_grid_wandb_runs_carry_the_objective(grid):
-    runs = [read_run(path) for path in find_run_files(grid)]
+    runs = [read_finished_run(path) for path in find_run_files(grid)]
     jobs = sorted((r for r in runs if r.job_type == "search"), key=lambda r: r.name)
     assert len(jobs) == 2 and {r.group for r in runs} == {grid.name}
     for job_number, run in enumerate(jobs):

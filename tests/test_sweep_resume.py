@@ -14,13 +14,13 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 from test_search import search, sweep_dir
 
-from catvae.core.wandb_files import find_run_files, read_run
+from catvae.core.wandb_files import find_run_files, read_finished_run
 from catvae.search import RESULT_FILE, score
 from catvae.sweep import trials
 
 
 def search_runs(folder) -> list:
-    return sorted(r.name for r in map(read_run, find_run_files(folder)) if r.job_type == "search")
+    return sorted(r.name for r in map(read_finished_run, find_run_files(folder)) if r.job_type == "search")
 
 
 def test_a_grid_rerun_into_its_folder_skips_the_finished_jobs(trained, tmp_path):

@@ -16,6 +16,7 @@ from catvae.core.wandb_files import (  # noqa: E402
     WandbRunRecord,
     find_run_files,
     iter_raw_records,
+    read_finished_run,
     read_run,
 )
 
@@ -62,6 +63,8 @@ def _make_run(tmp_path: Path, **init_kwargs) -> str:
     run.summary["objective"] = 0.925
     run_id = run.id
     run.finish()
+    # W&B's service may still be writing the file when finish() returns: wait for its exit record.
+    assert read_finished_run(next(p for p in find_run_files(tmp_path) if run_id in p.name)).finished
     return run_id
 
 
@@ -90,7 +93,7 @@ def test_roundtrip_plain_wandb(offline):
     assert path.parent.name.startswith("offline-run-")
     assert path.read_bytes()[:7] == FILE_HEADER == b":W&B\xe1\xbe\x00"
 
-    rec = read_run(path)
+    rec = read_finished_run(path)
     assert isinstance(rec, WandbRunRecord)
     assert rec.run_id == run_id
     assert rec.project == "catvae-test"
@@ -127,7 +130,7 @@ def test_large_values_summary_remove_and_nested_keys(offline):
     run.finish()
 
     (path,) = find_run_files(tmp_path)
-    rec = read_run(path)
+    rec = read_finished_run(path)
     assert [r["loss"] for r in rec.history] == [0.25, 0.125]
     assert rec.history[0]["nest/a/b"] == 3
     assert rec.history[0]["train/loss"] == 1.5
@@ -149,7 +152,7 @@ def test_two_runs_in_one_directory(offline):
     files = find_run_files(tmp_path)
     assert len(files) == 2
     assert files == sorted(files)
-    recs = [read_run(f) for f in files]
+    recs = [read_finished_run(f) for f in files]
     assert {r.run_id for r in recs} == {id1, id2}
     for r in recs:
         assert [h["loss"] for h in r.history] == LOSSES
@@ -169,7 +172,8 @@ def test_truncated_and_corrupt_files(offline):
     truncated.parent.mkdir()
     truncated.write_bytes(data[:-3])
     assert len(list(iter_raw_records(truncated))) == n_records - 1
-    assert read_run(truncated).history  # still readable
+    assert read_run(truncated).history  # still readable,
+    assert read_run(path).finished and not read_run(truncated).finished  # but it lost its exit record
 
     corrupt = tmp_path / "corrupt" / "run-corrupt.wandb"
     corrupt.parent.mkdir()
@@ -199,7 +203,7 @@ def test_pytorch_lightning_wandb_logger(offline):
     logger.experiment.finish()
 
     (path,) = find_run_files(tmp_path)
-    rec = read_run(path)
+    rec = read_finished_run(path)
     assert rec.run_id == run_id
     assert rec.project == "catvae-test"
     assert rec.group == "g2"

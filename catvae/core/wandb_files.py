@@ -69,6 +69,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -106,6 +107,9 @@ class WandbRunRecord:
     history: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     path: Path | None = None
+    # True once the file holds the run's ``exit`` record: the run was finished, and W&B's service
+    # has written it all (it may still be writing for a moment after ``run.finish()`` returns).
+    finished: bool = False
 
 
 def find_run_files(root: str | Path) -> list[Path]:
@@ -236,6 +240,26 @@ def _apply_summary(summary: dict, rec: Any) -> None:
         summary.pop(_item_key(item), None)
 
 
+def read_finished_run(path: str | Path, timeout_s: float = 30.0) -> WandbRunRecord:
+    """:func:`read_run` once the file holds the run's exit record (or after ``timeout_s``).
+
+    ``run.finish()`` returns when W&B's service has the run's last records, not when its writer has
+    put them in the file; reading straight after it, a loaded machine was seen to find the file
+    without its first records. A killed run never gets an exit record: read it with read_run.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            run = read_run(path)
+        except ValueError:  # not even its header written yet
+            if time.monotonic() > deadline:
+                raise
+        else:
+            if run.finished or time.monotonic() > deadline:
+                return run
+        time.sleep(0.05)
+
+
 def read_run(path: str | Path) -> WandbRunRecord:
     """Parse one offline ``run-<id>.wandb`` file.
 
@@ -272,6 +296,8 @@ def read_run(path: str | Path) -> WandbRunRecord:
             summary_records.append(rec.summary)
         elif kind == "history":
             out.history.append({_item_key(item): _history_value(item) for item in rec.history.item})
+        elif kind == "exit":
+            out.finished = True
 
     mirrored = any(_item_key(item) == "_step" for s in summary_records for item in s.update)
     summary: dict = {}
