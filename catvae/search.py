@@ -181,8 +181,44 @@ def score(cfg: DictConfig) -> float:
     return float(result["objective"])
 
 
+def gradient_search(cfg: DictConfig) -> float:
+    """``search=gradient``: fit θ by gradient at each weight of ``search.weights`` (one run, no
+    multirun; :mod:`catvae.sweep.gradient`), score each fitted θ with the true metrics like a trial,
+    write them as the jobs of a sweep folder (the run folder), summarise it like any sweep (trials.csv,
+    figure1.png, best.json, the search record) and return the best objective."""
+    from catvae.sweep.gradient import run_gradient_search
+
+    output_dir = Path(cfg.paths.output_dir)
+    summary: dict = {}
+
+    def body(loggers: list) -> dict:
+        best = run_gradient_search(cfg, loggers, output_dir)
+        summary.update(best)
+        return best
+
+    def after(best: dict) -> None:
+        # The sweep summary opens a W&B run of its own: the search's run is closed by now.
+        from catvae.sweep.summary import summarize
+
+        outputs = summarize(
+            output_dir, str(cfg.paths.search_records_dir), log_to_wandb="wandb" in (cfg.get("logger") or {}), project="catvae"
+        )
+        best = outputs["best"]
+        print(
+            f"best of {output_dir.name}: {best['name']} n={best['n']}: accuracy {best['accuracy']:.4f}, "
+            f"cos_pairwise {best['cos_pairwise']:.4f}, objective {best['objective']:.4f}"
+        )
+        print(f"sweep summary: {output_dir}")
+        summary.update(best)
+
+    run_task(cfg, validate_search, body, after=after)
+    return float(summary["objective"])
+
+
 @hydra_command("search_job")
 def main(cfg: DictConfig) -> float:
+    if cfg.search.name == "gradient":
+        return gradient_search(cfg)
     return score(cfg)
 
 

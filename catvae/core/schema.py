@@ -146,6 +146,12 @@ class SearchConfig:
     storage_url: Optional[str] = None
     trial_samples_per_label: Optional[int] = None
     rescore_top: int = 0
+    # search=gradient (catvae.sweep.gradient): the front's weights and each point's optimiser
+    weights: Optional[List[float]] = None
+    steps: int = 40
+    lr: float = 0.05
+    batch_per_label: int = 32
+    theta_init: float = 1.0
 
 
 @dataclass

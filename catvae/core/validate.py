@@ -231,6 +231,25 @@ def check_search(cfg: DictConfig) -> None:
     number(cfg, "search.theta_step", 0, above=True, optional=True)
     if search.get("sampler_seed") is not None:
         at_least(cfg, "search.sampler_seed", 0)
+    if search.name == "gradient":
+        check_gradient_search(cfg)
+
+
+def check_gradient_search(cfg: DictConfig) -> None:
+    """``search=gradient``: one run (not a multirun), a non-empty list of weights >= 0, an optimiser that can move."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise ConfigError("search", "gradient", "a single run: search=gradient fits its whole front in one run (drop -m)")
+    weights = cfg.search.get("weights")
+    if not weights or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and 0 <= w < math.inf for w in weights):
+        raise ConfigError("search.weights", weights, "a non-empty list of numbers >= 0 (the cosine term's weights)")
+    at_least(cfg, "search.steps", 1)
+    number(cfg, "search.lr", 0, above=True)
+    at_least(cfg, "search.batch_per_label", 2)
+    number(cfg, "search.theta_init", 0)
+    number(cfg, "search.theta_high", 0, above=True)
 
 
 def check_against_artifacts(cfg: DictConfig, stats: Any) -> None:

@@ -1,0 +1,238 @@
+"""θ fitted by gradient (``search=gradient``): a whole trade-off front in one run, no multirun.
+
+The generators of §3.5 draw z = centre + θ ⊙ spread, so the decoded image, and the classifier's
+logits on it, are differentiable in θ (the reparameterisation trick). Eq. 4's objective is not:
+accuracy counts argmaxes. A smooth surrogate stands in for it while θ is fitted:
+
+    L_w(θ) = CE(classifier(decoder(z_θ)), y) + w · cos̄(decoder(z_θ))
+
+where CE is the mean cross-entropy of the target labels (a surrogate for 1 − accuracy) and cos̄
+the mean pairwise cosine similarity of eq. 5 within each label (differentiable as written in
+:func:`catvae.latent.metrics.cosine_pairwise`). w = 0 asks for correct images only (θ shrinks);
+a large w asks for diverse ones (θ grows). One Adam run per weight, each started from the previous
+weight's θ (a continuation along the front, so later weights need few steps), projected onto
+[0, ``theta_high``] after every step. Each fitted θ is then scored with the true metrics, like any
+trial of a grid or Optuna sweep, and written as one job of a sweep folder, so the sweep summary
+(trials.csv, figure1.png, best.json) and the search record (``generator.from_search=best``) are
+the same as for the other searches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+from catvae.core.files import write_json
+from catvae.latent.metrics import cosine_pairwise
+
+log = logging.getLogger(__name__)
+
+# (θ as an L×D tensor, target labels K, noise generator) → K×D codes, differentiable in θ
+CodeSampler = Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+# (codes K×D, labels K) → images K×784 in [0, 1], differentiable
+Decode = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# images K×784 → logits K×L, differentiable
+Classify = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class GradientSettings:
+    """``conf/search/gradient.yaml``: the front's weights and the optimiser of each point."""
+
+    weights: tuple[float, ...]
+    steps: int = 60
+    lr: float = 0.05
+    batch_per_label: int = 32
+    theta_init: float = 1.0
+    theta_high: float = 3.0
+    bf16: bool = False
+
+
+def full_theta(theta: torch.Tensor, num_classes: int, latent_dim: int) -> torch.Tensor:
+    """θ of any generator's shape (Simple: (), Medium-1: (D,), Medium-2: (L, D)) broadcast to L×D."""
+    return theta.expand(num_classes, latent_dim)
+
+
+def surrogate(images: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, weight: float) -> dict[str, torch.Tensor]:
+    """The smooth stand-in for eq. 4 (see the module docstring): ``loss`` = ``ce`` + weight · ``cos``."""
+    ce = F.cross_entropy(logits.float(), labels)
+    cos = torch.stack([cosine_pairwise(images[labels == label]) for label in labels.unique()]).mean()
+    return {"loss": ce + weight * cos, "ce": ce, "cos": cos}
+
+
+def fit_theta(
+    sample: CodeSampler,
+    decode: Decode,
+    classify: Classify,
+    init: torch.Tensor,
+    num_classes: int,
+    latent_dim: int,
+    weight: float,
+    settings: GradientSettings,
+    seed: int,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Fit θ (the shape of ``init``) by Adam on the surrogate at ``weight``; fresh noise every step
+    (``settings.batch_per_label`` codes per label) from a generator seeded with ``seed``.
+    Returns θ (detached, clamped to [0, theta_high]) and the last step's surrogate terms."""
+    theta = init.detach().clone().double().requires_grad_(True)
+    optimiser = torch.optim.Adam([theta], lr=settings.lr)
+    labels = torch.arange(num_classes).repeat_interleave(settings.batch_per_label)
+    noise = torch.Generator().manual_seed(seed)
+    terms: dict[str, torch.Tensor] = {}
+    for _ in range(settings.steps):
+        optimiser.zero_grad(set_to_none=True)
+        codes = sample(full_theta(theta, num_classes, latent_dim).float(), labels, noise)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16):
+            images = decode(codes, labels)
+            logits = classify(images)
+        terms = surrogate(images.float(), logits, labels.to(logits.device), weight)
+        terms["loss"].backward()
+        optimiser.step()
+        with torch.no_grad():
+            theta.clamp_(0.0, settings.theta_high)
+    return theta.detach(), {name: float(value.detach()) for name, value in terms.items()}
+
+
+def fit_front(
+    sample: CodeSampler,
+    decode: Decode,
+    classify: Classify,
+    shape: tuple[int, ...],
+    num_classes: int,
+    latent_dim: int,
+    settings: GradientSettings,
+    seed: int,
+) -> list[dict]:
+    """One fitted θ per weight, in the order of ``settings.weights``, each starting from the previous
+    one's θ (the first from ``theta_init`` everywhere). Each entry: weight, θ, the last surrogate
+    terms and the seconds it took."""
+    theta = torch.full(shape, settings.theta_init, dtype=torch.float64)
+    points = []
+    for index, weight in enumerate(settings.weights):
+        started = time.perf_counter()
+        theta, terms = fit_theta(sample, decode, classify, theta, num_classes, latent_dim, weight, settings, seed + index)
+        seconds = time.perf_counter() - started
+        log.info("weight %g: θ mean %.3f, surrogate %s (%.1f s)", weight, float(theta.mean()), terms, seconds)
+        points.append({"weight": weight, "theta": theta, "surrogate": terms, "seconds": seconds})
+    return points
+
+
+@contextlib.contextmanager
+def frozen(*modules: torch.nn.Module) -> Iterator[None]:
+    """The modules' parameters need no gradient while θ is fitted (half of each backward pass saved);
+    restored afterwards (the models are cached for the whole process)."""
+    parameters = [p for module in modules for p in module.parameters() if p.requires_grad]
+    for parameter in parameters:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter in parameters:
+            parameter.requires_grad_(True)
+
+
+def settings_from(cfg: DictConfig, bf16: bool) -> GradientSettings:
+    """The settings ``conf/search/gradient.yaml`` gives (ranges: :func:`catvae.core.validate.check_search`)."""
+    search = cfg.search
+    return GradientSettings(
+        weights=tuple(float(w) for w in search.weights),
+        steps=int(search.steps),
+        lr=float(search.lr),
+        batch_per_label=int(search.batch_per_label),
+        theta_init=float(search.theta_init),
+        theta_high=float(search.theta_high),
+        bf16=bf16,
+    )
+
+
+def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dict:
+    """Fit the front on the trained artifacts ``cfg`` names, score every point on
+    ``eval.samples_per_label`` samples per label (eval seed, like every trial), write each as
+    ``output_dir/<i>/result.json`` and log it; returns the best result by the objective."""
+    from catvae.core.loggers import log_summary
+    from catvae.core.provenance import provenance
+    from catvae.core.validate import check_against_artifacts
+    from catvae.latent.evaluation import classify_in_bf16, evaluate_generator
+    from catvae.latent.generators import build_generator
+    from catvae.search import RESULT_FILE, job_models, models_record
+
+    started = time.perf_counter()
+    key, device, models = job_models(cfg)
+    check_against_artifacts(cfg, models.stats)
+    node = OmegaConf.merge(cfg.generator, {"theta": None, "from_search": None})
+    base = build_generator(node)
+    stats = models.stats
+    bf16 = classify_in_bf16(cfg, device)
+    settings = settings_from(cfg, bf16 and device.type == "cpu")
+
+    def sample(theta: torch.Tensor, labels: torch.Tensor, noise: torch.Generator) -> torch.Tensor:
+        labels = labels.to(stats.mean.device)
+        draws = torch.randn((base.n, len(labels), stats.latent_dim), generator=noise).to(stats.mean.device)
+        return stats.mean[labels] + theta.to(stats.mean.device)[labels] * stats.std[labels] * draws.mean(dim=0)
+
+    def decode(codes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(models.decoder(codes))
+
+    with frozen(models.decoder, models.classifier):
+        points = fit_front(
+            sample,
+            decode,
+            models.classifier,
+            base.theta_shape(stats),
+            stats.num_classes,
+            stats.latent_dim,
+            settings,
+            int(cfg.eval.seed),
+        )
+    fit_seconds = time.perf_counter() - started
+    results = []
+    for index, point in enumerate(points):
+        theta = point["theta"]
+        config = OmegaConf.to_container(node, resolve=True) | {"theta": theta.item() if theta.dim() == 0 else theta.tolist()}
+        generator = build_generator(OmegaConf.create(config))
+        report = evaluate_generator(
+            generator,
+            stats,
+            models.decoder,
+            models.classifier,
+            int(cfg.eval.samples_per_label),
+            int(cfg.eval.seed),
+            str(cfg.objective.cos),
+            bf16,
+        )
+        result = {
+            "key": dataclasses.asdict(key),
+            "config": config | {"theta": report["theta"], "n": report["n"]},
+            "device": str(device),
+            "models": models_record(models),
+            **report,
+            "gradient": {
+                "weight": point["weight"],
+                "surrogate": point["surrogate"],
+                "steps": settings.steps,
+                "fit_s": round(point["seconds"], 2),
+            },
+            "provenance": provenance(cfg, device),
+        }
+        write_json(result, output_dir / str(index) / RESULT_FILE)
+        log_summary(loggers, {f"weight_{index}": {k: report[k] for k in ("accuracy", "cos_pairwise", "objective")}})
+        log.info(
+            "weight %g: accuracy %.4f, cos_pairwise %.4f, objective %.4f",
+            point["weight"],
+            report["accuracy"],
+            report["cos_pairwise"],
+            report["objective"],
+        )
+        results.append(result)
+    scoring_seconds = time.perf_counter() - started - fit_seconds
+    log.info("fitted %d points in %.1f s, scored them in %.1f s", len(points), fit_seconds, scoring_seconds)
+    return min(results, key=lambda r: r["objective"])
