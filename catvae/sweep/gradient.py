@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -168,7 +169,7 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
     started = time.perf_counter()
     key, device, models = job_models(cfg)
     check_against_artifacts(cfg, models.stats)
-    node = OmegaConf.merge(cfg.generator, {"theta": None, "from_search": None})
+    node = cast(DictConfig, OmegaConf.merge(cfg.generator, {"theta": None, "from_search": None}))  # merging mappings
     base = build_generator(node)
     stats = models.stats
     bf16 = classify_in_bf16(cfg, device)
@@ -197,7 +198,8 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
     results = []
     for index, point in enumerate(points):
         theta = point["theta"]
-        config = OmegaConf.to_container(node, resolve=True) | {"theta": theta.item() if theta.dim() == 0 else theta.tolist()}
+        fitted = theta.item() if theta.dim() == 0 else theta.tolist()
+        config = cast(dict[str, Any], OmegaConf.to_container(node, resolve=True)) | {"theta": fitted}
         generator = build_generator(OmegaConf.create(config))
         report = evaluate_generator(
             generator,
