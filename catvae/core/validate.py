@@ -246,7 +246,7 @@ def check_against_artifacts(cfg: DictConfig, stats: Any) -> None:
     (``data.num_classes`` said what to expect; the artifacts have the last word)."""
     check_generator(cfg, stats.num_classes)
     if "label" in cfg:
-        check_label(cfg.label, stats.num_classes)
+        check_label(cfg.label, stats.num_classes, cfg.data.get("class_names"))
 
 
 def check_generator(cfg: DictConfig, num_classes: int | None = None) -> None:
