@@ -52,6 +52,7 @@ def test_fashion_config_composes_and_loads(make_config):
     data.setup()
     train_x, train_y = data.train
     assert len(train_x) + len(data.val[0]) == 60000 and len(data.val[0]) == 5000
+    assert train_x.shape[1] == 784 and sorted(train_y.unique().tolist()) == list(range(10))
     test_x, test_y = data.test["test"]
     assert test_x.shape == (10000, 784) and test_x.dtype == torch.float32
     assert torch.bincount(test_y).tolist() == [1000] * 10  # Fashion-MNIST's test set is balanced

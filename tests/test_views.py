@@ -63,6 +63,7 @@ def test_known_pca_projects_means_and_covariances_by_hand():
     mean = np.array([[1.0, 2.0, 3.0, 4.0]])
     covariance = np.diag([0.25, 1.0, 4.0, 9.0])[None]
     ((weights, means, covariances),) = project_components([(np.ones(1), mean, covariance)], plane)
+    assert weights.tolist() == [1.0]
     assert np.allclose(means, [[3.0 * signs[0], 1.0 * signs[1]]])  # (μ₂, μ₀), up to the axes' signs
     assert np.allclose(means, (mean - plane.centre) @ plane.basis.T)  # P(μ − c) exactly
     assert np.allclose(covariances, [np.diag([4.0, 0.25])])  # (Σ₂₂, Σ₀₀)
