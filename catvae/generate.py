@@ -1,4 +1,4 @@
-"""``python -m catvae.generate vae=… latent_dim=… label=7|all num=K [out=F.npz]``: new images of a class.
+"""``python -m catvae.generate vae=… latent_dim=… label=7|NAME|all num=K [out=F.npz]``: new images of a class.
 
 Loads the artifacts that ``catvae.train`` published for (data, vae, latent_dim, seed), draws
 ``num`` codes per requested label with the configured generator, decodes them and writes a PNG
@@ -19,6 +19,7 @@ from catvae.core.files import atomic_write
 from catvae.core.images import save_grid
 from catvae.core.task import hydra_command, run_task
 from catvae.core.validate import check_against_artifacts, check_label, validate_generate
+from catvae.data.sources import class_label_names
 from catvae.latent.generators import build_generator, generate_images, target_labels
 from catvae.models.networks import IMAGE_SIDE
 from catvae.sweep.records import resolve_generator
@@ -45,7 +46,9 @@ def write_samples(cfg: DictConfig) -> dict[str, str]:
     models = load_models(key, cfg.paths.artifacts_dir, resolve_device(str(cfg.device), "device"))
     generator = build_generator(resolve_generator(cfg.generator, cfg.paths.search_records_dir, key, models))
     check_against_artifacts(cfg, models.stats)
-    labels = target_labels(check_label(cfg.label, models.stats.num_classes), num)
+    names = class_label_names(cfg.data.get("class_names"), models.stats.num_classes)
+    wanted = check_label(cfg.label, models.stats.num_classes, names)
+    labels = target_labels(wanted, num)
     images = generate_images(generator, models.stats, models.decoder, labels, int(cfg.sample_seed))
 
     if cfg.png:
@@ -54,16 +57,18 @@ def write_samples(cfg: DictConfig) -> dict[str, str]:
         png = out.with_suffix(".png")
     else:
         png = Path(cfg.paths.output_dir) / "samples.png"
-    if cfg.label == "all":  # one row per label, at most MAX_GRID_COLUMNS samples of each
-        columns = min(num, MAX_GRID_COLUMNS)
+    row_labels = None
+    if cfg.label == "all":  # one row per label, at most MAX_GRID_COLUMNS samples of each, named
+        columns, row_labels = min(num, MAX_GRID_COLUMNS), names
         shown = images.view(-1, num, images.shape[1])[:, :columns].reshape(-1, images.shape[1])
     else:
         columns, shown = max(1, math.ceil(math.sqrt(num))), images
-    written = {"png": str(save_grid(shown, png, columns=columns))}
+    written = {"png": str(save_grid(shown, png, columns=columns, row_labels=row_labels))}
     if out is not None:
         write_npz(out, images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE).cpu().numpy().astype(np.float32), labels.numpy())
         written["npz"] = str(out)
-    print(f"{len(labels)} images, generator {generator.params(models.stats)}, from {models.folder}")
+    which = "all classes" if cfg.label == "all" else f"class {wanted[0]} ({names[wanted[0]]})"
+    print(f"{len(labels)} images of {which}, generator {generator.params(models.stats)}, from {models.folder}")
     for kind, path in written.items():
         print(f"{kind}: {path}")
     return written

@@ -21,7 +21,7 @@ def options(group: str) -> list[str]:
 
 def test_groups_are_the_expected_ones():
     assert options("vae") == ["elbo", "mmd"]
-    assert options("data") == ["idx", "mnist"]
+    assert options("data") == ["fashion_mnist", "idx", "mnist"]
     assert options("logger") == ["csv", "none", "wandb"]
     assert options("trainer") == ["cpu", "default", "gpu"]
     assert options("generator") == ["medium1", "medium2", "simple"]

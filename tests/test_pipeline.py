@@ -17,7 +17,15 @@ def test_train_publishes_artifacts_and_summary(trained):
     summary_path = trained["summary"]
     folder = ArtifactKey("mnist", "elbo", 4, 0).folder(trained["log_dir"] / "artifacts")
     assert summary_path == folder / "summary.json"
-    assert sorted(p.name for p in folder.iterdir()) == ["classifier.pt", "samples.png", "stats.pt", "summary.json", "vae.pt"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "classifier.pt",
+        "latent.png",
+        "manifold.png",
+        "samples.png",
+        "stats.pt",
+        "summary.json",
+        "vae.pt",
+    ]
     summary = json.loads(summary_path.read_text())
     for key in ("neg_elbo", "recon", "kl"):
         assert 0 < summary["vae_test"][key] < 1000
@@ -31,8 +39,15 @@ def test_train_publishes_artifacts_and_summary(trained):
     assert summary["config"]["latent_dim"] == 4
     assert summary["artifacts"]["vae.pt"] == str(folder / "vae.pt")
     assert len(summary["class_means"]["predicted"]) == 10
-    # One row per label, grid_per_label=4 columns of 28-px images, 2-px padding, enlarged twice.
-    assert imread(folder / "samples.png").shape[:2] == (2 * (10 * 30 + 2), 2 * (4 * 30 + 2))
+    assert sorted(summary["artifacts"]) == sorted(p.name for p in folder.iterdir() if p.name != "summary.json")
+    assert 0 <= summary["timing_s"]["views"] <= summary["timing_s"]["total"]
+    # One row per label, grid_per_label=4 columns of 28-px images, 2-px padding, enlarged twice; the
+    # labels 0-9 in a margin on the left.
+    grid = imread(folder / "samples.png")
+    assert grid.shape[0] == 2 * (10 * 30 + 2) and 2 * (4 * 30 + 2) < grid.shape[1] < 2 * (4 * 30 + 2) + 40
+    # The latent views at D = 4: the PCA plane's scatter and a 20×20 decoded grid.
+    assert imread(folder / "latent.png").shape[:2] == (720, 864)
+    assert imread(folder / "manifold.png").shape[:2] == (20 * 30 + 2, 20 * 30 + 2)
 
 
 def test_artifacts_load_back_with_the_trained_statistics(trained):
@@ -53,7 +68,8 @@ def test_wandb_run_holds_the_logged_metrics(trained):
     assert run.summary["generator/objective"] == pytest.approx(summary["generator"]["objective"])
     assert run.summary["vae_test/neg_elbo"] == pytest.approx(summary["vae_test"]["neg_elbo"])
     assert run.summary["classifier/acc_test_real"] == pytest.approx(summary["classifier"]["acc_test_real"])
-    assert any(key.startswith("samples") for key in run.summary)  # the sample grid image
+    for image in ("samples", "latent", "manifold"):  # the sample grid and the latent views
+        assert any(key.startswith(image) for key in run.summary), image
 
 
 def test_generate_one_label_and_all(trained, make_config, tmp_path):

@@ -49,6 +49,7 @@ class DataConfig:
     limit_test: Optional[int] = None
     seed: int = MISSING
     root: Optional[str] = None  # data=idx: the folder of IDX files
+    class_names: Optional[List[str]] = None  # one per class, for plots, grids and generate's label; null: the numbers
 
 
 @dataclass

@@ -16,6 +16,7 @@ import fnmatch
 import functools
 import inspect
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ def validate_search(cfg: DictConfig) -> None:
 def validate_generate(cfg: DictConfig) -> None:
     """``python -m catvae.generate``: images of a class from trained artifacts."""
     check_trained_generator(cfg, GenerateSchema)
-    check_label(cfg.label, int(cfg.data.num_classes))
+    check_label(cfg.label, int(cfg.data.num_classes), cfg.data.get("class_names"))
     at_least(cfg, "num", 1)
     at_least(cfg, "sample_seed", 0)
     for key, suffix in (("out", ".npz"), ("png", ".png")):
@@ -169,6 +170,13 @@ def check_data(cfg: DictConfig) -> None:
         raise ConfigError("data.val_size", cfg.data.val_size, VAL_SIZE_ALLOWED)
     if "root" in cfg.data.source and cfg.data.get("root") is None:
         raise ConfigError("data.root", None, "a folder of IDX files (data=idx reads its images from data.root=DIR)")
+    names = cfg.data.get("class_names")
+    if names is not None:
+        num_classes = int(cfg.data.num_classes)
+        if len(names) != num_classes or len(set(names)) != len(names) or not all(str(name).strip() for name in names):
+            raise ConfigError(
+                "data.class_names", list(names), f"null or a list of {num_classes} distinct, non-empty names (data.num_classes)"
+            )
     check_arguments(cfg.data, "data")
     check_arguments(cfg.data.source, "data.source")
 
@@ -257,7 +265,7 @@ def check_against_artifacts(cfg: DictConfig, stats: Any) -> None:
     (``data.num_classes`` said what to expect; the artifacts have the last word)."""
     check_generator(cfg, stats.num_classes)
     if "label" in cfg:
-        check_label(cfg.label, stats.num_classes)
+        check_label(cfg.label, stats.num_classes, cfg.data.get("class_names"))
 
 
 def check_generator(cfg: DictConfig, num_classes: int | None = None) -> None:
@@ -316,12 +324,19 @@ def check_from_search(cfg: DictConfig, training: bool) -> None:
         raise ConfigError("generator.from_search", source, "null or best")
 
 
-def check_label(label: Any, num_classes: int) -> list[int]:
-    """``label``: ``all`` or a class of the dataset; the labels it stands for."""
+def check_label(label: Any, num_classes: int, names: Sequence[str] | None = None) -> list[int]:
+    """``label``: ``all``, a class of the dataset, or one of its ``names`` (``data.class_names``,
+    e.g. ``label=Sneaker``); the labels it stands for."""
     if label == "all":
         return list(range(num_classes))
+    named = [str(name) for name in names or ()]
+    if isinstance(label, str) and label in named and named.index(label) < num_classes:
+        return [named.index(label)]
     if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < num_classes:
-        raise ConfigError("label", label, f'"all" or an integer label from 0 to {num_classes - 1}')
+        # Names that are the label numbers themselves (MNIST's "0".."9") add nothing to say.
+        extra = [name for index, name in enumerate(named) if name != str(index)]
+        allowed = f'"all" or an integer label from 0 to {num_classes - 1}'
+        raise ConfigError("label", label, allowed + (f" or a class name ({', '.join(extra)})" if extra else ""))
     return [label]
 
 

@@ -9,13 +9,13 @@ a CPU it removes the DataLoader's per-step Python cost.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pytorch_lightning as pl
 import torch
 
 from catvae.data.checks import check_class_counts, check_split, validation_count
-from catvae.data.sources import Splits
+from catvae.data.sources import Splits, class_label_names
 
 Pair = tuple[torch.Tensor, torch.Tensor]
 Batch = tuple[torch.Tensor, ...]  # TensorBatches slices any number of tensors alike (a Pair in this project)
@@ -112,7 +112,8 @@ class ImageDataModule(TensorDataModule):
     scikit-learn's ``train_test_split``: a float in [0, 1) is a fraction (rounded to the nearest
     image; the default 1/12 keeps MNIST's 5,000 of 60,000 and scales down to small datasets), an
     int ≥ 0 a number of images. ``limit_train``/``limit_test`` keep only the first images of each
-    set (tests, quick runs). ``setup`` refuses data the pipeline cannot use (see
+    set (tests, quick runs). ``class_names`` are how plots and grids call the classes (the label
+    numbers when not given). ``setup`` refuses data the pipeline cannot use (see
     :mod:`catvae.data.checks`) with a :class:`~catvae.core.errors.DataError` naming the dataset.
     """
 
@@ -128,11 +129,13 @@ class ImageDataModule(TensorDataModule):
         limit_test: int | None = None,
         seed: int = 0,
         root: str | None = None,
+        class_names: Sequence[str] | None = None,
     ):
         super().__init__((torch.empty(0), torch.empty(0)), None, {}, batch_size, eval_batch_size, seed)
         self.root = root  # where a folder-based source reads from (data=idx), kept for the record
         self.source, self.name, self.num_classes = source, name, num_classes
         self.val_size, self.limit_train, self.limit_test = val_size, limit_train, limit_test
+        self.class_names = class_label_names(class_names, num_classes)
         self._loaded = False
 
     def setup(self, stage: str | None = None) -> None:

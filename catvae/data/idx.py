@@ -194,15 +194,22 @@ def _to_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, t
     return flat.div_(255.0), torch.from_numpy(labels.astype(np.int64))
 
 
-def load_idx_folder(root: str | Path) -> Splits:
+def load_idx_folder(root: str | Path, package: str | None = None) -> Splits:
     """Load the four MNIST-style IDX files under ``root`` as :class:`Splits`.
 
     Images come back as float32 ``N × (rows·cols)`` tensors in [0, 1] (pixel / 255),
     labels as int64 ``N`` tensors.  Raises :class:`IdxFormatError` when the
     folder or a file is missing, a file is malformed or of the wrong kind, a
     split's image and label counts differ, or train and test image sizes differ.
+    ``package`` names the Debian package that installs the folder (``data=fashion_mnist``:
+    ``dataset-fashion-mnist``), so that a missing folder says how to get it.
     """
     root = Path(root)
+    if not root.exists() and package:
+        raise IdxFormatError(
+            f"dataset folder {root} not found: install the Debian package {package} "
+            f"(apt-get install {package}), or point data.root at a folder of its IDX files"
+        )
     if not root.is_dir():
         what = "is not a directory" if root.exists() else "does not exist"
         raise IdxFormatError(f"{root}: dataset directory {what}")

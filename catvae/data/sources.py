@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -19,3 +20,9 @@ class Splits(NamedTuple):
     test_images: torch.Tensor
     test_labels: torch.Tensor
     image_shape: tuple[int, int] | None = None
+
+
+def class_label_names(names: Sequence[str] | None, num_classes: int) -> list[str]:
+    """How plots, grids and ``generate label=NAME`` call each class: ``names`` (``data.class_names``,
+    one per class, checked by :func:`catvae.core.validate.check_data`), or the label numbers."""
+    return [str(name) for name in names] if names is not None else [str(label) for label in range(num_classes)]

@@ -26,6 +26,7 @@ from catvae.core.images import save_grid
 from catvae.core.loggers import log_image, log_summary
 from catvae.core.provenance import provenance
 from catvae.data.datamodule import ImageDataModule, TensorDataModule
+from catvae.latent import views as views_module
 from catvae.latent.evaluation import class_mean_check, classify_in_bf16, evaluate_generator
 from catvae.latent.generators import build_generator, generate_images, target_labels
 from catvae.latent.statistics import ClassLatentStats
@@ -146,6 +147,20 @@ def fit_statistics(vae: VAE, data: ImageDataModule) -> ClassLatentStats:
     return ClassLatentStats.fit(codes, labels.to(vae.device), data.num_classes)
 
 
+VIEW_CAPTIONS = {
+    views_module.LATENT_FILE: "encoded test images by class, class densities as 1σ and 2σ ellipses (PCA plane when D > 2)",
+    views_module.MANIFOLD_FILE: "decoded grid over the range of the test codes (PCA plane through their mean when D > 2)",
+}
+
+
+def latent_views(cfg: DictConfig, vae: VAE, data: ImageDataModule, stats: ClassLatentStats, folder: Path) -> dict[str, Path]:
+    """``latent.png`` and ``manifold.png`` (:mod:`catvae.latent.views`) from the encoded test images."""
+    images, labels = data.test["test"]
+    codes = vae.encode_means(images.to(vae.device))
+    title = f"{cfg.data.name} {cfg.vae.name}-{cfg.latent_dim}: test codes, class densities"
+    return views_module.write_views(codes, labels, stats, data.class_names, vae.decoder, folder, title)
+
+
 def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
     """Train and evaluate everything for ``cfg`` (checked by :func:`catvae.core.validate.validate_train` first);
     returns the published ``summary.json``."""
@@ -197,8 +212,14 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
         columns = int(cfg.eval.grid_per_label)
         labels = target_labels(stats.num_classes, columns)
         grid = save_grid(
-            generate_images(generator, stats, vae.decoder, labels, cfg.eval.seed), stage / artifacts.SAMPLES_FILE, columns=columns
+            generate_images(generator, stats, vae.decoder, labels, cfg.eval.seed),
+            stage / artifacts.SAMPLES_FILE,
+            columns=columns,
+            row_labels=data.class_names,
         )
+        views_started = time.perf_counter()
+        views = latent_views(cfg, vae, data, stats, stage)
+        views_seconds = time.perf_counter() - views_started
         summary = {
             "key": dataclasses.asdict(key),
             "vae_test": vae_test,
@@ -208,9 +229,10 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
             "timing_s": {
                 "vae": round(vae_seconds, 1),
                 "classifier": round(classifier_seconds, 1),
+                "views": round(views_seconds, 1),
                 "total": round(time.perf_counter() - started, 1),
             },
-            "artifacts": {name: str(final / name) for name in (*artifacts.REQUIRED, artifacts.SAMPLES_FILE)},
+            "artifacts": {name: str(final / name) for name in (*artifacts.REQUIRED, artifacts.SAMPLES_FILE, *views)},
             "run_dir": str(output_dir),
             "config": OmegaConf.to_container(cfg, resolve=True),
             "provenance": provenance(cfg, training_device(cfg)),
@@ -219,4 +241,7 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
     resume.discard(checkpoints, "published")  # resuming is for interrupted runs
     log_summary(loggers, {k: summary[k] for k in ("vae_test", "classifier", "generator", "timing_s")})
     log_image(loggers, "samples", final / grid.name, f"{generator.params(stats)} one row per label")
+    for name, caption in VIEW_CAPTIONS.items():
+        if name in views:
+            log_image(loggers, Path(name).stem, final / name, caption)
     return final / artifacts.SUMMARY_FILE
