@@ -2,7 +2,8 @@
 
 Loads the artifacts that ``catvae.train`` published for (data, vae, latent_dim, seed), draws
 ``num`` codes per requested label with the configured generator, decodes them and writes a PNG
-grid (and, with ``out=F.npz``, the images and labels). Imports neither Lightning nor W&B.
+grid (and, with ``out=F.npz``, the images and labels). ``latent=…`` picks the class density drawn
+from. Imports neither Lightning nor W&B.
 """
 
 from __future__ import annotations
@@ -43,10 +44,12 @@ def write_samples(cfg: DictConfig) -> dict[str, str]:
     out = Path(cfg.out) if cfg.out else None
     key = ArtifactKey.from_config(cfg)
     models = load_models(key, cfg.paths.artifacts_dir, resolve_device(str(cfg.device), "device"))
-    generator = build_generator(resolve_generator(cfg.generator, cfg.paths.search_records_dir, key, models))
+    latent = str(cfg.latent.name)
+    generator = build_generator(resolve_generator(cfg.generator, cfg.paths.search_records_dir, key, models, latent))
     check_against_artifacts(cfg, models.stats)
+    density = models.density(latent)
     labels = target_labels(check_label(cfg.label, models.stats.num_classes), num)
-    images = generate_images(generator, models.stats, models.decoder, labels, int(cfg.sample_seed))
+    images = generate_images(generator, density, models.decoder, labels, int(cfg.sample_seed))
 
     if cfg.png:
         png = Path(cfg.png)
@@ -63,7 +66,7 @@ def write_samples(cfg: DictConfig) -> dict[str, str]:
     if out is not None:
         write_npz(out, images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE).cpu().numpy().astype(np.float32), labels.numpy())
         written["npz"] = str(out)
-    print(f"{len(labels)} images, generator {generator.params(models.stats)}, from {models.folder}")
+    print(f"{len(labels)} images, generator {generator.params(models.stats)} on the {latent} class density, from {models.folder}")
     for kind, path in written.items():
         print(f"{kind}: {path}")
     return written
