@@ -410,7 +410,7 @@ class Prior:
 class FitOptions:
     """How :func:`fit_densities` fits (``densities.*`` in train's config)."""
 
-    gmm_components: tuple[int, ...] = (1, 2, 3, 4, 6, 8)
+    gmm_components: tuple[int, ...] = (1, 4, 16)
     gmm_max_iter: int = 100
     gmm_reg_covar: float = 1e-6
     kde_bandwidths: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
