@@ -126,7 +126,6 @@ def load_models(key: ArtifactKey, artifacts_dir: str | Path, device: torch.devic
     encoder, decoder = read_vae(folder / VAE_FILE, remake)
     classifier = read_classifier(folder / CLASSIFIER_FILE, remake)
     stats = ClassLatentStats.load(folder / STATS_FILE, remake)
-    densities = load_densities(folder / DENSITIES_FILE, stats, remake)
     if encoder.latent_dim != key.latent_dim:
         raise artifact_format.broken(
             folder / VAE_FILE,
@@ -141,6 +140,7 @@ def load_models(key: ArtifactKey, artifacts_dir: str | Path, device: torch.devic
             "(files from different trainings?)",
             remake,
         )
+    densities = load_densities(folder / DENSITIES_FILE, stats, remake)  # checked against the statistics' shape
     # Faster inference (see ClassifierNet.forward). torch's Module.to stub lacks the memory_format
     # keyword that Module.to accepts at run time.
     classifier.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
