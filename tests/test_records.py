@@ -65,12 +65,15 @@ def test_best_search_record_keeps_the_better_and_the_better_measured(tmp_path):
 def test_from_search_best_is_resolved_against_the_models_fingerprint(tmp_path):
     models = SimpleNamespace(fingerprint=OLD, folder=tmp_path / "models", stats=STATS)
     node = OmegaConf.create({"_target_": "catvae.latent.generators.Simple", "theta": 0.4, "n": 2, "from_search": "best"})
-    with pytest.raises(MissingArtifactsError, match="no search of generator=simple has been recorded") as missing:
+    with pytest.raises(MissingArtifactsError, match="no search of generator=simple latent=diag has been recorded") as missing:
         resolve_generator(node, tmp_path, KEY, models, "diag")
-    assert "python -m catvae.search -m data=mnist vae=elbo latent_dim=4 seed=0 generator=simple" in str(missing.value)
+    assert "python -m catvae.search -m data=mnist vae=elbo latent_dim=4 seed=0 latent=diag generator=simple" in str(missing.value)
     record_best(record_path(tmp_path, KEY, "simple", "diag"), candidate(0.8, FULL, theta=0.3, n=3))
     resolved = resolve_generator(node, tmp_path, KEY, models, "diag")
     assert OmegaConf.to_container(resolved) == {"_target_": "catvae.latent.generators.Simple", "theta": 0.3, "n": 3}
+    with pytest.raises(MissingArtifactsError, match="latent=gmm"):  # the diag record is no gmm record
+        resolve_generator(node, tmp_path, KEY, models, "gmm")
+    assert record_path(tmp_path, KEY, "simple", "gmm").name == "gmm-simple.json"
     built = build_generator(resolved)
     assert (built.theta, built.n) == (0.3, 3)
     # The same record against retrained models: refused, naming both sets of models.
@@ -205,7 +208,7 @@ def test_generate_and_search_refuse_a_record_made_on_other_models(trained, tmp_p
         assert "Traceback" not in refused.stderr
         assert "found by a search (at 2026-01-02T03:04:05+00:00) on other models" in refused.stderr
         assert f"vae.pt sha256 {'0' * 12}…" in refused.stderr and f"vae.pt sha256 {current['vae.pt'][:12]}…" in refused.stderr
-        assert "python -m catvae.search -m data=mnist vae=elbo latent_dim=4 seed=0 generator=simple" in refused.stderr
+        assert "python -m catvae.search -m data=mnist vae=elbo latent_dim=4 seed=0 latent=diag generator=simple" in refused.stderr
     assert snapshot(folder) == snapshot(KEY.folder(trained["log_dir"] / "artifacts"))
 
 
