@@ -478,6 +478,7 @@ def save_densities(densities: dict[str, ClassDensity], path: Path, options: FitO
         payload["options"] = {
             "gmm_components": list(options.gmm_components),
             "gmm_max_iter": options.gmm_max_iter,
+            "gmm_reg_covar": options.gmm_reg_covar,
             "kde_bandwidths": list(options.kde_bandwidths),
             "kde_holdout": options.kde_holdout,
             "seed": options.seed,
