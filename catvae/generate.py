@@ -2,7 +2,8 @@
 
 Loads the artifacts that ``catvae.train`` published for (data, vae, latent_dim, seed), draws
 ``num`` codes per requested label with the configured generator, decodes them and writes a PNG
-grid (and, with ``out=F.npz``, the images and labels). Imports neither Lightning nor W&B.
+grid (and, with ``out=F.npz``, the images and labels). ``latent=…`` picks the class density drawn
+from. Imports neither Lightning nor W&B.
 """
 
 from __future__ import annotations
@@ -44,12 +45,14 @@ def write_samples(cfg: DictConfig) -> dict[str, str]:
     out = Path(cfg.out) if cfg.out else None
     key = ArtifactKey.from_config(cfg)
     models = load_models(key, cfg.paths.artifacts_dir, resolve_device(str(cfg.device), "device"))
-    generator = build_generator(resolve_generator(cfg.generator, cfg.paths.search_records_dir, key, models))
+    latent = str(cfg.latent.name)
+    generator = build_generator(resolve_generator(cfg.generator, cfg.paths.search_records_dir, key, models, latent))
     check_against_artifacts(cfg, models.stats)
     names = class_label_names(cfg.data.get("class_names"), models.stats.num_classes)
     wanted = check_label(cfg.label, models.stats.num_classes, names)
     labels = target_labels(wanted, num)
-    images = generate_images(generator, models.stats, models.decoder, labels, int(cfg.sample_seed))
+    density = models.density(latent)
+    images = generate_images(generator, density, models.decoder, labels, int(cfg.sample_seed))
 
     if cfg.png:
         png = Path(cfg.png)
@@ -68,7 +71,10 @@ def write_samples(cfg: DictConfig) -> dict[str, str]:
         write_npz(out, images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE).cpu().numpy().astype(np.float32), labels.numpy())
         written["npz"] = str(out)
     which = "all classes" if cfg.label == "all" else f"class {wanted[0]} ({names[wanted[0]]})"
-    print(f"{len(labels)} images of {which}, generator {generator.params(models.stats)}, from {models.folder}")
+    print(
+        f"{len(labels)} images of {which}, generator {generator.params(models.stats)} on the {latent} class density, "
+        f"from {models.folder}"
+    )
     for kind, path in written.items():
         print(f"{kind}: {path}")
     return written

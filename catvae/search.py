@@ -72,7 +72,7 @@ def rescore(cfg: DictConfig, results: list[dict]) -> list[dict]:
         generator = build_generator(OmegaConf.create(result["config"]))
         report = evaluate_generator(
             generator,
-            models.stats,
+            models.density(result.get("latent", str(cfg.latent.name))),
             models.decoder,
             models.classifier,
             int(cfg.eval.samples_per_label),
@@ -116,13 +116,15 @@ def score(cfg: DictConfig) -> float:
 
         samples = trial_samples(cfg)
         key, device, models = job_models(cfg)
-        node = resolve_generator(cfg.generator, cfg.paths.search_records_dir, key, models)  # from_search=best: θ, n
+        latent = str(cfg.latent.name)
+        node = resolve_generator(cfg.generator, cfg.paths.search_records_dir, key, models, latent)  # from_search=best: θ, n
         check_against_artifacts(cfg, models.stats)
         generator = build_generator(node)
+        density = models.density(latent)
         timing: dict[str, float] = {"load": time.perf_counter() - started}
         report = evaluate_generator(
             generator,
-            models.stats,
+            density,
             models.decoder,
             models.classifier,
             samples,
@@ -140,6 +142,7 @@ def score(cfg: DictConfig) -> float:
             "device": str(device),
             "models": models_record(models),
             **report,
+            "search": str(cfg.search.name),  # how the configuration was chosen: grid, paper_grid, optuna
             "provenance": provenance(cfg, device),
             "request": job["request"],
         }
@@ -152,6 +155,7 @@ def score(cfg: DictConfig) -> float:
             logger.log_hyperparams(
                 {
                     "generator": generator.params(models.stats),
+                    "latent": latent,
                     "key": job["result"]["key"],
                     "eval": OmegaConf.to_container(cfg.eval),
                     "objective": OmegaConf.to_container(cfg.objective),

@@ -88,6 +88,7 @@ CASES: list[tuple[str, str, Callable[[Path], None], str]] = [
         "failed finding central directory). Make it again with",
     ),
     ("random", "vae.pt", lambda p: p.write_bytes(bytes(range(7, 250)) * 40), "not a PyTorch file (it starts with bytes 07 08 09"),
+    ("densities-half", "densities.pt", cut_in_half, "truncated or corrupt: a PyTorch archive of "),
     (
         "random-brace",
         "vae.pt",

@@ -17,16 +17,12 @@ def test_train_publishes_artifacts_and_summary(trained):
     summary_path = trained["summary"]
     folder = ArtifactKey("mnist", "elbo", 4, 0).folder(trained["log_dir"] / "artifacts")
     assert summary_path == folder / "summary.json"
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "classifier.pt",
-        "latent.png",
-        "manifold.png",
-        "samples.png",
-        "stats.pt",
-        "summary.json",
-        "vae.pt",
-    ]
+    names = ["classifier.pt", "densities.pt", "latent.png", "manifold.png", "samples.png", "stats.pt", "summary.json", "vae.pt"]
+    assert sorted(p.name for p in folder.iterdir()) == names
     summary = json.loads(summary_path.read_text())
+    assert summary["latent"] == summary["generator"]["latent"] == "diag"
+    assert set(summary["densities"]["fit_seconds"]) == {"diag", "full", "gmm", "kde"}
+    assert len(summary["densities"]["gmm_components"]) == 10
     for key in ("neg_elbo", "recon", "kl"):
         assert 0 < summary["vae_test"][key] < 1000
     assert summary["vae_test"]["neg_elbo"] == pytest.approx(summary["vae_test"]["recon"] + summary["vae_test"]["kl"], rel=1e-4)

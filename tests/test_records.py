@@ -44,8 +44,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def test_best_search_record_keeps_the_better_and_the_better_measured(tmp_path):
-    path = record_path(tmp_path, KEY, "simple")
-    assert path == tmp_path / "mnist" / "elbo-4" / "seed0" / "simple.json"
+    path = record_path(tmp_path, KEY, "simple", "diag")
+    assert path == tmp_path / "mnist" / "elbo-4" / "seed0" / "diag-simple.json"
     assert record_best(path, candidate(0.9, FULL))
     assert not record_best(path, candidate(0.95, FULL))  # worse
     assert record_best(path, candidate(0.85, FULL))  # better
@@ -56,7 +56,7 @@ def test_best_search_record_keeps_the_better_and_the_better_measured(tmp_path):
     assert record_best(path, candidate(0.97, QUICK, NEW))
     recorded = json.loads(path.read_text())
     assert (recorded["objective"], recorded["models"]["fingerprint"]) == (0.97, NEW)
-    assert sorted(p.name for p in path.parent.iterdir()) == ["simple.json"]  # no partial file left
+    assert sorted(p.name for p in path.parent.iterdir()) == ["diag-simple.json"]  # no partial file left
     path.write_text('{"objective": 0.1, "mod')  # truncated: the next search's result replaces it
     assert record_best(path, candidate(0.99, QUICK, NEW))
     assert json.loads(path.read_text())["objective"] == 0.99
@@ -65,29 +65,34 @@ def test_best_search_record_keeps_the_better_and_the_better_measured(tmp_path):
 def test_from_search_best_is_resolved_against_the_models_fingerprint(tmp_path):
     models = SimpleNamespace(fingerprint=OLD, folder=tmp_path / "models", stats=STATS)
     node = OmegaConf.create({"_target_": "catvae.latent.generators.Simple", "theta": 0.4, "n": 2, "from_search": "best"})
-    with pytest.raises(MissingArtifactsError, match="no search of generator=simple has been recorded") as missing:
-        resolve_generator(node, tmp_path, KEY, models)
-    assert "python -m catvae.search -m data=mnist vae=elbo latent_dim=4 seed=0 generator=simple" in str(missing.value)
-    record_best(record_path(tmp_path, KEY, "simple"), candidate(0.8, FULL, theta=0.3, n=3))
-    resolved = resolve_generator(node, tmp_path, KEY, models)
+    with pytest.raises(MissingArtifactsError, match="no search of generator=simple latent=diag has been recorded") as missing:
+        resolve_generator(node, tmp_path, KEY, models, "diag")
+    assert "python -m catvae.search -m data=mnist vae=elbo latent_dim=4 seed=0 latent=diag generator=simple" in str(missing.value)
+    record_best(record_path(tmp_path, KEY, "simple", "diag"), candidate(0.8, FULL, theta=0.3, n=3))
+    resolved = resolve_generator(node, tmp_path, KEY, models, "diag")
     assert OmegaConf.to_container(resolved) == {"_target_": "catvae.latent.generators.Simple", "theta": 0.3, "n": 3}
+    with pytest.raises(MissingArtifactsError, match="latent=gmm"):  # the diag record is no gmm record
+        resolve_generator(node, tmp_path, KEY, models, "gmm")
+    assert record_path(tmp_path, KEY, "simple", "gmm").name == "gmm-simple.json"
     built = build_generator(resolved)
     assert (built.theta, built.n) == (0.3, 3)
     # The same record against retrained models: refused, naming both sets of models.
     retrained = SimpleNamespace(fingerprint=NEW, folder=tmp_path / "models", stats=STATS)
     with pytest.raises(ArtifactError) as refused:
-        resolve_generator(node, tmp_path, KEY, retrained)
+        resolve_generator(node, tmp_path, KEY, retrained, "diag")
     message = str(refused.value)
     assert "found by a search" in message and "on other models" in message
     assert f"vae.pt sha256 {'a' * 12}…" in message and f"vae.pt sha256 {'d' * 12}…" in message
     assert str(tmp_path / "models") in message and "generator=simple" in message
     # Null leaves the configured values; another word is a config error.
     assert (
-        OmegaConf.to_container(resolve_generator(OmegaConf.merge(node, {"from_search": None}), tmp_path, KEY, models))["theta"]
+        OmegaConf.to_container(resolve_generator(OmegaConf.merge(node, {"from_search": None}), tmp_path, KEY, models, "diag"))[
+            "theta"
+        ]
         == 0.4
     )
     with pytest.raises(ConfigError, match=r"generator\.from_search='last'"):
-        resolve_generator(OmegaConf.merge(node, {"from_search": "last"}), tmp_path, KEY, models)
+        resolve_generator(OmegaConf.merge(node, {"from_search": "last"}), tmp_path, KEY, models, "diag")
 
 
 @pytest.mark.parametrize(
@@ -102,10 +107,10 @@ def test_from_search_best_is_resolved_against_the_models_fingerprint(tmp_path):
 def test_a_record_that_does_not_fit_the_models_is_refused(tmp_path, generator, theta, n, problem):
     # A hand-edited or foreign record: refused with its path, not a failure deep in sampling.
     models = SimpleNamespace(fingerprint=OLD, folder=tmp_path / "models", stats=STATS)
-    path = record_path(tmp_path, KEY, generator)
+    path = record_path(tmp_path, KEY, generator, "diag")
     record_best(path, {**candidate(0.8, FULL), "config": {"_target_": "x", "theta": theta, "n": n}})
     with pytest.raises(ArtifactError) as refused:
-        load_best(tmp_path, KEY, generator, models)
+        load_best(tmp_path, KEY, generator, models, "diag")
     message = str(refused.value)
     assert f"the search record {path} holds a {generator} configuration that does not fit" in message
     assert problem in message and f"generator={generator}" in message
@@ -118,11 +123,11 @@ def test_a_generator_never_opens_a_record():
 
 
 def test_an_unreadable_record_is_refused(tmp_path):
-    path = record_path(tmp_path, KEY, "simple")
+    path = record_path(tmp_path, KEY, "simple", "diag")
     path.parent.mkdir(parents=True)
     path.write_text("{not json")
     with pytest.raises(ArtifactError, match="unreadable"):
-        load_best(tmp_path, KEY, "simple", SimpleNamespace(fingerprint=OLD, folder=tmp_path))
+        load_best(tmp_path, KEY, "simple", SimpleNamespace(fingerprint=OLD, folder=tmp_path), "diag")
 
 
 def test_search_never_writes_into_the_artifact_folder(trained, tmp_path):
@@ -145,9 +150,10 @@ def test_search_never_writes_into_the_artifact_folder(trained, tmp_path):
     assert snapshot(folder) == before
     sweep = Path(result.stdout.strip().splitlines()[-1].removeprefix("sweep summary: "))
     best = json.loads((sweep / "best.json").read_text())
-    digests = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in ("vae.pt", "classifier.pt", "stats.pt")}
+    names = ("vae.pt", "classifier.pt", "stats.pt", "densities.pt")
+    digests = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in names}
     assert best["models"] == {"folder": str(folder), "fingerprint": digests}
-    assert best["record"] == str(log_dir / "search" / "best" / "mnist" / "elbo-4" / "seed0" / "simple.json")
+    assert best["record"] == str(log_dir / "search" / "best" / "mnist" / "elbo-4" / "seed0" / "diag-simple.json")
     for job in ("0", "1"):
         job_result = json.loads((sweep / job / "result.json").read_text())
         assert job_result["models"]["fingerprint"] == digests
@@ -166,7 +172,7 @@ def test_generate_and_search_refuse_a_record_made_on_other_models(trained, tmp_p
     log_dir = tmp_path / "logs"
     folder = KEY.folder(log_dir / "artifacts")
     shutil.copytree(KEY.folder(trained["log_dir"] / "artifacts"), folder)
-    path = record_path(log_dir / "search" / "best", KEY, "simple")
+    path = record_path(log_dir / "search" / "best", KEY, "simple", "diag")
     current = fingerprint(folder)
     record_best(
         path,
@@ -202,7 +208,7 @@ def test_generate_and_search_refuse_a_record_made_on_other_models(trained, tmp_p
         assert "Traceback" not in refused.stderr
         assert "found by a search (at 2026-01-02T03:04:05+00:00) on other models" in refused.stderr
         assert f"vae.pt sha256 {'0' * 12}…" in refused.stderr and f"vae.pt sha256 {current['vae.pt'][:12]}…" in refused.stderr
-        assert "python -m catvae.search -m data=mnist vae=elbo latent_dim=4 seed=0 generator=simple" in refused.stderr
+        assert "python -m catvae.search -m data=mnist vae=elbo latent_dim=4 seed=0 latent=diag generator=simple" in refused.stderr
     assert snapshot(folder) == snapshot(KEY.folder(trained["log_dir"] / "artifacts"))
 
 

@@ -1,7 +1,7 @@
-"""The format of the published ``.pt`` files (vae.pt, classifier.pt, stats.pt), and reading them safely.
+"""The format of the published ``.pt`` files (vae.pt, classifier.pt, stats.pt, densities.pt), and reading them safely.
 
 Each file is a ``torch.save``d dict stamped with ``catvae_format`` (:data:`FORMAT_VERSION`) and
-``kind`` (``"vae"``, ``"classifier"``, ``"stats"``) beside its own fields. Reading one never
+``kind`` (``"vae"``, ``"classifier"``, ``"stats"``, ``"densities"``) beside its own fields. Reading one never
 lets a bad file surface as a pickle, zip or ``load_state_dict`` traceback: whatever is wrong
 (empty, truncated, not PyTorch at all, another kind of artifact, another format version, weights
 that do not fit the network, NaN weights) becomes an :class:`~catvae.core.errors.ArtifactError`
@@ -108,7 +108,7 @@ def read(path: Path | str, kind: str, remake: str | None = None) -> dict[str, An
         raise broken(path, f"holds a {type(state).__name__}, not a catvae {kind} artifact", remake)
     version = state.get(FORMAT_FIELD)
     if version is None:
-        if _UNVERSIONED_FIELDS[kind] <= state.keys():
+        if kind in _UNVERSIONED_FIELDS and _UNVERSIONED_FIELDS[kind] <= state.keys():
             what = (
                 f"written by a catvae from before artifact format versions (no '{FORMAT_FIELD}' field; "
                 f"this catvae reads format {FORMAT_VERSION})"

@@ -1,7 +1,8 @@
 """Trained artifacts of one (dataset, vae, latent_dim, seed), found again by later commands.
 
 Layout: ``{artifacts_dir}/{data}/{vae}-{latent_dim}/seed{seed}/`` holding ``vae.pt``,
-``classifier.pt``, ``stats.pt``, ``summary.json`` and ``samples.png``. Training writes into a
+``classifier.pt``, ``stats.pt``, ``densities.pt`` (every class density, :mod:`catvae.latent.densities`),
+``summary.json`` and ``samples.png``. Training writes into a
 staging folder beside it and swaps it in only when every stage finished, so an interrupted or
 failed run never leaves half-written artifacts and never destroys the previous good ones.
 Only ``catvae.train`` writes here: a search keeps its best configurations in a folder of its own
@@ -26,17 +27,19 @@ from omegaconf import DictConfig
 from catvae.core import artifact_format
 from catvae.core.errors import MissingArtifactsError
 from catvae.core.files import swap_folder
+from catvae.latent.densities import ClassDensity, load_densities
 from catvae.latent.statistics import ClassLatentStats
 from catvae.models.networks import ClassifierNet, Decoder, Encoder
 
-VAE_FILE, CLASSIFIER_FILE, STATS_FILE, SUMMARY_FILE, SAMPLES_FILE = (
+VAE_FILE, CLASSIFIER_FILE, STATS_FILE, DENSITIES_FILE, SUMMARY_FILE, SAMPLES_FILE = (
     "vae.pt",
     "classifier.pt",
     "stats.pt",
+    "densities.pt",
     "summary.json",
     "samples.png",
 )
-REQUIRED = (VAE_FILE, CLASSIFIER_FILE, STATS_FILE)
+REQUIRED = (VAE_FILE, CLASSIFIER_FILE, STATS_FILE, DENSITIES_FILE)
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class ArtifactKey:
         return Path(artifacts_dir) / self.data / f"{self.vae}-{self.latent_dim}" / f"seed{self.seed}"
 
     def missing(self, artifacts_dir: str | Path) -> list[str]:
-        """The required files (vae.pt, classifier.pt, stats.pt) not yet published for this key."""
+        """The required files (vae.pt, classifier.pt, stats.pt, densities.pt) not yet published for this key."""
         folder = self.folder(artifacts_dir)
         return [name for name in REQUIRED if not (folder / name).is_file()]
 
@@ -72,9 +75,18 @@ class Models:
     encoder: Encoder
     decoder: Decoder
     classifier: ClassifierNet
-    stats: ClassLatentStats
+    stats: ClassLatentStats  # the paper's diagonal density, ``density("diag")``
     folder: Path
     fingerprint: dict[str, str] = field(default_factory=dict)  # see :func:`fingerprint`
+    densities: dict[str, ClassDensity] = field(default_factory=dict)  # by name (catvae.latent.densities)
+
+    def density(self, name: str) -> ClassDensity:
+        """The class density ``name`` (``latent.name``: diag, full, gmm, kde, prior)."""
+        if name == "diag":
+            return self.stats
+        if name not in self.densities:
+            raise KeyError(f"no class density {name!r} among {', '.join(['diag', *self.densities])}")
+        return self.densities[name]
 
 
 def save_vae(encoder: Encoder, decoder: Decoder, hidden: list[int], path: Path) -> None:
@@ -128,12 +140,15 @@ def load_models(key: ArtifactKey, artifacts_dir: str | Path, device: torch.devic
             "(files from different trainings?)",
             remake,
         )
+    densities = load_densities(folder / DENSITIES_FILE, stats, remake)  # checked against the statistics' shape
     # Faster inference (see ClassifierNet.forward). torch's Module.to stub lacks the memory_format
     # keyword that Module.to accepts at run time.
     classifier.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     for net in (encoder, decoder, classifier):
         net.to(device).eval()
-    return Models(encoder, decoder, classifier, stats.to(device), folder, fingerprint(folder))
+    stats = stats.to(device)
+    densities = {name: stats if name == "diag" else density.to(device) for name, density in densities.items()}
+    return Models(encoder, decoder, classifier, stats, folder, fingerprint(folder), densities)
 
 
 def _whole_number(value: object) -> TypeGuard[int]:
@@ -161,7 +176,7 @@ def read_classifier(path: Path, remake: str | None = None) -> ClassifierNet:
 
 
 def fingerprint(folder: Path) -> dict[str, str]:
-    """SHA-256 of vae.pt, classifier.pt and stats.pt: which models a search record was made on.
+    """SHA-256 of vae.pt, classifier.pt, stats.pt and densities.pt: which models a search record was made on.
 
     The bytes, not the folder's name or time, identify the models: retraining a key replaces them
     under the same name. Hashing the three files of a D=20 pipeline (10 MB) takes 5.5 ms here; each

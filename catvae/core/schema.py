@@ -29,6 +29,7 @@ from omegaconf import MISSING, DictConfig, ListConfig
 
 Schedule = Literal["constant", "onecycle"]  # catvae.models.optim.SCHEDULES
 Cos = Literal["pairwise", "to_mean"]  # catvae.latent.metrics.COS_CHOICES
+DensityName = Literal["diag", "full", "gmm", "kde", "prior"]  # catvae.latent.densities.DENSITY_NAMES
 
 # Names in Hydra's ConfigStore that the primary YAML files list first in their defaults.
 TRAIN_SCHEMA, SEARCH_SCHEMA, GENERATE_SCHEMA = "catvae_train_schema", "catvae_search_schema", "catvae_generate_schema"
@@ -94,6 +95,38 @@ class GeneratorConfig:
     n: int = MISSING
     fill: float = 1.0  # the generators' own default; simple.yaml does not set it
     from_search: Optional[str] = None
+
+
+@dataclass
+class LatentConfig:
+    """``conf/latent``: which class density (all fitted by train) evaluation, search and generate draw from."""
+
+    name: DensityName = MISSING
+
+
+@dataclass
+class GmmFitConfig:
+    """``densities.gmm``: the mixture per class (scikit-learn GaussianMixture, full covariances)."""
+
+    components: List[int] = MISSING  # candidates, the lowest BIC wins; one entry fixes the number
+    max_iter: int = MISSING
+    reg_covar: float = MISSING
+
+
+@dataclass
+class KdeFitConfig:
+    """``densities.kde``: the bandwidth multiples of σ_y tried and the held-out share that scores them."""
+
+    bandwidths: List[float] = MISSING
+    holdout: float = MISSING
+
+
+@dataclass
+class DensitiesConfig:
+    """``densities`` (train only): how every class density is fitted, whichever ``latent`` is selected."""
+
+    gmm: GmmFitConfig = field(default_factory=GmmFitConfig)
+    kde: KdeFitConfig = field(default_factory=KdeFitConfig)
 
 
 @dataclass
@@ -163,6 +196,8 @@ class TrainSchema:
     vae: VaeConfig = field(default_factory=VaeConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    latent: LatentConfig = field(default_factory=LatentConfig)
+    densities: DensitiesConfig = field(default_factory=DensitiesConfig)
     # Lightning Trainer arguments, open to any of them (+trainer.gradient_clip_val=1); validate
     # checks the names against the Trainer's signature and the accelerator against this machine.
     trainer: Dict[str, Any] = field(default_factory=dict)
@@ -183,6 +218,7 @@ class SearchSchema:
     data: DataConfig = field(default_factory=DataConfig)
     vae: VaeConfig = field(default_factory=VaeConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    latent: LatentConfig = field(default_factory=LatentConfig)
     logger: Dict[str, Any] = field(default_factory=dict)
     paths: PathsConfig = field(default_factory=PathsConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
@@ -201,6 +237,7 @@ class GenerateSchema:
     data: DataConfig = field(default_factory=DataConfig)
     vae: VaeConfig = field(default_factory=VaeConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    latent: LatentConfig = field(default_factory=LatentConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     latent_dim: int = MISSING
     seed: int = MISSING

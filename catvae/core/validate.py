@@ -39,6 +39,7 @@ def validate_train(cfg: DictConfig) -> None:
     check_generator(cfg)
     check_from_search(cfg, training=True)
     check_eval(cfg)
+    check_densities(cfg)
     at_least(cfg, "eval.grid_per_label", 1)
 
 
@@ -223,6 +224,24 @@ def check_eval(cfg: DictConfig) -> None:
     at_least(cfg, "eval.seed", 0)
     if str(cfg.eval.precision) not in EVAL_PRECISIONS:
         raise ConfigError("eval.precision", cfg.eval.precision, f"one of {', '.join(EVAL_PRECISIONS)}")
+
+
+def check_densities(cfg: DictConfig) -> None:
+    """``densities.*``: GMM candidates >= 1 (at least one), EM iterations >= 1, a ridge >= 0; KDE
+    bandwidth multiples > 0 (at least one) and a held-out share in (0, 1)."""
+    components = list(cfg.densities.gmm.components)
+    if not components:
+        raise ConfigError("densities.gmm.components", components, "a non-empty list of integers >= 1")
+    for index, value in enumerate(components):
+        integer_at_least(f"densities.gmm.components.{index}", value, 1)
+    at_least(cfg, "densities.gmm.max_iter", 1)
+    number(cfg, "densities.gmm.reg_covar", 0)
+    bandwidths = list(cfg.densities.kde.bandwidths)
+    if not bandwidths:
+        raise ConfigError("densities.kde.bandwidths", bandwidths, "a non-empty list of numbers > 0")
+    for index in range(len(bandwidths)):
+        number(cfg, f"densities.kde.bandwidths.{index}", 0, above=True)
+    number(cfg, "densities.kde.holdout", 0, above=True, below=1)
 
 
 def check_search(cfg: DictConfig) -> None:

@@ -8,9 +8,9 @@ import torch
 from omegaconf import DictConfig
 
 from catvae.core.device import fast_bf16
+from catvae.latent.densities import ClassDensity
 from catvae.latent.generators import target_labels
 from catvae.latent.metrics import score_samples
-from catvae.latent.statistics import ClassLatentStats
 from catvae.models.networks import ClassifierNet, Decoder
 
 EVAL_PRECISIONS = ("auto", "32", "bf16")  # eval.precision: bf16 where native, fp32, bf16
@@ -42,19 +42,32 @@ class StageClock:
         self.last = now
 
 
-def class_mean_check(stats: ClassLatentStats, decoder: Decoder, classifier: ClassifierNet, bf16: bool = False) -> dict:
-    """Decode each μ_y and classify it: does the class mean look like its class?"""
+def class_mean_check(stats: ClassDensity, decoder: Decoder, classifier: ClassifierNet, bf16: bool = False) -> dict:
+    """Decode each class mean μ_y of the density and classify it: does the class mean look like its class?
+
+    For a mixture (more than one component in some class) also each component mean μ_{y,k}:
+    ``components_correct`` is the share of components decoded into their own class, each weighted
+    by its mixture weight w_{y,k} (averaged over classes: 1.0 when every mode looks like its class)."""
     predicted = classifier.predict(decoder.images(stats.mean), bf16=bf16).tolist()
-    return {
+    check: dict = {
         "predicted": predicted,
         "all_correct": all(p == y for y, p in enumerate(predicted)),
         "num_correct": sum(p == y for y, p in enumerate(predicted)),
     }
+    components = stats.gaussian_components()
+    if components is not None and any(len(weights) > 1 for weights, _, _ in components):
+        shares = []
+        for label, (weights, means, _) in enumerate(components):
+            right = classifier.predict(decoder.images(means), bf16=bf16) == label
+            shares.append(float((weights * right.to(weights)).sum() / weights.sum()))
+        check["components_correct"] = round(sum(shares) / len(shares), 6)
+        check["components_correct_per_label"] = [round(share, 6) for share in shares]
+    return check
 
 
 def evaluate_generator(
     generator,
-    stats: ClassLatentStats,
+    stats: ClassDensity,
     decoder: Decoder,
     classifier: ClassifierNet,
     samples_per_label: int,
@@ -63,8 +76,9 @@ def evaluate_generator(
     bf16: bool = False,
     timing: dict[str, float] | None = None,
 ) -> dict:
-    """The generator's parameters and all metrics of eq. 4–5 on ``samples_per_label`` samples per
-    label, computed on the statistics' device; ``bf16`` classifies with a bf16 copy of the network.
+    """The generator's parameters, the class density's name (``latent``) and all metrics of eq. 4–5
+    on ``samples_per_label`` samples per label drawn from the density ``stats``, computed on its
+    device; ``bf16`` classifies with a bf16 copy of the network.
     ``timing``, if given, receives the seconds spent sampling, decoding, classifying and scoring."""
     clock = StageClock(stats.mean.device, timing)
     labels = target_labels(stats.num_classes, samples_per_label).to(stats.mean.device)
@@ -78,6 +92,7 @@ def evaluate_generator(
     clock.lap("score")
     return {
         **generator.params(stats),
+        "latent": stats.name,
         "samples_per_label": samples_per_label,
         "seed": seed,
         "cos": cos,

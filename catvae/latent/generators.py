@@ -1,7 +1,8 @@
-"""§3.5 Generators: draw latent codes of a chosen class from the class statistics.
+"""§3.5 Generators: draw latent codes of a chosen class from a class density.
 
-All three draw z_y = (1/n) Σ_i z_i with z_i ~ N(μ_y, θ ⊙ σ_y) (θ scales the standard deviation);
-they differ only in the shape of θ:
+With the paper's diagonal density all three draw z_y = (1/n) Σ_i z_i with z_i ~ N(μ_y, θ ⊙ σ_y)
+(θ scales the standard deviation); with any density of :mod:`catvae.latent.densities` they draw
+z = centre + θ ⊙ spread (:func:`~catvae.latent.densities.sample_codes`). They differ only in the shape of θ:
 
 - Simple (§3.5.1, eq. 3): one scalar θ;
 - Medium-1 (§3.5.2): θ_d, one per latent dimension (a vector of length D);
@@ -20,7 +21,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from catvae.core.config import instantiate
-from catvae.latent.statistics import ClassLatentStats
+from catvae.latent.densities import ClassDensity, sample_codes
 from catvae.models.networks import Decoder
 
 Theta = float | Sequence | Mapping | None
@@ -133,28 +134,26 @@ class Simple:
         """The shape θ has for ``num_classes`` classes in a ``latent_dim``-dimensional latent space: () for Simple."""
         return ()
 
-    def theta_shape(self, stats: ClassLatentStats) -> tuple[int, ...]:
+    def theta_shape(self, stats: ClassDensity) -> tuple[int, ...]:
         """The shape θ has for these statistics."""
         return self.theta_shape_for(stats.num_classes, stats.latent_dim)
 
-    def scale(self, stats: ClassLatentStats) -> torch.Tensor:
-        """θ broadcast to the L×D shape of the statistics."""
+    def scale(self, stats: ClassDensity) -> torch.Tensor:
+        """θ broadcast to the L×D shape of the density (``theta_full`` of :func:`sample_codes`)."""
         shape = self.theta_shape(stats)
-        return theta_tensor(self.theta, shape, self.fill).to(stats.std).expand_as(stats.std)
+        mean = stats.mean
+        return theta_tensor(self.theta, shape, self.fill).to(mean).expand(stats.num_classes, stats.latent_dim)
 
-    def sample(self, stats: ClassLatentStats, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One latent code per entry of ``labels`` (K), K×D, on the statistics' device.
+    def sample(self, stats: ClassDensity, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One latent code per entry of ``labels`` (K), K×D, on the density's device:
+        z = centre + θ[label] ⊙ spread (:func:`~catvae.latent.densities.sample_codes`).
 
         The noise is drawn on the CPU (from ``generator``) and moved in one copy, so a seed gives
         the same codes on every device.
         """
-        labels = labels.to(stats.mean.device)
-        mean = stats.mean[labels]
-        std = (self.scale(stats) * stats.std)[labels]
-        draws = torch.randn((self.n, *mean.shape), generator=generator, dtype=mean.dtype).to(mean.device)
-        return (mean + std * draws).mean(dim=0)
+        return sample_codes(stats, self.scale(stats), self.n, labels, generator)
 
-    def params(self, stats: ClassLatentStats | None = None) -> dict:
+    def params(self, stats: ClassDensity | None = None) -> dict:
         """Parameters as logged: name, θ, n, and θ_eff = θ/√n averaged over θ's entries. With ``stats``,
         θ is given in full (a number, a D-list or an L×D nested list, every unset entry filled in)."""
         theta: PlainTheta
@@ -212,9 +211,7 @@ def target_labels(labels: list[int] | int, per_label: int) -> torch.Tensor:
     return chosen.repeat_interleave(per_label)
 
 
-def generate_images(
-    generator: Simple, stats: ClassLatentStats, decoder: Decoder, labels: torch.Tensor, seed: int
-) -> torch.Tensor:
+def generate_images(generator: Simple, stats: ClassDensity, decoder: Decoder, labels: torch.Tensor, seed: int) -> torch.Tensor:
     """Decoded images (K×784) for the K target ``labels``, reproducible from ``seed``."""
     codes = generator.sample(stats, labels, torch.Generator().manual_seed(seed))
     return decoder.images(codes)

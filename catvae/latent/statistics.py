@@ -1,13 +1,14 @@
 """Class latent statistics: per label y, the mean μ_y and spread σ_y of the encoded training set.
 
-This is the place later class densities (full covariance, mixtures) plug in: a density needs
-``fit`` from (codes, labels) and to expose what the generators of §3.5 draw from.
+They are the paper's class density (§3.5.1, eq. 3), ``diag`` among :mod:`catvae.latent.densities`:
+N(μ_y, diag σ_y²), drawn as z = μ_y + θ ⊙ σ_y ⊙ ε̄ (ε̄ the mean of n standard normal draws).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
@@ -17,11 +18,12 @@ from catvae.core.errors import DataError
 
 @dataclass
 class ClassLatentStats:
-    """Diagonal Gaussian per class: ``mean`` and ``std`` are L×D, ``count`` is L."""
+    """Diagonal Gaussian per class: ``mean`` and ``std`` are L×D, ``count`` is L (the ``diag`` density)."""
 
     mean: torch.Tensor
     std: torch.Tensor
     count: torch.Tensor
+    name: ClassVar[str] = "diag"
 
     @property
     def num_classes(self) -> int:
@@ -47,6 +49,17 @@ class ClassLatentStats:
     def to(self, device: torch.device | str) -> ClassLatentStats:
         """The same statistics on ``device``."""
         return ClassLatentStats(self.mean.to(device), self.std.to(device), self.count.to(device))
+
+    def draw(
+        self, labels: torch.Tensor, noise: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Centre μ_y and spread σ_y ⊙ ε̄ for each label (``noise`` = ε̄, K×D); draws nothing more."""
+        return self.mean[labels], self.std[labels] * noise
+
+    def gaussian_components(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Per class one component: weight 1, μ_y, diag σ_y²."""
+        ones = torch.ones(1, dtype=self.mean.dtype, device=self.mean.device)
+        return [(ones, self.mean[y, None], torch.diag(self.std[y] ** 2)[None]) for y in range(self.num_classes)]
 
     def save(self, path: str | Path) -> None:
         torch.save(

@@ -27,6 +27,7 @@ from catvae.core.loggers import log_image, log_summary
 from catvae.core.provenance import provenance
 from catvae.data.datamodule import ImageDataModule, TensorDataModule
 from catvae.latent import views as views_module
+from catvae.latent.densities import ClassDensity, FitOptions, fit_densities, save_densities
 from catvae.latent.evaluation import class_mean_check, classify_in_bf16, evaluate_generator
 from catvae.latent.generators import build_generator, generate_images, target_labels
 from catvae.latent.statistics import ClassLatentStats
@@ -140,11 +141,14 @@ def train_classifier(
     return classifier, scores
 
 
-def fit_statistics(vae: VAE, data: ImageDataModule) -> ClassLatentStats:
-    """Per-class μ_y, σ_y of the encoder means of the training split."""
+def fit_class_densities(cfg: DictConfig, vae: VAE, data: ImageDataModule) -> tuple[dict[str, ClassDensity], dict]:
+    """Every class density (:mod:`catvae.latent.densities`; diag is the paper's μ_y, σ_y) fitted on
+    the encoder means of the training split with the options ``densities.*``, on the VAE's device,
+    and the fit's report (seconds per density, GMM components, KDE bandwidths)."""
     images, labels = data.train
     codes = vae.encode_means(images.to(vae.device))
-    return ClassLatentStats.fit(codes, labels.to(vae.device), data.num_classes)
+    densities, report = fit_densities(codes, labels, data.num_classes, FitOptions.from_config(cfg.densities, int(cfg.seed)))
+    return {name: density.to(vae.device) for name, density in densities.items()}, report
 
 
 VIEW_CAPTIONS = {
@@ -153,12 +157,14 @@ VIEW_CAPTIONS = {
 }
 
 
-def latent_views(cfg: DictConfig, vae: VAE, data: ImageDataModule, stats: ClassLatentStats, folder: Path) -> dict[str, Path]:
-    """``latent.png`` and ``manifold.png`` (:mod:`catvae.latent.views`) from the encoded test images."""
+def latent_views(cfg: DictConfig, vae: VAE, data: ImageDataModule, density: ClassDensity, folder: Path) -> dict[str, Path]:
+    """``latent.png`` and ``manifold.png`` (:mod:`catvae.latent.views`) from the encoded test images, with
+    ``density`` drawn as the ellipses of its Gaussian components (a KDE or the prior has none: the
+    diagonal statistics are drawn instead)."""
     images, labels = data.test["test"]
     codes = vae.encode_means(images.to(vae.device))
     title = f"{cfg.data.name} {cfg.vae.name}-{cfg.latent_dim}: test codes, class densities"
-    return views_module.write_views(codes, labels, stats, data.class_names, vae.decoder, folder, title)
+    return views_module.write_views(codes, labels, density, data.class_names, vae.decoder, folder, title)
 
 
 def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
@@ -189,17 +195,22 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
         classifier_seconds = time.perf_counter() - started - vae_seconds
         log.info("classifier: %s", {k: round(v, 4) for k, v in clf_scores.items()})
 
-        stats = fit_statistics(vae, data)
+        densities, density_fit = fit_class_densities(cfg, vae, data)
+        log.info("class densities fitted: %s", density_fit)
+        stats = densities["diag"]
+        assert isinstance(stats, ClassLatentStats)
+        density = densities[str(cfg.latent.name)]  # the one this run evaluates; all are published
         net = classifier.net
         bf16 = classify_in_bf16(cfg, vae.device)
-        mean_check = class_mean_check(stats, vae.decoder, net, bf16)
+        mean_check = class_mean_check(density, vae.decoder, net, bf16)
         generator = build_generator(cfg.generator)
         report = evaluate_generator(
-            generator, stats, vae.decoder, net, cfg.eval.samples_per_label, cfg.eval.seed, cfg.objective.cos, bf16
+            generator, density, vae.decoder, net, cfg.eval.samples_per_label, cfg.eval.seed, cfg.objective.cos, bf16
         )
         log.info(
-            "generator %s: accuracy %.4f, cos_pairwise %.4f, cos_to_mean %.4f, objective %.4f",
-            generator.params(stats),
+            "generator %s on %s: accuracy %.4f, cos_pairwise %.4f, cos_to_mean %.4f, objective %.4f",
+            generator.params(density),
+            density.name,
             report["accuracy"],
             report["cos_pairwise"],
             report["cos_to_mean"],
@@ -209,22 +220,25 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
         artifacts.save_vae(vae.encoder, vae.decoder, list(cfg.vae.hidden), stage / artifacts.VAE_FILE)
         artifacts.save_classifier(net, stage / artifacts.CLASSIFIER_FILE)
         stats.save(stage / artifacts.STATS_FILE)
+        save_densities(densities, stage / artifacts.DENSITIES_FILE, FitOptions.from_config(cfg.densities, int(cfg.seed)))
         columns = int(cfg.eval.grid_per_label)
-        labels = target_labels(stats.num_classes, columns)
+        labels = target_labels(density.num_classes, columns)
         grid = save_grid(
-            generate_images(generator, stats, vae.decoder, labels, cfg.eval.seed),
+            generate_images(generator, density, vae.decoder, labels, cfg.eval.seed),
             stage / artifacts.SAMPLES_FILE,
             columns=columns,
             row_labels=data.class_names,
         )
         views_started = time.perf_counter()
-        views = latent_views(cfg, vae, data, stats, stage)
+        views = latent_views(cfg, vae, data, density if density.gaussian_components() is not None else stats, stage)
         views_seconds = time.perf_counter() - views_started
         summary = {
             "key": dataclasses.asdict(key),
             "vae_test": vae_test,
             "classifier": clf_scores,
             "class_means": mean_check,
+            "latent": density.name,
+            "densities": density_fit,
             "generator": report,
             "timing_s": {
                 "vae": round(vae_seconds, 1),
@@ -240,7 +254,7 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
         write_json(summary, stage / artifacts.SUMMARY_FILE)
     resume.discard(checkpoints, "published")  # resuming is for interrupted runs
     log_summary(loggers, {k: summary[k] for k in ("vae_test", "classifier", "generator", "timing_s")})
-    log_image(loggers, "samples", final / grid.name, f"{generator.params(stats)} one row per label")
+    log_image(loggers, "samples", final / grid.name, f"{generator.params(density)} on {density.name}, one row per label")
     for name, caption in VIEW_CAPTIONS.items():
         if name in views:
             log_image(loggers, Path(name).stem, final / name, caption)

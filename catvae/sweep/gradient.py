@@ -162,6 +162,7 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
     from catvae.core.loggers import log_summary
     from catvae.core.provenance import provenance
     from catvae.core.validate import check_against_artifacts
+    from catvae.latent.densities import sample_codes
     from catvae.latent.evaluation import classify_in_bf16, evaluate_generator
     from catvae.latent.generators import build_generator
     from catvae.search import RESULT_FILE, job_models, models_record
@@ -172,13 +173,12 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
     node = cast(DictConfig, OmegaConf.merge(cfg.generator, {"theta": None, "from_search": None}))  # merging mappings
     base = build_generator(node)
     stats = models.stats
+    density = models.density(str(cfg.latent.name))
     bf16 = classify_in_bf16(cfg, device)
     settings = settings_from(cfg, bf16 and device.type == "cpu")
 
     def sample(theta: torch.Tensor, labels: torch.Tensor, noise: torch.Generator) -> torch.Tensor:
-        labels = labels.to(stats.mean.device)
-        draws = torch.randn((base.n, len(labels), stats.latent_dim), generator=noise).to(stats.mean.device)
-        return stats.mean[labels] + theta.to(stats.mean.device)[labels] * stats.std[labels] * draws.mean(dim=0)
+        return sample_codes(density, theta, base.n, labels, noise)
 
     def decode(codes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(models.decoder(codes))
@@ -203,7 +203,7 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
         generator = build_generator(OmegaConf.create(config))
         report = evaluate_generator(
             generator,
-            stats,
+            density,
             models.decoder,
             models.classifier,
             int(cfg.eval.samples_per_label),
@@ -217,6 +217,7 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
             "device": str(device),
             "models": models_record(models),
             **report,
+            "search": "gradient",
             "gradient": {
                 "weight": point["weight"],
                 "surrogate": point["surrogate"],

@@ -1,8 +1,9 @@
 """Re-running a killed sweep into its own folder: jobs that already finished are not scored again.
 
 A job records in its ``result.json``, under ``request``, what it was asked to score: the
-artifact key and the fingerprint of the models there, the generator config as given, the
-evaluation settings and the device (so a result made on models since retrained is scored again). When the
+artifact key and the fingerprint of the models there, the generator config as given, the class
+density (``latent``), the evaluation settings and the device (so a result made on models since
+retrained is scored again). When the
 same sweep runs again into the same folder (``hydra.sweep.dir=<the killed sweep's folder>``),
 each job whose folder holds a result for the same request returns the recorded objective without
 loading models, scoring or opening a logger run, so the sweep's summary covers every job. Any
@@ -34,6 +35,7 @@ def job_request(cfg: DictConfig, samples_per_label: int) -> dict[str, Any]:
         "key": dataclasses.asdict(key),
         "models": fingerprint(key.folder(cfg.paths.artifacts_dir)) if trained else None,  # cached per file version
         "generator": OmegaConf.to_container(cfg.generator, resolve=True),
+        "latent": str(cfg.latent.name),  # the class density drawn from
         "eval": {
             "samples_per_label": int(samples_per_label),
             "seed": int(cfg.eval.seed),

@@ -1,7 +1,8 @@
-"""The best configuration a search found for each (artifact key, generator), and its use.
+"""The best configuration a search found for each (artifact key, class density, generator), and its use.
 
-Layout: ``{search_records_dir}/{data}/{vae}-{latent_dim}/seed{seed}/{generator}.json``
-(``paths.search_records_dir``, by default ``logs/search/best``). Only the search's sweep summary
+Layout: ``{search_records_dir}/{data}/{vae}-{latent_dim}/seed{seed}/{latent}-{generator}.json``
+(``paths.search_records_dir``, by default ``logs/search/best``; ``latent`` is the class density,
+``latent.name``: a θ tuned on the mixture is no θ for the diagonal Gaussian). Only the search's sweep summary
 writes here; the artifact folder stays ``catvae.train``'s alone, so retraining cannot delete a
 record and a search cannot touch the models. Each record names the models it scored by their
 fingerprint (:func:`catvae.core.artifacts.fingerprint`): a record made on other models (the key
@@ -26,16 +27,17 @@ from catvae.core.files import write_json
 FROM_SEARCH = "generator.from_search"
 
 
-def record_path(records_dir: str | Path, key: ArtifactKey, generator: str) -> Path:
-    """Where the best configuration of ``generator`` on the models of ``key`` is recorded."""
-    return key.folder(records_dir) / f"{generator}.json"
+def record_path(records_dir: str | Path, key: ArtifactKey, generator: str, latent: str) -> Path:
+    """Where the best configuration of ``generator`` drawing from the class density ``latent`` on
+    the models of ``key`` is recorded."""
+    return key.folder(records_dir) / f"{latent}-{generator}.json"
 
 
-def search_command(key: ArtifactKey, generator: str) -> str:
-    """The search that (re)makes a record for ``key`` and ``generator``."""
+def search_command(key: ArtifactKey, generator: str, latent: str) -> str:
+    """The search that (re)makes a record for ``key``, ``generator`` and ``latent``."""
     return (
         f"python -m catvae.search -m data={key.data} vae={key.vae} latent_dim={key.latent_dim} seed={key.seed} "
-        f"generator={generator} search={'paper_grid' if generator == 'simple' else 'optuna'}"
+        f"latent={latent} generator={generator} search={'paper_grid' if generator == 'simple' else 'optuna'}"
     )
 
 
@@ -68,17 +70,17 @@ def _short(fingerprint: dict[str, str]) -> str:
     return ", ".join(f"{name} sha256 {digest[:12]}…" for name, digest in sorted(fingerprint.items()))
 
 
-def load_best(records_dir: str | Path, key: ArtifactKey, generator: str, models: Models) -> dict:
-    """The record of ``generator`` for ``key``, made on ``models`` (as loaded, with their fingerprint).
+def load_best(records_dir: str | Path, key: ArtifactKey, generator: str, models: Models, latent: str) -> dict:
+    """The record of ``generator`` on the density ``latent`` for ``key``, made on ``models`` (as loaded, with their fingerprint).
 
     Raises MissingArtifactsError when no search has been recorded, ArtifactError when the record
     is unreadable or was made on other models; each message names the search that remakes it.
     """
-    path = record_path(records_dir, key, generator)
-    remake = f"Search the current models first, e.g.\n  {search_command(key, generator)}"
+    path = record_path(records_dir, key, generator, latent)
+    remake = f"Search the current models first, e.g.\n  {search_command(key, generator, latent)}"
     if not path.is_file():
         raise MissingArtifactsError(
-            f"{FROM_SEARCH}=best: no search of generator={generator} has been recorded for data={key.data} "
+            f"{FROM_SEARCH}=best: no search of generator={generator} latent={latent} has been recorded for data={key.data} "
             f"vae={key.vae} latent_dim={key.latent_dim} seed={key.seed} ({path} is missing). {remake}"
         )
     try:
@@ -89,7 +91,7 @@ def load_best(records_dir: str | Path, key: ArtifactKey, generator: str, models:
     except (ValueError, KeyError, TypeError) as error:
         raise ArtifactError(
             f"{FROM_SEARCH}=best: the search record {path} is unreadable ({error}); "
-            f"delete it and search again:\n  {search_command(key, generator)}"
+            f"delete it and search again:\n  {search_command(key, generator, latent)}"
         ) from error
     if made_on != models.fingerprint:
         searched = (record.get("provenance") or {}).get("time", "an unknown time")
@@ -99,11 +101,11 @@ def load_best(records_dir: str | Path, key: ArtifactKey, generator: str, models:
             f"{_short(models.fingerprint)}: they were retrained after that search, so its θ was not tuned on them. "
             f"{remake}"
         )
-    check_recorded_theta(record, path, generator, models, key)
+    check_recorded_theta(record, path, generator, models, key, latent)
     return record
 
 
-def check_recorded_theta(record: dict, path: Path, generator: str, models: Models, key: ArtifactKey) -> None:
+def check_recorded_theta(record: dict, path: Path, generator: str, models: Models, key: ArtifactKey, latent: str) -> None:
     """A record's θ and n fit the generator on these models (a hand-edited or foreign record would
     otherwise fail deep in sampling); an ArtifactError naming the record if not."""
     from catvae.latent.generators import Medium1, Medium2, Simple, ThetaError, check_theta
@@ -122,13 +124,14 @@ def check_recorded_theta(record: dict, path: Path, generator: str, models: Model
     if problem is not None:
         raise ArtifactError(
             f"{FROM_SEARCH}=best: the search record {path} holds a {generator} configuration that does not fit "
-            f"the models in {models.folder} ({problem}); delete it and search again:\n  {search_command(key, generator)}"
+            f"the models in {models.folder} ({problem}); delete it and search again:\n  {search_command(key, generator, latent)}"
         )
 
 
-def resolve_generator(node: DictConfig, records_dir: str | Path, key: ArtifactKey, models: Models) -> DictConfig:
+def resolve_generator(node: DictConfig, records_dir: str | Path, key: ArtifactKey, models: Models, latent: str) -> DictConfig:
     """``cfg.generator`` with ``from_search`` resolved: ``best`` replaces θ and n by those of the
-    record made on ``models`` (see :func:`load_best`); null leaves them as configured."""
+    record made on ``models`` with the class density ``latent`` (see :func:`load_best`); null leaves
+    them as configured."""
     from catvae.latent.generators import generator_name
 
     params: Any = OmegaConf.to_container(node, resolve=True)
@@ -136,6 +139,6 @@ def resolve_generator(node: DictConfig, records_dir: str | Path, key: ArtifactKe
     if source is not None:
         if source != "best":
             raise ConfigError(FROM_SEARCH, source, "null or best")
-        record = load_best(records_dir, key, generator_name(params), models)
+        record = load_best(records_dir, key, generator_name(params), models, latent)
         params.update({k: v for k, v in record["config"].items() if k not in ("_target_", "from_search")})
     return OmegaConf.create(params)

@@ -24,7 +24,7 @@ from catvae.core.files import atomic_write
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["job", "generator", "theta", "n", "theta_eff", "accuracy", "cos_pairwise", "cos_to_mean", "objective"]
+COLUMNS = ["job", "generator", "latent", "theta", "n", "theta_eff", "accuracy", "cos_pairwise", "cos_to_mean", "objective"]
 
 
 def read_results(sweep_dir: Path) -> list[dict]:
@@ -44,8 +44,9 @@ def trial_row(result: dict) -> dict:
     return {
         "job": result["job"],
         "generator": result["name"],
+        "latent": result.get("latent", "diag"),  # results from before class densities drew from diag
         "theta": theta if isinstance(theta, (int, float)) else json.dumps(theta),
-        **{name: result[name] for name in COLUMNS[3:]},
+        **{name: result[name] for name in COLUMNS[4:]},
     }
 
 
@@ -136,7 +137,7 @@ def summarize(
     rows = [trial_row(r) for r in results]
     trials = write_trials(rows, sweep_dir / "trials.csv")
     key = results[0]["key"]
-    name = f"{key['vae']}-{key['latent_dim']} {results[0]['name']}"
+    name = f"{key['vae']}-{key['latent_dim']} {results[0].get('latent', 'diag')} {results[0]['name']}"
     figure = plot_figure1({name: rows}, sweep_dir / "figure1.png", f"{key['data']} {name}: {len(rows)} trials")
     candidates = sorted(results, key=lambda r: r["objective"])
     if rescore is not None and rescore_top > 0:
@@ -147,6 +148,7 @@ def summarize(
         "key": key,
         "job": best["job"],
         "config": best["config"],
+        "latent": best.get("latent", "diag"),
         "eval": {k: best[k] for k in ("samples_per_label", "seed", "cos")},
         **{k: best[k] for k in ("name", "theta", "n", "theta_eff", "accuracy", "cos_pairwise", "cos_to_mean", "objective")},
         "models": best.get("models"),
@@ -169,7 +171,8 @@ def summarize(
                 "recorded with the fingerprint of the models it was scored on",
                 sweep_dir,
             )
-        path = record_path(records_dir, ArtifactKey(key["data"], key["vae"], key["latent_dim"], key["seed"]), best["name"])
+        artifact_key = ArtifactKey(key["data"], key["vae"], key["latent_dim"], key["seed"])
+        path = record_path(records_dir, artifact_key, best["name"], record["latent"])
         recorded = record_best(path, dict(record))
         record.update(record=str(path), recorded_as_best=recorded)
     write_json(record, sweep_dir / "best.json")
