@@ -16,7 +16,7 @@ from pathlib import Path
 from catvae.core.errors import ConfigError
 from catvae.core.files import write_text
 from catvae.core.task import command_errors
-from catvae.sweep.summary import plot_figure1, read_trials
+from catvae.sweep.summary import plot_figure1, read_results, read_trials
 
 # Paper, Table 4 (VAE, generator) → (θ / n as printed, cos(x, x'), accuracy).
 PAPER_TABLE4 = {
@@ -58,16 +58,21 @@ def table4(bests: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_sweep_folder(folder: Path) -> None:
+    """A finished search folder holds trials.csv and best.json."""
+    trials, best_file = folder / "trials.csv", folder / "best.json"
+    if not trials.is_file() or not best_file.is_file():
+        missing = " and ".join(file.name for file in (trials, best_file) if not file.is_file())
+        raise ConfigError("SWEEP_DIR", str(folder), f"a finished `python -m catvae.search -m` folder (this one has no {missing})")
+
+
 def report(sweep_dirs: list[Path], out: Path) -> dict[str, Path]:
-    """Write figure1.png and table4.md for the sweeps into ``out``."""
+    """Write figure1.png and table4.md for the sweeps into ``out``; with judged sweeps also the
+    frontier (:func:`frontier`)."""
     curves, bests = {}, []
     for folder in sweep_dirs:
+        check_sweep_folder(folder)
         trials, best_file = folder / "trials.csv", folder / "best.json"
-        if not trials.is_file() or not best_file.is_file():
-            missing = " and ".join(file.name for file in (trials, best_file) if not file.is_file())
-            raise ConfigError(
-                "SWEEP_DIR", str(folder), f"a finished `python -m catvae.search -m` folder (this one has no {missing})"
-            )
         best = json.loads(best_file.read_text())
         label = sweep_label(best)
         while label in curves:
@@ -83,7 +88,119 @@ def report(sweep_dirs: list[Path], out: Path) -> dict[str, Path]:
     figure = plot_figure1(curves, out / "figure1.png", "accuracy vs. cosine similarity", paper)
     table = out / "table4.md"
     write_text(table4(bests), table)
-    return {"figure": figure, "table": table}
+    written = {"figure": figure, "table": table}
+    judged = [folder for folder in sweep_dirs if any("judge_accuracy" in r for r in read_results(folder))]
+    if judged:
+        written.update(frontier(judged, out))
+    return written
+
+
+# ---------------------------------------------------------------- the frontier, judged --------------------------
+
+FRONTIER_LEVELS = (0.99, 0.97, 0.95)  # judge accuracies at which the table compares the curves
+# (result key, column title): eq. 4's terms, then the sample metrics of catvae.latent.sample_metrics
+FRONTIER_COLUMNS = (
+    ("judge_accuracy", "judge acc"),
+    ("cos_pairwise", "cos"),
+    ("accuracy", "paper acc"),
+    ("fid", "FID"),
+    ("precision", "precision"),
+    ("recall", "recall"),
+    ("density", "density"),
+    ("coverage", "coverage"),
+    ("near_copies", "near copies"),
+    ("cas", "CAS"),
+)
+METHOD_TITLES = {"gradient": "gradient", "optuna": "Optuna", "paper_grid": "grid", "grid": "grid"}
+
+
+def curve_name(result: dict) -> str:
+    """``MMD-20 gmm Medium-2 (gradient)``: the VAE, the class density, the generator and how θ was chosen."""
+    key = result["key"]
+    generator = GENERATOR_TITLES.get(result["name"], result["name"])
+    method = METHOD_TITLES.get(result.get("search", "grid"), result.get("search", "grid"))
+    return f"{key['vae'].upper()}-{key['latent_dim']} {result.get('latent', 'diag')} {generator} ({method})"
+
+
+def reference_points(results: list[dict]) -> dict[str, dict]:
+    """The reference rows a sweep's models give: the judge's scores of real test images (half of
+    the test set against the other half) and of the VAE's reconstructions of the test images, read
+    from the judge's and the VAE's ``summary.json`` (absent ones are skipped)."""
+    from catvae.core.artifacts import judge_folder
+
+    found: dict[str, dict] = {}
+    folder = Path((results[0].get("models") or {}).get("folder", ""))
+    summary_file = folder / "summary.json"
+    if not summary_file.is_file():
+        return found
+    summary = json.loads(summary_file.read_text())
+    key = results[0]["key"]
+    data = key["data"]
+    reference = summary.get("reference") or {}
+    if "judge_accuracy" in reference:
+        found[f"{data}: {key['vae'].upper()}-{key['latent_dim']} test reconstructions"] = reference
+    judge_seed = (reference.get("judge") or {}).get("seed", 0)
+    judge_summary = judge_folder(folder.parent.parent.parent, data, judge_seed) / "summary.json"
+    if judge_summary.is_file():
+        real = json.loads(judge_summary.read_text()).get("reference") or {}
+        if "judge_accuracy" in real:
+            found[f"{data}: real test images"] = real
+    return found
+
+
+def at_level(results: list[dict], level: float) -> dict | None:
+    """The most diverse result (lowest cos_pairwise) whose judge accuracy reaches ``level``."""
+    reaching = [r for r in results if r.get("judge_accuracy", 0.0) >= level]
+    return min(reaching, key=lambda r: r["cos_pairwise"]) if reaching else None
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "–"
+    return f"{value:.2f}" if abs(value) >= 10 else f"{value:.4f}"
+
+
+def frontier_table(curves: dict[str, list[dict]], references: dict[str, dict]) -> str:
+    """Markdown: for each curve and each level of FRONTIER_LEVELS, its most diverse point at that
+    judge accuracy (or "–" where the curve never reaches it) with every sample metric; the
+    reference rows first."""
+    titles = [title for _, title in FRONTIER_COLUMNS]
+    lines = [
+        "| curve | level | " + " | ".join(titles) + " | θ / n | samples/label |",
+        "| --- | --- | " + " | ".join("---" for _ in titles) + " | --- | --- |",
+    ]
+    for name, scores in references.items():
+        lines.append(f"| {name} | reference | " + " | ".join(_cell(scores.get(k)) for k, _ in FRONTIER_COLUMNS) + " | – | – |")
+    for name, results in curves.items():
+        for level in FRONTIER_LEVELS:
+            point = at_level(results, level)
+            if point is None:
+                lines.append(f"| {name} | ≥ {level} | " + " | ".join("–" for _ in titles) + " | – | – |")
+                continue
+            cells = " | ".join(_cell(point.get(k)) for k, _ in FRONTIER_COLUMNS)
+            theta = f"{format_theta(point['theta'])} / {point['n']}"
+            lines.append(f"| {name} | ≥ {level} | {cells} | {theta} | {point.get('samples_per_label', '–')} |")
+    return "\n".join(lines) + "\n"
+
+
+def frontier(sweep_dirs: list[Path], out: Path) -> dict[str, Path]:
+    """``frontier.png``: judge accuracy against cos_pairwise, one curve (Pareto front) per sweep
+    (VAE, density, generator, fitting method), real test images and test reconstructions as
+    reference stars; ``frontier.md``: :func:`frontier_table`."""
+    curves: dict[str, list[dict]] = {}
+    references: dict[str, dict] = {}
+    for folder in sweep_dirs:
+        results = [r for r in read_results(folder) if "judge_accuracy" in r]
+        name = curve_name(results[0])
+        while name in curves:
+            name += "'"
+        curves[name] = results
+        references.update(reference_points(results))
+    markers = {name: (scores["cos_pairwise"], scores["judge_accuracy"]) for name, scores in references.items()}
+    figure = plot_figure1(curves, out / "frontier.png", "judged by an independent classifier", markers, accuracy="judge_accuracy")
+    table = out / "frontier.md"
+    write_text(frontier_table(curves, references), table)
+    return {"frontier": figure, "frontier_table": table}
 
 
 def main(argv: list[str] | None = None) -> None:

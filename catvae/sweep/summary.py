@@ -80,31 +80,40 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 
 def plot_figure1(
-    curves: dict[str, list[dict]], path: Path, title: str, markers: dict[str, tuple[float, float]] | None = None
+    curves: dict[str, list[dict]],
+    path: Path,
+    title: str,
+    markers: dict[str, tuple[float, float]] | None = None,
+    accuracy: str = "accuracy",
 ) -> Path:
     """Accuracy against mean cosine similarity, one colour per sweep, each sweep's Pareto front as a
-    line; ``markers`` adds single labelled points (cos, accuracy), e.g. the paper's Table 4 rows."""
+    line; ``markers`` adds single labelled points (cos, accuracy), e.g. the paper's Table 4 rows.
+    ``accuracy`` names the rows' accuracy (``judge_accuracy``: the independent judge's)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(6.4, 4.8))
-    for label, rows in curves.items():
-        points = [(row["cos_pairwise"], row["accuracy"]) for row in rows]
+    crowded = len(curves) + len(markers or {}) > 6  # then a wider figure with the legend beside the axes
+    figure, axes = plt.subplots(figsize=(11.5, 6.4) if crowded else (6.4, 4.8))
+    colours = plt.get_cmap("tab20" if crowded else "tab10")
+    for index, (label, rows) in enumerate(curves.items()):
+        points = [(row["cos_pairwise"], row[accuracy]) for row in rows]
         cos_values, accuracies = zip(*points)
-        scatter = axes.scatter(cos_values, accuracies, s=14, alpha=0.45)
+        colour = colours(index % colours.N)
+        axes.scatter(cos_values, accuracies, s=14, alpha=0.45, color=colour)
         front = [points[i] for i in pareto_front(points)]
-        # matplotlib's stub types get_facecolor() as a colour or colours; a scatter's is an N×4 RGBA array.
-        colour = scatter.get_facecolor()[0][:3]  # type: ignore[index]
-        axes.plot(*zip(*front), marker="o", color=colour, label=f"{label} (Pareto front)")
-    for label, (cos, accuracy) in (markers or {}).items():
-        axes.scatter([cos], [accuracy], marker="*", s=160, edgecolor="black", zorder=3, label=label)
+        axes.plot(*zip(*front), marker="o", markersize=4, color=colour, label=f"{label} (Pareto front)")
+    for label, (cos, marked) in (markers or {}).items():
+        axes.scatter([cos], [marked], marker="*", s=160, edgecolor="black", zorder=3, label=label)
     axes.set_xlabel("mean cosine similarity between samples (lower = more diverse)")
-    axes.set_ylabel("accuracy")
+    axes.set_ylabel("accuracy" if accuracy == "accuracy" else f"accuracy ({accuracy.removesuffix('_accuracy')})")
     axes.set_title(title)
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
+    if crowded:
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    else:
+        axes.legend(loc="lower right")
     figure.tight_layout()
     with atomic_write(path, binary=True) as handle:
         figure.savefig(handle, dpi=120, format=path.suffix.lstrip(".") or "png")
