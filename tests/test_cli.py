@@ -42,7 +42,10 @@ def artifacts_copy(trained, tmp_path) -> Path:
     return log_dir
 
 
-UNKNOWN_KEY = "vae.lrr=1 is not allowed: 'vae' has no key 'lrr'; its keys are name, epochs, lr, schedule, hidden, objective"
+UNKNOWN_KEY = (
+    "vae.lrr=1 is not allowed: 'vae' has no key 'lrr'; "
+    "its keys are name, epochs, lr, schedule, hidden, objective, arch, channels, kernel, conditional"
+)
 # More refusals, checked in-process (same messages, no subprocess each): tests/test_validate.py.
 TRAIN_CASES = [
     (["vae.lr=-1"], "vae.lr=-1.0 is not allowed: a number > 0"),

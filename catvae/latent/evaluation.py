@@ -11,7 +11,7 @@ from catvae.core.device import fast_bf16
 from catvae.latent.generators import target_labels
 from catvae.latent.metrics import score_samples
 from catvae.latent.statistics import ClassLatentStats
-from catvae.models.networks import ClassifierNet, Decoder
+from catvae.models.networks import ClassifierNet, ImageDecoder
 
 EVAL_PRECISIONS = ("auto", "32", "bf16")  # eval.precision: bf16 where native, fp32, bf16
 
@@ -42,9 +42,14 @@ class StageClock:
         self.last = now
 
 
-def class_mean_check(stats: ClassLatentStats, decoder: Decoder, classifier: ClassifierNet, bf16: bool = False) -> dict:
+def class_mean_images(stats: ClassLatentStats, decoder: ImageDecoder) -> torch.Tensor:
+    """The decoded class means μ_y (L×784), each decoded with its label y (a CVAE needs it)."""
+    return decoder.images(stats.mean, torch.arange(stats.num_classes, device=stats.mean.device))
+
+
+def class_mean_check(stats: ClassLatentStats, decoder: ImageDecoder, classifier: ClassifierNet, bf16: bool = False) -> dict:
     """Decode each μ_y and classify it: does the class mean look like its class?"""
-    predicted = classifier.predict(decoder.images(stats.mean), bf16=bf16).tolist()
+    predicted = classifier.predict(class_mean_images(stats, decoder), bf16=bf16).tolist()
     return {
         "predicted": predicted,
         "all_correct": all(p == y for y, p in enumerate(predicted)),
@@ -55,7 +60,7 @@ def class_mean_check(stats: ClassLatentStats, decoder: Decoder, classifier: Clas
 def evaluate_generator(
     generator,
     stats: ClassLatentStats,
-    decoder: Decoder,
+    decoder: ImageDecoder,
     classifier: ClassifierNet,
     samples_per_label: int,
     seed: int,
@@ -70,11 +75,11 @@ def evaluate_generator(
     labels = target_labels(stats.num_classes, samples_per_label).to(stats.mean.device)
     codes = generator.sample(stats, labels, torch.Generator().manual_seed(seed))
     clock.lap("sample")
-    images = decoder.images(codes)
+    images = decoder.images(codes, labels)  # a conditional decoder (CVAE) draws the target class
     clock.lap("decode")
     predictions = classifier.predict(images, bf16=bf16)
     clock.lap("classify")
-    scores = score_samples(images, labels, predictions, decoder.images(stats.mean), stats.num_classes, cos)
+    scores = score_samples(images, labels, predictions, class_mean_images(stats, decoder), stats.num_classes, cos)
     clock.lap("score")
     return {
         **generator.params(stats),

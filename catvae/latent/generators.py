@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from catvae.core.config import instantiate
 from catvae.latent.statistics import ClassLatentStats
-from catvae.models.networks import Decoder
+from catvae.models.networks import ImageDecoder
 
 Theta = float | Sequence | Mapping | None
 PlainTheta = float | list | dict | None  # θ as plain Python containers (what _plain returns)
@@ -213,8 +213,9 @@ def target_labels(labels: list[int] | int, per_label: int) -> torch.Tensor:
 
 
 def generate_images(
-    generator: Simple, stats: ClassLatentStats, decoder: Decoder, labels: torch.Tensor, seed: int
+    generator: Simple, stats: ClassLatentStats, decoder: ImageDecoder, labels: torch.Tensor, seed: int
 ) -> torch.Tensor:
-    """Decoded images (K×784) for the K target ``labels``, reproducible from ``seed``."""
+    """Decoded images (K×784) for the K target ``labels``, reproducible from ``seed``; a conditional
+    decoder (CVAE) is given the labels."""
     codes = generator.sample(stats, labels, torch.Generator().manual_seed(seed))
-    return decoder.images(codes)
+    return decoder.images(codes, labels.to(codes.device))

@@ -85,10 +85,26 @@ def training_device(cfg: DictConfig):
     return resolve_device(str(cfg.trainer.accelerator))
 
 
+def make_vae(cfg: DictConfig) -> VAE:
+    """The VAE ``cfg.vae`` names: its networks (``arch``, ``hidden``, ``channels``, ``kernel``;
+    ``conditional`` feeds the one-hot label of ``data.num_classes`` classes, the CVAE) and objective."""
+    return VAE(
+        int(cfg.latent_dim),
+        instantiate(cfg.vae.objective),
+        list(cfg.vae.hidden),
+        float(cfg.vae.lr),
+        str(cfg.vae.schedule),
+        arch=str(cfg.vae.arch),
+        channels=list(cfg.vae.channels),
+        kernel=int(cfg.vae.kernel),
+        num_classes=int(cfg.data.num_classes) if cfg.vae.conditional else 0,
+    )
+
+
 def train_vae(cfg: DictConfig, data: ImageDataModule, loggers: list[Logger], checkpoint_dir: Path) -> tuple[VAE, dict]:
     """Fit the VAE (§3.3), or continue it from its checkpoint, and report its test-set terms in nats per image."""
     resume.seed_stage(cfg, "vae")
-    vae = VAE(int(cfg.latent_dim), instantiate(cfg.vae.objective), list(cfg.vae.hidden), float(cfg.vae.lr), str(cfg.vae.schedule))
+    vae = make_vae(cfg)
     make_trainer(cfg, "vae", cfg.vae.epochs, loggers, checkpoint_dir).fit(
         vae, datamodule=data, ckpt_path=resume.resume_point(cfg, checkpoint_dir, "vae", cfg.vae.epochs)
     )
@@ -104,7 +120,8 @@ def reconstruction_data(vae: VAE, data: ImageDataModule, batch_size: int) -> Ten
     device = vae.device
 
     def recon(pair):
-        return vae.reconstruct(pair[0].to(device)), pair[1].to(device)
+        labels = pair[1].to(device)
+        return vae.reconstruct(pair[0].to(device), labels), labels
 
     test_x, test_y = data.test["test"]
     train = recon(data.train)  # computed once: trained on, and scored again in evaluation mode
@@ -140,9 +157,9 @@ def train_classifier(
 
 
 def fit_statistics(vae: VAE, data: ImageDataModule) -> ClassLatentStats:
-    """Per-class μ_y, σ_y of the encoder means of the training split."""
+    """Per-class μ_y, σ_y of the encoder means of the training split (a CVAE's with the true labels)."""
     images, labels = data.train
-    codes = vae.encode_means(images.to(vae.device))
+    codes = vae.encode_means(images.to(vae.device), labels.to(vae.device))
     return ClassLatentStats.fit(codes, labels.to(vae.device), data.num_classes)
 
 
@@ -191,7 +208,7 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
             report["objective"],
         )
 
-        artifacts.save_vae(vae.encoder, vae.decoder, list(cfg.vae.hidden), stage / artifacts.VAE_FILE)
+        artifacts.save_vae(vae.encoder, vae.decoder, stage / artifacts.VAE_FILE)
         artifacts.save_classifier(net, stage / artifacts.CLASSIFIER_FILE)
         stats.save(stage / artifacts.STATS_FILE)
         columns = int(cfg.eval.grid_per_label)
