@@ -56,7 +56,7 @@ TRAIN_CASES = [
     (["latent_dim=0"], "latent_dim=0 is not allowed: an integer >= 1"),
     (["vae.lrr=1"], UNKNOWN_KEY),
     (["+vae.lrr=1"], UNKNOWN_KEY),
-    (["vae=vq"], "vae='vq' is not allowed: one of elbo, mmd"),
+    (["vae=vq"], "vae='vq' is not allowed: one of cvae, elbo, elbo_conv, mmd, mmd_conv"),
     (["vae=mmd", "vae.objective.weight=-1"], "vae.objective.weight=-1 is not allowed: a number >= 0"),
     (["data.batch_size=0"], "data.batch_size=0 is not allowed: an integer >= 1"),
     (["data.val_size=1.0"], "data.val_size=1.0 is not allowed: a fraction in [0, 1) of the training images, or a whole number"),

@@ -53,7 +53,7 @@ def test_conv_networks_shapes_and_one_training_step(spec):
     optimizer.step()
     assert all(not torch.equal(before[name], p) for name, p in vae.named_parameters())
     torch.manual_seed(1)
-    assert float(vae(images, labels)["loss"]) < float(loss)
+    assert float(vae(images, labels)["loss"].detach()) < float(loss.detach())
 
 
 def test_spec_refuses_what_it_cannot_build():
