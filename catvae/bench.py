@@ -267,7 +267,7 @@ def write_fresh_artifacts(artifacts_dir: Path, latent_dim: int = 20) -> None:
     folder = ArtifactKey("mnist", "elbo", latent_dim, 0).folder(artifacts_dir)
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    artifacts.save_vae(Encoder(latent_dim), Decoder(latent_dim), [500, 500], folder / artifacts.VAE_FILE)
+    artifacts.save_vae(Encoder(latent_dim), Decoder(latent_dim), folder / artifacts.VAE_FILE)
     artifacts.save_classifier(ClassifierNet(10), folder / artifacts.CLASSIFIER_FILE)
     ClassLatentStats(torch.randn(10, latent_dim), torch.rand(10, latent_dim) + 0.5, torch.full((10,), 5500)).save(
         folder / artifacts.STATS_FILE

@@ -151,7 +151,7 @@ CASES: list[tuple[str, str, Callable[[Path], None], str]] = [
     (
         "other-dim",
         "vae.pt",
-        lambda p: save_vae(Encoder(3, [8]), Decoder(3, [8]), [8], p),
+        lambda p: save_vae(Encoder(3, [8]), Decoder(3, [8]), p),
         "holds a VAE with latent_dim=3 in the folder of latent_dim=4",
     ),
 ]
@@ -170,7 +170,7 @@ def test_bad_artifact_file_is_named_with_the_command_that_remakes_it(artifacts, 
 
 def test_artifacts_round_trip_with_their_format_version(tmp_path):
     encoder, decoder, net = Encoder(2, [16]), Decoder(2, [16]), ClassifierNet(3)
-    save_vae(encoder, decoder, [16], tmp_path / "vae.pt")
+    save_vae(encoder, decoder, tmp_path / "vae.pt")
     save_classifier(net, tmp_path / "classifier.pt")
     stats = ClassLatentStats(torch.randn(3, 2), torch.rand(3, 2), torch.tensor([4, 5, 6]))
     stats.save(tmp_path / "stats.pt")

@@ -42,7 +42,10 @@ def artifacts_copy(trained, tmp_path) -> Path:
     return log_dir
 
 
-UNKNOWN_KEY = "vae.lrr=1 is not allowed: 'vae' has no key 'lrr'; its keys are name, epochs, lr, schedule, hidden, objective"
+UNKNOWN_KEY = (
+    "vae.lrr=1 is not allowed: 'vae' has no key 'lrr'; "
+    "its keys are name, epochs, lr, schedule, hidden, objective, arch, channels, kernel, conditional"
+)
 # More refusals, checked in-process (same messages, no subprocess each): tests/test_validate.py.
 TRAIN_CASES = [
     (["vae.lr=-1"], "vae.lr=-1.0 is not allowed: a number > 0"),
@@ -53,7 +56,7 @@ TRAIN_CASES = [
     (["latent_dim=0"], "latent_dim=0 is not allowed: an integer >= 1"),
     (["vae.lrr=1"], UNKNOWN_KEY),
     (["+vae.lrr=1"], UNKNOWN_KEY),
-    (["vae=vq"], "vae='vq' is not allowed: one of elbo, mmd"),
+    (["vae=vq"], "vae='vq' is not allowed: one of cvae, elbo, elbo_conv, mmd, mmd_conv"),
     (["vae=mmd", "vae.objective.weight=-1"], "vae.objective.weight=-1 is not allowed: a number >= 0"),
     (["data.batch_size=0"], "data.batch_size=0 is not allowed: an integer >= 1"),
     (["data.val_size=1.0"], "data.val_size=1.0 is not allowed: a fraction in [0, 1) of the training images, or a whole number"),

@@ -20,7 +20,7 @@ def options(group: str) -> list[str]:
 
 
 def test_groups_are_the_expected_ones():
-    assert options("vae") == ["elbo", "mmd"]
+    assert options("vae") == ["cvae", "elbo", "elbo_conv", "mmd", "mmd_conv"]
     assert options("data") == ["fashion_mnist", "idx", "mnist"]
     assert options("logger") == ["csv", "none", "wandb"]
     assert options("trainer") == ["cpu", "default", "gpu"]
@@ -45,13 +45,29 @@ def test_search_configs(make_config, search):
         assert cfg.search.theta_step == 0.1 and cfg.search.storage_url.startswith("sqlite:///")
 
 
+# vae option: objective, arch, hidden, conditional, epochs
+VAES = {
+    "elbo": ("elbo", "mlp", [500, 500], False, 25),
+    "mmd": ("mmd", "mlp", [500, 500], False, 25),
+    "elbo_conv": ("elbo", "conv", [], False, 8),
+    "mmd_conv": ("mmd", "conv", [], False, 8),
+    "cvae": ("elbo", "mlp", [500, 500], True, 25),
+}
+
+
+def test_every_vae_option_is_described():
+    assert sorted(VAES) == options("vae")
+
+
 @pytest.mark.parametrize("vae", options("vae"))
 def test_vae_objectives(make_config, vae):
     cfg = make_config(overrides=[f"vae={vae}"])
     objective = instantiate(cfg.vae.objective)
-    assert objective.name == cfg.vae.name == vae
-    assert isinstance(objective, {"elbo": objectives.ELBO, "mmd": objectives.MMD}[vae])
-    assert list(cfg.vae.hidden) == [500, 500] and (cfg.vae.lr, cfg.vae.schedule) == (3e-3, "onecycle")
+    name, arch, hidden, conditional, epochs = VAES[vae]
+    assert objective.name == name and cfg.vae.name == vae
+    assert isinstance(objective, {"elbo": objectives.ELBO, "mmd": objectives.MMD}[name])
+    assert (cfg.vae.arch, list(cfg.vae.hidden), cfg.vae.conditional, cfg.vae.epochs) == (arch, hidden, conditional, epochs)
+    assert (cfg.vae.lr, cfg.vae.schedule) == (3e-3, "onecycle")
 
 
 def test_data_mnist_and_idx(make_config, tmp_path):

@@ -11,12 +11,13 @@ from hydra.errors import ConfigCompositionException
 
 from catvae.core.config import CONF_DIR, instantiate
 from catvae.core.errors import ConfigError
-from catvae.core.schema import Cos, Schedule
+from catvae.core.schema import Arch, Cos, Schedule
 from catvae.core.task import composition_error
 from catvae.core.validate import VALIDATORS, check_against_artifacts
 from catvae.latent.generators import Medium2, build_generator, theta_tensor
 from catvae.latent.metrics import COS_CHOICES
 from catvae.latent.statistics import ClassLatentStats
+from catvae.models.networks import ARCHITECTURES
 from catvae.models.optim import SCHEDULES
 from catvae.paper import paper_experiments
 from catvae.sweep.space import theta_names
@@ -50,7 +51,7 @@ def test_validate_resolves_nothing_it_need_not():
 
 
 def test_schema_choices_are_the_libraries():
-    assert get_args(Schedule) == SCHEDULES and get_args(Cos) == COS_CHOICES
+    assert get_args(Schedule) == SCHEDULES and get_args(Cos) == COS_CHOICES and get_args(Arch) == ARCHITECTURES
 
 
 TRAIN_REFUSALS = [
@@ -61,6 +62,15 @@ TRAIN_REFUSALS = [
     (["vae.lr=1e-3", "classifier.model.lr=-0.5"], "classifier.model.lr=-0.5 is not allowed: a number > 0"),
     (["vae.hidden=[500,a]"], "vae.hidden[1]='a' is not allowed: an integer"),
     (["vae.hidden=[500,0]"], "vae.hidden.1=0 is not allowed: an integer >= 1"),
+    (["vae=elbo_conv", "vae.kernel=5"], "vae.kernel=5 is not allowed: 3 or 4 (stride-2 convolutions with padding 1)"),
+    (
+        ["vae=mmd_conv", "vae.channels=[8,8,8]"],
+        "vae.channels=[8, 8, 8] is not allowed: a list of 1 or 2 channel counts "
+        "(each stride-2 convolution halves the side: 28 → 14 → 7)",
+    ),
+    (["vae=elbo_conv", "vae.channels=[8,0]"], "vae.channels.1=0 is not allowed: an integer >= 1"),
+    (["vae.arch=rnn"], "vae.arch='rnn' is not allowed: one of mlp, conv"),
+    (["vae=cvae", "vae.conditional=maybe"], "vae.conditional='maybe' is not allowed: true or false"),
     (["data.limit_train=0"], "data.limit_train=0 is not allowed: an integer >= 1"),
     (["data.limit_train=abc"], "data.limit_train='abc' is not allowed: an integer or null"),
     (["data.eval_batch_size=0"], "data.eval_batch_size=0 is not allowed: an integer >= 1"),

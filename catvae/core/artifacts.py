@@ -29,7 +29,7 @@ from catvae.core.errors import MissingArtifactsError
 from catvae.core.files import swap_folder
 from catvae.latent.densities import ClassDensity, load_densities
 from catvae.latent.statistics import ClassLatentStats
-from catvae.models.networks import ClassifierNet, Decoder, Encoder
+from catvae.models.networks import ARCHITECTURES, ClassifierNet, ImageDecoder, ImageEncoder, NetworkSpec, build_networks
 
 VAE_FILE, CLASSIFIER_FILE, STATS_FILE, DENSITIES_FILE, SUMMARY_FILE, SAMPLES_FILE = (
     "vae.pt",
@@ -72,8 +72,8 @@ class ArtifactKey:
 class Models:
     """Everything generation needs, loaded in evaluation mode."""
 
-    encoder: Encoder
-    decoder: Decoder
+    encoder: ImageEncoder
+    decoder: ImageDecoder
     classifier: ClassifierNet
     stats: ClassLatentStats  # the paper's diagonal density, ``density("diag")``
     folder: Path
@@ -89,16 +89,14 @@ class Models:
         return self.densities[name]
 
 
-def save_vae(encoder: Encoder, decoder: Decoder, hidden: list[int], path: Path) -> None:
+def save_vae(encoder: ImageEncoder, decoder: ImageDecoder, path: Path) -> None:
+    """Write ``vae.pt``: the networks' description (:class:`NetworkSpec`: ``arch``, ``latent_dim``,
+    ``hidden``, ``channels``, ``kernel``, ``num_classes``) beside their weights."""
+    if encoder.spec != decoder.spec:
+        raise ValueError(f"encoder {encoder.spec} and decoder {decoder.spec} are not one VAE's networks")
     torch.save(
         artifact_format.stamp(
-            "vae",
-            {
-                "latent_dim": encoder.latent_dim,
-                "hidden": list(hidden),
-                "encoder": encoder.state_dict(),
-                "decoder": decoder.state_dict(),
-            },
+            "vae", {**encoder.spec.as_dict(), "encoder": encoder.state_dict(), "decoder": decoder.state_dict()}
         ),
         path,
     )
@@ -155,14 +153,38 @@ def _whole_number(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
-def read_vae(path: Path, remake: str | None = None) -> tuple[Encoder, Decoder]:
-    """Encoder and decoder from a ``vae.pt`` written by :func:`save_vae`; a bad file is an ArtifactError."""
+def read_vae(path: Path, remake: str | None = None) -> tuple[ImageEncoder, ImageDecoder]:
+    """Encoder and decoder of the architecture a ``vae.pt`` written by :func:`save_vae` names;
+    a bad file (an unknown or missing ``arch`` included) is an ArtifactError."""
     state = artifact_format.read(path, "vae", remake)
-    latent_dim, hidden = state.get("latent_dim"), state.get("hidden")
-    if not _whole_number(latent_dim) or not isinstance(hidden, list) or not all(map(_whole_number, hidden)):
-        raise artifact_format.broken(path, f"latent_dim={latent_dim!r}, hidden={hidden!r} do not describe a VAE", remake)
-    encoder = artifact_format.load_network(lambda: Encoder(latent_dim, hidden), state.get("encoder"), "encoder", path, remake)
-    decoder = artifact_format.load_network(lambda: Decoder(latent_dim, hidden), state.get("decoder"), "decoder", path, remake)
+    arch = state.get("arch")
+    if arch not in ARCHITECTURES:
+        built = ", ".join(ARCHITECTURES)
+        what = (
+            f"holds no 'arch' field naming its networks (written before catvae built several; this one builds {built})"
+            if arch is None
+            else f"names arch={arch!r}, which this catvae does not build (it builds {built})"
+        )
+        raise artifact_format.broken(path, what, remake)
+    fields = {name: state.get(name) for name in ("latent_dim", "hidden", "channels", "kernel", "num_classes")}
+    hidden, channels, num_classes = fields["hidden"], fields["channels"], fields["num_classes"]
+    described = ", ".join(f"{name}={value!r}" for name, value in fields.items())
+    if not (
+        _whole_number(fields["latent_dim"])
+        and _whole_number(fields["kernel"])
+        and isinstance(hidden, list)
+        and all(map(_whole_number, hidden))
+        and isinstance(channels, list)
+        and all(map(_whole_number, channels))
+        and (num_classes == 0 or _whole_number(num_classes))
+    ):
+        raise artifact_format.broken(path, f"{described} do not describe a VAE", remake)
+    try:
+        spec = NetworkSpec(arch, fields["latent_dim"], tuple(hidden), tuple(channels), fields["kernel"], num_classes)
+    except ValueError as exc:
+        raise artifact_format.broken(path, f"{described} do not describe a {arch} VAE ({exc})", remake) from None
+    encoder = artifact_format.load_network(lambda: build_networks(spec)[0], state.get("encoder"), "encoder", path, remake)
+    decoder = artifact_format.load_network(lambda: build_networks(spec)[1], state.get("decoder"), "decoder", path, remake)
     return encoder, decoder
 
 

@@ -30,6 +30,7 @@ from omegaconf import MISSING, DictConfig, ListConfig
 Schedule = Literal["constant", "onecycle"]  # catvae.models.optim.SCHEDULES
 Cos = Literal["pairwise", "to_mean"]  # catvae.latent.metrics.COS_CHOICES
 DensityName = Literal["diag", "full", "gmm", "kde", "prior"]  # catvae.latent.densities.DENSITY_NAMES
+Arch = Literal["mlp", "conv"]  # catvae.models.networks.ARCHITECTURES
 
 # Names in Hydra's ConfigStore that the primary YAML files list first in their defaults.
 TRAIN_SCHEMA, SEARCH_SCHEMA, GENERATE_SCHEMA = "catvae_train_schema", "catvae_search_schema", "catvae_generate_schema"
@@ -55,7 +56,11 @@ class DataConfig:
 
 @dataclass
 class VaeConfig:
-    """``conf/vae``: the VAE stage; ``objective`` is a ``_target_`` node whose arguments depend on the class."""
+    """``conf/vae``: the VAE stage; ``objective`` is a ``_target_`` node whose arguments depend on the class.
+
+    The networks (:class:`catvae.models.networks.NetworkSpec`): ``arch`` mlp (Tables 1–2, widths
+    ``hidden``) or conv (strided convolutions of ``channels`` and ``kernel``, then fully connected
+    layers ``hidden``); ``conditional`` appends the one-hot label to both networks' inputs (CVAE)."""
 
     name: str = MISSING
     epochs: int = MISSING
@@ -63,6 +68,10 @@ class VaeConfig:
     schedule: Schedule = MISSING
     hidden: List[int] = MISSING
     objective: Dict[str, Any] = MISSING
+    arch: Arch = "mlp"
+    channels: List[int] = field(default_factory=lambda: [32, 64])  # arch=conv only
+    kernel: int = 4  # arch=conv only
+    conditional: bool = False
 
 
 @dataclass

@@ -183,11 +183,21 @@ def check_data(cfg: DictConfig) -> None:
 
 
 def check_vae(cfg: DictConfig) -> None:
-    """Epochs, learning rate, layer widths and the objective's arguments (MMD: weight >= 0, scale > 0 or null)."""
+    """Epochs, learning rate, layer widths, the convolutions of ``vae.arch=conv`` and the
+    objective's arguments (MMD: weight >= 0, scale > 0 or null)."""
     at_least(cfg, "vae.epochs", 1)
     number(cfg, "vae.lr", 0, above=True)
     for index, width in enumerate(cfg.vae.hidden):
         integer_at_least(f"vae.hidden.{index}", width, 1)
+    if cfg.vae.arch == "conv":  # catvae.models.networks.ConvEncoder
+        channels = list(cfg.vae.channels)
+        if not 1 <= len(channels) <= 2:
+            allowed = "a list of 1 or 2 channel counts (each stride-2 convolution halves the side: 28 → 14 → 7)"
+            raise ConfigError("vae.channels", channels, allowed)
+        for index, width in enumerate(channels):
+            integer_at_least(f"vae.channels.{index}", width, 1)
+        if cfg.vae.kernel not in (3, 4):
+            raise ConfigError("vae.kernel", cfg.vae.kernel, "3 or 4 (stride-2 convolutions with padding 1)")
     objective = cfg.vae.objective
     check_arguments(objective, "vae.objective")
     if "weight" in objective:

@@ -11,7 +11,7 @@ from catvae.core.device import fast_bf16
 from catvae.latent.densities import ClassDensity
 from catvae.latent.generators import target_labels
 from catvae.latent.metrics import score_samples
-from catvae.models.networks import ClassifierNet, Decoder
+from catvae.models.networks import ClassifierNet, ImageDecoder
 
 EVAL_PRECISIONS = ("auto", "32", "bf16")  # eval.precision: bf16 where native, fp32, bf16
 
@@ -42,13 +42,18 @@ class StageClock:
         self.last = now
 
 
-def class_mean_check(stats: ClassDensity, decoder: Decoder, classifier: ClassifierNet, bf16: bool = False) -> dict:
+def class_mean_images(stats: ClassDensity, decoder: ImageDecoder) -> torch.Tensor:
+    """The decoded class means μ_y (L×784), each decoded with its label y (a CVAE needs it)."""
+    return decoder.images(stats.mean, torch.arange(stats.num_classes, device=stats.mean.device))
+
+
+def class_mean_check(stats: ClassDensity, decoder: ImageDecoder, classifier: ClassifierNet, bf16: bool = False) -> dict:
     """Decode each class mean μ_y of the density and classify it: does the class mean look like its class?
 
     For a mixture (more than one component in some class) also each component mean μ_{y,k}:
     ``components_correct`` is the share of components decoded into their own class, each weighted
     by its mixture weight w_{y,k} (averaged over classes: 1.0 when every mode looks like its class)."""
-    predicted = classifier.predict(decoder.images(stats.mean), bf16=bf16).tolist()
+    predicted = classifier.predict(class_mean_images(stats, decoder), bf16=bf16).tolist()
     check: dict = {
         "predicted": predicted,
         "all_correct": all(p == y for y, p in enumerate(predicted)),
@@ -58,7 +63,8 @@ def class_mean_check(stats: ClassDensity, decoder: Decoder, classifier: Classifi
     if components is not None and any(len(weights) > 1 for weights, _, _ in components):
         shares = []
         for label, (weights, means, _) in enumerate(components):
-            right = classifier.predict(decoder.images(means), bf16=bf16) == label
+            labels = torch.full((len(means),), label, dtype=torch.long, device=means.device)
+            right = classifier.predict(decoder.images(means, labels), bf16=bf16) == label
             shares.append(float((weights * right.to(weights)).sum() / weights.sum()))
         check["components_correct"] = round(sum(shares) / len(shares), 6)
         check["components_correct_per_label"] = [round(share, 6) for share in shares]
@@ -68,7 +74,7 @@ def class_mean_check(stats: ClassDensity, decoder: Decoder, classifier: Classifi
 def evaluate_generator(
     generator,
     stats: ClassDensity,
-    decoder: Decoder,
+    decoder: ImageDecoder,
     classifier: ClassifierNet,
     samples_per_label: int,
     seed: int,
@@ -84,11 +90,11 @@ def evaluate_generator(
     labels = target_labels(stats.num_classes, samples_per_label).to(stats.mean.device)
     codes = generator.sample(stats, labels, torch.Generator().manual_seed(seed))
     clock.lap("sample")
-    images = decoder.images(codes)
+    images = decoder.images(codes, labels)  # a conditional decoder (CVAE) draws the target class
     clock.lap("decode")
     predictions = classifier.predict(images, bf16=bf16)
     clock.lap("classify")
-    scores = score_samples(images, labels, predictions, decoder.images(stats.mean), stats.num_classes, cos)
+    scores = score_samples(images, labels, predictions, class_mean_images(stats, decoder), stats.num_classes, cos)
     clock.lap("score")
     return {
         **generator.params(stats),

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from catvae.core.config import instantiate
 from catvae.latent.densities import ClassDensity, sample_codes
-from catvae.models.networks import Decoder
+from catvae.models.networks import ImageDecoder
 
 Theta = float | Sequence | Mapping | None
 PlainTheta = float | list | dict | None  # θ as plain Python containers (what _plain returns)
@@ -211,7 +211,10 @@ def target_labels(labels: list[int] | int, per_label: int) -> torch.Tensor:
     return chosen.repeat_interleave(per_label)
 
 
-def generate_images(generator: Simple, stats: ClassDensity, decoder: Decoder, labels: torch.Tensor, seed: int) -> torch.Tensor:
-    """Decoded images (K×784) for the K target ``labels``, reproducible from ``seed``."""
+def generate_images(
+    generator: Simple, stats: ClassDensity, decoder: ImageDecoder, labels: torch.Tensor, seed: int
+) -> torch.Tensor:
+    """Decoded images (K×784) for the K target ``labels``, reproducible from ``seed``; a conditional
+    decoder (CVAE) is given the labels."""
     codes = generator.sample(stats, labels, torch.Generator().manual_seed(seed))
-    return decoder.images(codes)
+    return decoder.images(codes, labels.to(codes.device))

@@ -1,4 +1,9 @@
-"""§3.3 The VAE: one LightningModule whose variants differ only in the objective's regulariser."""
+"""§3.3 The VAE: one LightningModule whose variants differ only in their networks and the objective's regulariser.
+
+The networks are named by a :class:`~catvae.models.networks.NetworkSpec` (the paper's MLPs, a small
+convolutional pair, or the MLPs conditioned on the label: the CVAE baseline); the objective is
+ELBO or MMD (:mod:`catvae.models.objectives`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 
 from catvae.models.epoch_means import EpochMeans
-from catvae.models.networks import Decoder, Encoder
+from catvae.models.networks import NetworkSpec, build_networks
 from catvae.models.objectives import Objective, bernoulli_nll, gaussian_kl
 from catvae.models.optim import adam, check_schedule
 
@@ -16,7 +21,9 @@ TERMS = ("loss", "recon", "kl", "reg", "neg_elbo")
 
 
 class VAE(pl.LightningModule):
-    """Encoder/decoder of Tables 1–2 trained with ``objective`` (ELBO or MMD) and Adam.
+    """Encoder/decoder (Tables 1–2 by default; ``arch``, ``channels``, ``kernel``, ``num_classes``
+    as in :class:`NetworkSpec`) trained with ``objective`` (ELBO or MMD) and Adam. Batches are
+    (images, labels); a conditional pair (``num_classes > 0``, the CVAE) is given the labels.
 
     Every epoch logs the means, under ``vae/{train,val,test}/``, of ``loss`` (what is minimised),
     ``recon`` (−log p(x|z), nats), ``kl`` (KL(q(z|x) ‖ N(0, I)), nats), ``reg`` (the objective's
@@ -31,27 +38,31 @@ class VAE(pl.LightningModule):
         hidden: Sequence[int] = (500, 500),
         lr: float = 1e-3,
         schedule: str = "constant",
+        arch: str = "mlp",
+        channels: Sequence[int] = (32, 64),
+        kernel: int = 4,
+        num_classes: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["objective"])
         self.objective = objective
-        self.encoder = Encoder(latent_dim, hidden)
-        self.decoder = Decoder(latent_dim, hidden)
+        self.network = NetworkSpec(arch, latent_dim, tuple(hidden), tuple(channels), kernel, num_classes)
+        self.encoder, self.decoder = build_networks(self.network)
         self.lr, self.schedule = lr, check_schedule(schedule)
         self._means = {split: EpochMeans(TERMS) for split in ("train", "val", "test")}
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         # Under bf16 autocast the matrix products run in bf16; the loss terms are sums over 784
         # pixels and D dimensions, so they are taken in fp32.
-        mean, logvar = (part.float() for part in self.encoder(x))
+        mean, logvar = (part.float() for part in self.encoder(x, labels))
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
-        recon = bernoulli_nll(self.decoder(z).float(), x).mean()
+        recon = bernoulli_nll(self.decoder(z, labels).float(), x).mean()
         kl = gaussian_kl(mean, logvar).mean()
         reg = self.objective.regularizer(z, mean, logvar)
         return {"loss": recon + reg, "recon": recon, "kl": kl, "reg": reg, "neg_elbo": recon + kl}
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], split: str) -> torch.Tensor:
-        parts = self(batch[0])
+        parts = self(batch[0], batch[1])
         self._means[split].add(parts, batch[0].shape[0])
         return parts["loss"]
 
@@ -80,11 +91,14 @@ class VAE(pl.LightningModule):
         return adam(self, self.lr, self.schedule)
 
     @torch.no_grad()
-    def encode_means(self, images: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
-        """Encoder means μ(x) for N images: the deterministic code used for statistics and reconstructions."""
-        return torch.cat([self.encoder(chunk)[0] for chunk in images.split(batch_size)])
+    def encode_means(self, images: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 4096) -> torch.Tensor:
+        """Encoder means μ(x) (μ(x, y) for a CVAE) for N images: the deterministic code used for
+        statistics and reconstructions."""
+        parts = labels.split(batch_size) if labels is not None else [None] * len(images.split(batch_size))
+        return torch.cat([self.encoder(chunk, part)[0] for chunk, part in zip(images.split(batch_size), parts, strict=True)])
 
     @torch.no_grad()
-    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
-        """Decoded encoder means: the reconstructions the classifier is trained on (§3.2)."""
-        return self.decoder.images(self.encode_means(images))
+    def reconstruct(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoded encoder means: the reconstructions the classifier is trained on (§3.2); a CVAE
+        encodes and decodes them with their true ``labels``."""
+        return self.decoder.images(self.encode_means(images, labels), labels)

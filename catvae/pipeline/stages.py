@@ -87,10 +87,26 @@ def training_device(cfg: DictConfig):
     return resolve_device(str(cfg.trainer.accelerator))
 
 
+def make_vae(cfg: DictConfig) -> VAE:
+    """The VAE ``cfg.vae`` names: its networks (``arch``, ``hidden``, ``channels``, ``kernel``;
+    ``conditional`` feeds the one-hot label of ``data.num_classes`` classes, the CVAE) and objective."""
+    return VAE(
+        int(cfg.latent_dim),
+        instantiate(cfg.vae.objective),
+        list(cfg.vae.hidden),
+        float(cfg.vae.lr),
+        str(cfg.vae.schedule),
+        arch=str(cfg.vae.arch),
+        channels=list(cfg.vae.channels),
+        kernel=int(cfg.vae.kernel),
+        num_classes=int(cfg.data.num_classes) if cfg.vae.conditional else 0,
+    )
+
+
 def train_vae(cfg: DictConfig, data: ImageDataModule, loggers: list[Logger], checkpoint_dir: Path) -> tuple[VAE, dict]:
     """Fit the VAE (§3.3), or continue it from its checkpoint, and report its test-set terms in nats per image."""
     resume.seed_stage(cfg, "vae")
-    vae = VAE(int(cfg.latent_dim), instantiate(cfg.vae.objective), list(cfg.vae.hidden), float(cfg.vae.lr), str(cfg.vae.schedule))
+    vae = make_vae(cfg)
     make_trainer(cfg, "vae", cfg.vae.epochs, loggers, checkpoint_dir).fit(
         vae, datamodule=data, ckpt_path=resume.resume_point(cfg, checkpoint_dir, "vae", cfg.vae.epochs)
     )
@@ -106,7 +122,8 @@ def reconstruction_data(vae: VAE, data: ImageDataModule, batch_size: int) -> Ten
     device = vae.device
 
     def recon(pair):
-        return vae.reconstruct(pair[0].to(device)), pair[1].to(device)
+        labels = pair[1].to(device)
+        return vae.reconstruct(pair[0].to(device), labels), labels
 
     test_x, test_y = data.test["test"]
     train = recon(data.train)  # computed once: trained on, and scored again in evaluation mode
@@ -146,7 +163,7 @@ def fit_class_densities(cfg: DictConfig, vae: VAE, data: ImageDataModule) -> tup
     the encoder means of the training split with the options ``densities.*``, on the VAE's device,
     and the fit's report (seconds per density, GMM components, KDE bandwidths)."""
     images, labels = data.train
-    codes = vae.encode_means(images.to(vae.device))
+    codes = vae.encode_means(images.to(vae.device), labels.to(vae.device))  # a CVAE encodes with the labels
     densities, report = fit_densities(codes, labels, data.num_classes, FitOptions.from_config(cfg.densities, int(cfg.seed)))
     return {name: density.to(vae.device) for name, density in densities.items()}, report
 
@@ -162,7 +179,7 @@ def latent_views(cfg: DictConfig, vae: VAE, data: ImageDataModule, density: Clas
     ``density`` drawn as the ellipses of its Gaussian components (a KDE or the prior has none: the
     diagonal statistics are drawn instead)."""
     images, labels = data.test["test"]
-    codes = vae.encode_means(images.to(vae.device))
+    codes = vae.encode_means(images.to(vae.device), labels.to(vae.device))
     title = f"{cfg.data.name} {cfg.vae.name}-{cfg.latent_dim}: test codes, class densities"
     return views_module.write_views(codes, labels, density, data.class_names, vae.decoder, folder, title)
 
@@ -217,7 +234,7 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
             report["objective"],
         )
 
-        artifacts.save_vae(vae.encoder, vae.decoder, list(cfg.vae.hidden), stage / artifacts.VAE_FILE)
+        artifacts.save_vae(vae.encoder, vae.decoder, stage / artifacts.VAE_FILE)
         artifacts.save_classifier(net, stage / artifacts.CLASSIFIER_FILE)
         stats.save(stage / artifacts.STATS_FILE)
         save_densities(densities, stage / artifacts.DENSITIES_FILE, FitOptions.from_config(cfg.densities, int(cfg.seed)))

@@ -181,7 +181,7 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
         return sample_codes(density, theta, base.n, labels, noise)
 
     def decode(codes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(models.decoder(codes))
+        return torch.sigmoid(models.decoder(codes, labels))
 
     with frozen(models.decoder, models.classifier):
         points = fit_front(
