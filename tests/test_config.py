@@ -25,7 +25,8 @@ def test_groups_are_the_expected_ones():
     assert options("logger") == ["csv", "none", "wandb"]
     assert options("trainer") == ["cpu", "default", "gpu"]
     assert options("generator") == ["medium1", "medium2", "simple"]
-    assert options("search") == ["none", "optuna", "paper_grid"]
+    assert options("search") == ["gradient", "none", "optuna", "paper_grid"]
+    assert options("latent") == ["diag", "full", "gmm", "kde", "prior"]
 
 
 @pytest.mark.parametrize(("generator", "cls"), [("simple", Simple), ("medium1", Medium1), ("medium2", Medium2)])
