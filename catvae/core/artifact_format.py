@@ -108,7 +108,7 @@ def read(path: Path | str, kind: str, remake: str | None = None) -> dict[str, An
         raise broken(path, f"holds a {type(state).__name__}, not a catvae {kind} artifact", remake)
     version = state.get(FORMAT_FIELD)
     if version is None:
-        if _UNVERSIONED_FIELDS[kind] <= state.keys():
+        if kind in _UNVERSIONED_FIELDS and _UNVERSIONED_FIELDS[kind] <= state.keys():
             what = (
                 f"written by a catvae from before artifact format versions (no '{FORMAT_FIELD}' field; "
                 f"this catvae reads format {FORMAT_VERSION})"
