@@ -214,7 +214,8 @@ def score(cfg: DictConfig) -> float:
         write_json(result, Path(cfg.paths.output_dir) / RESULT_FILE)
         print(
             f"{job['name']} θ={result['theta']} n={result['n']}: accuracy {result['accuracy']:.4f} "
-            f"(judge {result['judge_accuracy']:.4f}), cos_pairwise {result['cos_pairwise']:.4f}, objective {result['objective']:.4f}"
+            f"(judge {result['judge_accuracy']:.4f}), cos_pairwise {result['cos_pairwise']:.4f}, "
+            f"objective {result['objective']:.4f}"
         )
 
     result = run_task(cfg, validate_search, evaluate, after=write, done=recorded)

@@ -88,7 +88,13 @@ def tiny_reference(seed: int = 0) -> tuple[RealReference, torch.Tensor, torch.Te
     judge = ClassifierNet(3).eval()
     train_images, train_labels = torch.rand(60, 784), torch.arange(3).repeat(20)
     test_images, test_labels = torch.rand(30, 784), torch.arange(3).repeat(10)
-    return RealReference(judge, test_images, test_labels, train_images, train_labels), train_images, train_labels, test_images, test_labels
+    return (
+        RealReference(judge, test_images, test_labels, train_images, train_labels),
+        train_images,
+        train_labels,
+        test_images,
+        test_labels,
+    )
 
 
 def test_exact_copies_of_training_images_are_all_near_copies():
@@ -118,7 +124,7 @@ def test_judge_outputs_match_the_networks_predictions():
 
 
 def test_too_few_samples_give_nan_not_an_error():
-    reference, _, _, test_images, test_labels = tiny_reference()
+    reference, _, _, _, test_labels = tiny_reference()
     scores = reference.feature_metrics(reference.features[:4], test_labels[:4], ["fid", "prdc"])
     assert math.isnan(scores["0"]["precision"])  # two samples of label 0: PRDC needs more than k = 5
     assert math.isnan(scores["1"]["fid"])  # one sample of label 1: FID needs two

@@ -248,7 +248,12 @@ def register_schemas() -> None:
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
-    schemas = ((TRAIN_SCHEMA, TrainSchema), (SEARCH_SCHEMA, SearchSchema), (GENERATE_SCHEMA, GenerateSchema), (JUDGE_SCHEMA, JudgeSchema))
+    schemas = (
+        (TRAIN_SCHEMA, TrainSchema),
+        (SEARCH_SCHEMA, SearchSchema),
+        (GENERATE_SCHEMA, GenerateSchema),
+        (JUDGE_SCHEMA, JudgeSchema),
+    )
     for name, schema in schemas:
         store.store(name=name, node=schema)
 

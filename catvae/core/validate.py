@@ -254,7 +254,9 @@ def check_sample_metrics(cfg: DictConfig) -> None:
     values = list(groups)
     if any(value not in METRIC_GROUPS for value in values) or len(set(values)) != len(values):
         raise ConfigError(
-            "eval.sample_metrics", OmegaConf.to_container(groups), f"a list of distinct names among {', '.join(METRIC_GROUPS)} (or [])"
+            "eval.sample_metrics",
+            OmegaConf.to_container(groups),
+            f"a list of distinct names among {', '.join(METRIC_GROUPS)} (or [])",
         )
 
 

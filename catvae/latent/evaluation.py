@@ -115,7 +115,9 @@ def evaluate_generator(
     (``paper``) or the judge (``judge``).
     """
     if objective_classifier not in OBJECTIVE_CLASSIFIERS:
-        raise ValueError(f"objective_classifier={objective_classifier!r} is not allowed: one of {', '.join(OBJECTIVE_CLASSIFIERS)}")
+        raise ValueError(
+            f"objective_classifier={objective_classifier!r} is not allowed: one of {', '.join(OBJECTIVE_CLASSIFIERS)}"
+        )
     if objective_classifier == "judge" and reference is None:
         raise ValueError("objective_classifier='judge' needs the judge (a reference)")
     clock = StageClock(stats.mean.device, timing)

@@ -51,7 +51,9 @@ PENULTIMATE = 9  # ClassifierNet.net[:9] ends with the ReLU after fc128 (Table 3
 
 
 @torch.inference_mode()
-def judge_outputs(judge: ClassifierNet, images: torch.Tensor, bf16: bool = False, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def judge_outputs(
+    judge: ClassifierNet, images: torch.Tensor, bf16: bool = False, batch_size: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The judge's predicted labels and penultimate features (N×128, fp32) of N×784 images, in one pass.
 
     With ``bf16`` a bf16 copy of the network runs (as ``ClassifierNet.predict``); the features are

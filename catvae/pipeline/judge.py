@@ -56,7 +56,9 @@ def judge_settings(cfg: DictConfig) -> DictConfig:
 
 
 def judge_exists(cfg: DictConfig) -> bool:
-    return (artifacts.judge_folder(cfg.paths.artifacts_dir, str(cfg.data.name), int(cfg.judge.seed)) / artifacts.JUDGE_FILE).is_file()
+    return (
+        artifacts.judge_folder(cfg.paths.artifacts_dir, str(cfg.data.name), int(cfg.judge.seed)) / artifacts.JUDGE_FILE
+    ).is_file()
 
 
 def train_judge(cfg: DictConfig, loggers: list[Logger], data: ImageDataModule | None = None) -> Path:
@@ -102,7 +104,10 @@ def train_judge(cfg: DictConfig, loggers: list[Logger], data: ImageDataModule | 
         summary = {
             "data": name,
             "seed": seed,
-            "accuracy": {"test_real": accuracy, "train_real": net.accuracy(data.train[0].to(device), data.train[1].to(device), bf16)},
+            "accuracy": {
+                "test_real": accuracy,
+                "train_real": net.accuracy(data.train[0].to(device), data.train[1].to(device), bf16),
+            },
             "reference": real_reference(net, data, bf16),
             "timing_s": {"train": round(train_seconds, 1), "total": round(time.perf_counter() - started, 1)},
             "artifacts": {artifacts.JUDGE_FILE: str(final / artifacts.JUDGE_FILE)},

@@ -154,7 +154,9 @@ def cas_recipe(cfg: DictConfig) -> dict | None:
     return {"epochs": int(cfg.judge.epochs), "batch_size": int(cfg.judge.batch_size), "lr": float(cfg.judge.model.lr)}
 
 
-def judge_reference(cfg: DictConfig, vae: VAE, data: ImageDataModule, loggers: list[Logger], bf16: bool) -> tuple[RealReference, dict]:
+def judge_reference(
+    cfg: DictConfig, vae: VAE, data: ImageDataModule, loggers: list[Logger], bf16: bool
+) -> tuple[RealReference, dict]:
     """The judge (trained first if this dataset has none: :func:`catvae.pipeline.judge.ensure_judge`),
     the real images it compares samples with, and the ``reference`` block of the summary: the
     judge's scores of the VAE's reconstructions of the test images, the decoder's bound."""
