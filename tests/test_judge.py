@@ -123,3 +123,28 @@ def test_judge_command_refuses_a_bad_seed(tmp_path):
     command = [sys.executable, "-m", "catvae.judge", "seed=-1", f"paths.log_dir={tmp_path}", "logger=none"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "seed=-1 is not allowed" in result.stderr
+
+
+def test_a_search_can_optimise_the_judges_accuracy(trained):
+    """One search job with objective.classifier=judge: its result, trials.csv and best.json carry both
+    accuracies, the per-trial sample metric (fid) and not the others."""
+    import csv
+    import os
+    from pathlib import Path
+
+    env = {**os.environ, "WANDB_MODE": "offline", "CATVAE_LOG_DIR": str(trained["log_dir"])}
+    tiny = ["latent_dim=4", "eval.samples_per_label=6", "data.limit_train=1200", "data.limit_test=300", "data.val_size=200"]
+    command = [sys.executable, "-m", "catvae.search", "-m", *tiny, "generator.theta=0.5", "generator.n=1", "logger=none"]
+    result = subprocess.run([*command, "objective.classifier=judge"], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = Path(result.stdout.strip().splitlines()[-1].removeprefix("sweep summary: "))
+    job = json.loads((folder / "0" / "result.json").read_text())
+    assert job["objective_classifier"] == "judge" and job["request"]["eval"]["classifier"] == "judge"
+    assert job["objective"] == pytest.approx(job["cos_pairwise"] + 1 - job["judge_accuracy"])
+    assert "fid" in job and "fid" in job["per_label"]["0"] and "precision" not in job and "cas" not in job
+    with open(folder / "trials.csv") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert float(row["judge_accuracy"]) == job["judge_accuracy"] and float(row["fid"]) == job["fid"]
+    assert row["precision"] == ""  # not computed per trial
+    best = json.loads((folder / "best.json").read_text())
+    assert best["objective_classifier"] == "judge" and best["judge_accuracy"] == job["judge_accuracy"]
