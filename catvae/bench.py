@@ -272,6 +272,9 @@ def write_fresh_artifacts(artifacts_dir: Path, latent_dim: int = 20) -> None:
     ClassLatentStats(torch.randn(10, latent_dim), torch.rand(10, latent_dim) + 0.5, torch.full((10,), 5500)).save(
         folder / artifacts.STATS_FILE
     )
+    judge = artifacts.judge_folder(artifacts_dir, "mnist", 0)  # search jobs score judge_accuracy too
+    judge.mkdir(parents=True, exist_ok=True)
+    artifacts.save_judge(ClassifierNet(10), judge / artifacts.JUDGE_FILE)
 
 
 def run_module(args: list[str], log_dir: Path) -> tuple[float, subprocess.CompletedProcess]:

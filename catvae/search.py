@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import time
 import warnings
 from pathlib import Path
@@ -19,14 +20,18 @@ from typing import Any, cast
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.core.artifacts import ArtifactKey, Models, load_models
+from catvae.core.artifacts import ArtifactKey, Models, load_judge, load_models
 from catvae.core.device import resolve_device
 from catvae.core.files import write_json
 from catvae.core.provenance import provenance
 from catvae.core.task import hydra_command, run_task
 from catvae.core.validate import validate_search
+from catvae.latent.sample_metrics import METRIC_GROUPS, RealReference
 
 RESULT_FILE = "result.json"
+TRIAL_KEYS = ("samples_per_label", "accuracy", "judge_accuracy", "cos_pairwise", "cos_to_mean", "objective")
+# catvae.latent.sample_metrics.GROUP_KEYS, in the order of CONTEXT's interface 3
+SAMPLE_METRIC_KEYS = ("fid", "precision", "recall", "density", "coverage", "nn_distance", "near_copies", "cas")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
@@ -34,6 +39,29 @@ warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 def cached_models(key: ArtifactKey, artifacts_dir: str, device: str) -> Models:
     """Models and statistics load once per process (onto ``device``), however many jobs the launcher runs in it."""
     return load_models(key, artifacts_dir, device)
+
+
+@functools.lru_cache(maxsize=2)
+def cached_reference(data: str, judge_seed: int, artifacts_dir: str, device: str, bf16: bool) -> RealReference:
+    """The judge and the real images it compares samples with (``data``: the data config as JSON),
+    loaded once per process; each metric's real-side statistics are computed on first use
+    (:class:`~catvae.latent.sample_metrics.RealReference`), not once per job."""
+    from catvae.core.config import instantiate
+
+    node = OmegaConf.create(json.loads(data))
+    judge = load_judge(str(node.name), judge_seed, artifacts_dir, device)
+    images = instantiate(node)
+    images.setup()
+    test_images, test_labels = images.test["test"]
+    return RealReference(judge, test_images, test_labels, images.train[0], images.train[1], bf16, groups=())
+
+
+def job_reference(cfg: DictConfig, device: torch.device) -> RealReference:
+    """:func:`cached_reference` for a job's config (the data it names, ``judge.seed``, its device and precision)."""
+    from catvae.latent.evaluation import classify_in_bf16
+
+    data = json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)
+    return cached_reference(data, int(cfg.judge.seed), str(cfg.paths.artifacts_dir), str(device), classify_in_bf16(cfg, device))
 
 
 def models_record(models: Models) -> dict:
@@ -65,8 +93,10 @@ def rescore(cfg: DictConfig, results: list[dict]) -> list[dict]:
     """
     from catvae.latent.evaluation import classify_in_bf16, evaluate_generator
     from catvae.latent.generators import build_generator
+    from catvae.pipeline.stages import cas_recipe
 
     _, device, models = job_models(cfg)
+    reference = job_reference(cfg, device)
     rescored = []
     for result in results:
         generator = build_generator(OmegaConf.create(result["config"]))
@@ -79,8 +109,12 @@ def rescore(cfg: DictConfig, results: list[dict]) -> list[dict]:
             int(cfg.eval.seed),
             str(cfg.objective.cos),
             classify_in_bf16(cfg, device),
+            reference=reference,
+            sample_metric_groups=METRIC_GROUPS,  # the best gets every metric, and CAS where eval.cas
+            objective_classifier=str(cfg.objective.classifier),
+            cas=cas_recipe(cfg),
         )
-        trial = {k: result[k] for k in ("samples_per_label", "accuracy", "cos_pairwise", "cos_to_mean", "objective")}
+        trial = {k: result[k] for k in (*TRIAL_KEYS, *(k for k in SAMPLE_METRIC_KEYS if k in result))}
         rescored.append({**result, **report, "trial": trial, "models": models_record(models)})
     return rescored
 
@@ -121,6 +155,7 @@ def score(cfg: DictConfig) -> float:
         check_against_artifacts(cfg, models.stats)
         generator = build_generator(node)
         density = models.density(latent)
+        reference = job_reference(cfg, device)
         timing: dict[str, float] = {"load": time.perf_counter() - started}
         report = evaluate_generator(
             generator,
@@ -132,6 +167,9 @@ def score(cfg: DictConfig) -> float:
             str(cfg.objective.cos),
             classify_in_bf16(cfg, device),
             timing,
+            reference=reference,
+            sample_metric_groups=list(cfg.eval.sample_metrics),
+            objective_classifier=str(cfg.objective.classifier),
         )
         container = cast(dict[str, Any], OmegaConf.to_container(node, resolve=True))  # node is a DictConfig
         config = container | {"theta": report["theta"], "n": report["n"]}
@@ -159,11 +197,13 @@ def score(cfg: DictConfig) -> float:
                     "key": job["result"]["key"],
                     "eval": OmegaConf.to_container(cfg.eval),
                     "objective": OmegaConf.to_container(cfg.objective),
+                    "judge_seed": int(cfg.judge.seed),
                 }
             )
         log_summary(
             loggers,
-            {name: report[name] for name in ("accuracy", "cos_pairwise", "cos_to_mean", "objective")}
+            {name: report[name] for name in ("accuracy", "judge_accuracy", "cos_pairwise", "cos_to_mean", "objective")}
+            | {name: report[name] for name in SAMPLE_METRIC_KEYS if name in report}
             | {"per_label": report["per_label"], "theta_eff": report["theta_eff"]},
         )
         return job["result"]
@@ -177,8 +217,9 @@ def score(cfg: DictConfig) -> float:
         result["timing_s"] = {**{k: round(v, 4) for k, v in timing.items()}, "finished_at": time.time()}
         write_json(result, Path(cfg.paths.output_dir) / RESULT_FILE)
         print(
-            f"{job['name']} θ={result['theta']} n={result['n']}: accuracy {result['accuracy']:.4f}, "
-            f"cos_pairwise {result['cos_pairwise']:.4f}, objective {result['objective']:.4f}"
+            f"{job['name']} θ={result['theta']} n={result['n']}: accuracy {result['accuracy']:.4f} "
+            f"(judge {result['judge_accuracy']:.4f}), cos_pairwise {result['cos_pairwise']:.4f}, "
+            f"objective {result['objective']:.4f}"
         )
 
     result = run_task(cfg, validate_search, evaluate, after=write, done=recorded)

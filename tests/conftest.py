@@ -22,6 +22,7 @@ TINY = [
     "data.val_size=200",
     "vae.epochs=1",
     "classifier.epochs=1",
+    "judge.epochs=1",
     "eval.samples_per_label=12",
     "eval.grid_per_label=4",
     "latent_dim=4",

@@ -131,7 +131,8 @@ def test_a_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
     uninterrupted = Run(tmp_path / "a", tmp_path / "a" / "logs")
     shutil.copytree(checkpoints, uninterrupted.log_dir / "checkpoints" / KEY)
     summary_a, printed = uninterrupted.complete("resume=false")
-    assert uninterrupted.take_saves() == ["vae 1", "vae 2", "vae 3", "classifier 1", "classifier 2"]
+    # The dataset has no judge yet: train trains it (one epoch in TINY) after the classifier.
+    assert uninterrupted.take_saves() == ["vae 1", "vae 2", "vae 3", "classifier 1", "classifier 2", "judge 1"]
     assert "(resume=false)" in printed and not (uninterrupted.log_dir / "checkpoints" / KEY).exists()
 
     # Run again: the VAE goes on from epoch 2; killed again in the classifier stage.
@@ -139,7 +140,7 @@ def test_a_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
     assert run.take_saves() == ["vae 3", "classifier 1"] and "vae: resuming after epoch 2 of 3" in printed
     # And again, to the end: the finished VAE is restored, not trained; the classifier goes on.
     summary_b, printed = run.complete()
-    assert run.take_saves() == ["classifier 2"]
+    assert run.take_saves() == ["classifier 2", "judge 1"]
     assert "vae: already trained (3 epochs)" in printed and "classifier: resuming after epoch 1 of 2" in printed
     assert not checkpoints.exists()  # removed once published,
     assert list((run.log_dir / "checkpoints").iterdir()) == []  # with the key's now empty folders
@@ -149,7 +150,7 @@ def test_a_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
         f"\nB: {summary_b['vae_test']} {summary_b['classifier']} {summary_b['generator']['objective']}"
         f"\n{time.perf_counter() - started:.1f} s"
     )
-    for part in ("vae_test", "classifier", "class_means", "generator"):
+    for part in ("vae_test", "classifier", "class_means", "generator", "reference"):
         assert summary_b[part] == summary_a[part]
     for name in ("vae.pt", "classifier.pt", "stats.pt"):
         assert_same(state(uninterrupted.log_dir / "artifacts" / KEY / name), state(run.log_dir / "artifacts" / KEY / name))

@@ -230,3 +230,45 @@ def staged_folder(final: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     swap_folder(staging, final)
+
+
+# ---------------------------------------------------------------- the judge (issue 8) -------------------------------
+
+JUDGE_FILE = "judge.pt"
+JUDGE_FOLDER = "judge"  # logs/artifacts/<data>/judge/seed<seed>/: beside the VAEs' <vae>-<D> folders, shared by them
+
+
+def judge_folder(artifacts_dir: str | Path, data_name: str, seed: int) -> Path:
+    """Where the judge of ``data_name`` trained with ``seed`` lives (``judge.pt``, ``summary.json``)."""
+    return Path(artifacts_dir) / data_name / JUDGE_FOLDER / f"seed{seed}"
+
+
+def judge_command(data_name: str, seed: int) -> str:
+    """The command that trains (or retrains) a judge."""
+    return f"python -m catvae.judge data={data_name} seed={seed}"
+
+
+def save_judge(net: ClassifierNet, path: Path) -> None:
+    torch.save(artifact_format.stamp("judge", {"num_classes": net.num_classes, "state_dict": net.state_dict()}), path)
+
+
+def load_judge(data_name: str, seed: int, artifacts_dir: str | Path, device: torch.device | str = "cpu") -> ClassifierNet:
+    """The independent judge of ``data_name`` (a Table-3 classifier trained on *real* training images,
+    :mod:`catvae.pipeline.judge`) in evaluation mode on ``device``.
+
+    Missing: a :class:`MissingArtifactsError` naming ``python -m catvae.judge data=… seed=…`` (``catvae.train``
+    also trains it when missing); a corrupt file: an ArtifactError naming the file and that command.
+    """
+    path = judge_folder(artifacts_dir, data_name, seed) / JUDGE_FILE
+    remake = judge_command(data_name, seed)
+    if not path.is_file():
+        raise MissingArtifactsError(
+            f"no judge for data={data_name} seed={seed}: {path} is missing. Train it first with:\n  {remake}"
+        )
+    state = artifact_format.read(path, "judge", remake)
+    num_classes = state.get("num_classes")
+    if not _whole_number(num_classes):
+        raise artifact_format.broken(path, f"num_classes={num_classes!r} does not describe a classifier", remake)
+    net = artifact_format.load_network(lambda: ClassifierNet(num_classes), state.get("state_dict"), "judge", path, remake)
+    net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # see ClassifierNet.forward
+    return net.to(device).eval()

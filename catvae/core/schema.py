@@ -31,9 +31,11 @@ Schedule = Literal["constant", "onecycle"]  # catvae.models.optim.SCHEDULES
 Cos = Literal["pairwise", "to_mean"]  # catvae.latent.metrics.COS_CHOICES
 DensityName = Literal["diag", "full", "gmm", "kde", "prior"]  # catvae.latent.densities.DENSITY_NAMES
 Arch = Literal["mlp", "conv"]  # catvae.models.networks.ARCHITECTURES
+ObjectiveClassifier = Literal["paper", "judge"]  # catvae.latent.evaluation.OBJECTIVE_CLASSIFIERS
 
 # Names in Hydra's ConfigStore that the primary YAML files list first in their defaults.
 TRAIN_SCHEMA, SEARCH_SCHEMA, GENERATE_SCHEMA = "catvae_train_schema", "catvae_search_schema", "catvae_generate_schema"
+JUDGE_SCHEMA = "catvae_judge_schema"
 
 
 @dataclass
@@ -84,12 +86,23 @@ class ClassifierModelConfig:
     schedule: Schedule = MISSING
     dropout_conv: float = MISSING
     dropout_fc: float = MISSING
+    log_prefix: str = "classifier"  # the name its curves are logged under (the judge's: judge)
 
 
 @dataclass
 class ClassifierConfig:
     """``conf/classifier``: the classifier stage."""
 
+    epochs: int = MISSING
+    batch_size: int = MISSING
+    model: ClassifierModelConfig = field(default_factory=ClassifierModelConfig)
+
+
+@dataclass
+class JudgeConfig:
+    """``conf/judge``: the independent judge (trained on real images) and which one scores."""
+
+    seed: int = MISSING
     epochs: int = MISSING
     batch_size: int = MISSING
     model: ClassifierModelConfig = field(default_factory=ClassifierModelConfig)
@@ -156,6 +169,8 @@ class EvalConfig:
     samples_per_label: int = MISSING
     seed: int = MISSING
     precision: str = "auto"  # auto, 32 or bf16 (validate)
+    sample_metrics: List[str] = MISSING  # any of fid, prdc, novelty (validate)
+    cas: bool = MISSING  # Classification Accuracy Score (train's summary, a sweep's re-scored best)
 
 
 @dataclass
@@ -164,8 +179,14 @@ class TrainEvalConfig(EvalConfig):
 
 
 @dataclass
+class JudgeEvalConfig:
+    precision: str = "auto"
+
+
+@dataclass
 class ObjectiveConfig:
     cos: Cos = MISSING
+    classifier: ObjectiveClassifier = MISSING
 
 
 @dataclass
@@ -204,6 +225,7 @@ class TrainSchema:
     data: DataConfig = field(default_factory=DataConfig)
     vae: VaeConfig = field(default_factory=VaeConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     latent: LatentConfig = field(default_factory=LatentConfig)
     densities: DensitiesConfig = field(default_factory=DensitiesConfig)
@@ -228,6 +250,7 @@ class SearchSchema:
     vae: VaeConfig = field(default_factory=VaeConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     latent: LatentConfig = field(default_factory=LatentConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
     logger: Dict[str, Any] = field(default_factory=dict)
     paths: PathsConfig = field(default_factory=PathsConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
@@ -236,6 +259,21 @@ class SearchSchema:
     device: str = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+@dataclass
+class JudgeSchema:
+    """``conf/judge.yaml``: ``python -m catvae.judge``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    trainer: Dict[str, Any] = field(default_factory=dict)  # as TrainSchema's
+    logger: Dict[str, Any] = field(default_factory=dict)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = MISSING
+    resume: bool = True
+    eval: JudgeEvalConfig = field(default_factory=JudgeEvalConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
 
@@ -263,7 +301,13 @@ def register_schemas() -> None:
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
-    for name, schema in ((TRAIN_SCHEMA, TrainSchema), (SEARCH_SCHEMA, SearchSchema), (GENERATE_SCHEMA, GenerateSchema)):
+    schemas = (
+        (TRAIN_SCHEMA, TrainSchema),
+        (SEARCH_SCHEMA, SearchSchema),
+        (GENERATE_SCHEMA, GenerateSchema),
+        (JUDGE_SCHEMA, JudgeSchema),
+    )
+    for name, schema in schemas:
         store.store(name=name, node=schema)
 
 

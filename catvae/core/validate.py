@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from catvae.core.errors import ConfigError
-from catvae.core.schema import GenerateSchema, SearchSchema, TrainSchema, allowed_for
+from catvae.core.schema import GenerateSchema, JudgeSchema, SearchSchema, TrainSchema, allowed_for
 from catvae.data.checks import VAL_SIZE_ALLOWED, val_size_allowed
 
 
@@ -35,6 +35,7 @@ def validate_train(cfg: DictConfig) -> None:
     check_data(cfg)
     check_vae(cfg)
     check_classifier(cfg)
+    check_judge(cfg)
     check_trainer(cfg)
     check_generator(cfg)
     check_from_search(cfg, training=True)
@@ -46,8 +47,21 @@ def validate_train(cfg: DictConfig) -> None:
 def validate_search(cfg: DictConfig) -> None:
     """``python -m catvae.search``: one job scoring a generator on trained artifacts."""
     check_trained_generator(cfg, SearchSchema)
+    at_least(cfg, "judge.seed", 0)
+    check_judge(cfg)
     check_eval(cfg)
     check_search(cfg)
+
+
+def validate_judge(cfg: DictConfig) -> None:
+    """``python -m catvae.judge``: the independent judge's training on a dataset's real images."""
+    check_schema(cfg, JudgeSchema)
+    at_least(cfg, "seed", 0)
+    check_data(cfg)
+    check_judge(cfg)
+    check_trainer(cfg)
+    if str(cfg.eval.precision) not in ("auto", "32", "bf16"):
+        raise ConfigError("eval.precision", cfg.eval.precision, "one of auto, 32, bf16")
 
 
 def validate_generate(cfg: DictConfig) -> None:
@@ -62,7 +76,7 @@ def validate_generate(cfg: DictConfig) -> None:
             raise ConfigError(key, value, f"null or a file name ending in {suffix}")
 
 
-VALIDATORS = {"train": validate_train, "search": validate_search, "generate": validate_generate}
+VALIDATORS = {"train": validate_train, "search": validate_search, "generate": validate_generate, "judge": validate_judge}
 
 
 # ---------------------------------------------------------------- the pieces ------------------------------------
@@ -217,6 +231,18 @@ def check_classifier(cfg: DictConfig) -> None:
     check_arguments(cfg.classifier.model, "classifier.model")
 
 
+def check_judge(cfg: DictConfig) -> None:
+    """The judge's seed, epochs, batch size and its Table-3 model's arguments (also CAS's recipe)."""
+    at_least(cfg, "judge.seed", 0)
+    at_least(cfg, "judge.epochs", 1)
+    at_least(cfg, "judge.batch_size", 1)
+    number(cfg, "judge.model.lr", 0, above=True)
+    for key in ("judge.model.dropout_conv", "judge.model.dropout_fc"):
+        number(cfg, key, 0, below=1)
+    at_least(cfg, "judge.model.num_classes", 2)
+    check_arguments(cfg.judge.model, "judge.model")
+
+
 def check_trainer(cfg: DictConfig) -> None:
     """The accelerator exists here, and every ``trainer.*`` key is an argument of the Trainer."""
     if "accelerator" in cfg.trainer:
@@ -234,6 +260,23 @@ def check_eval(cfg: DictConfig) -> None:
     at_least(cfg, "eval.seed", 0)
     if str(cfg.eval.precision) not in EVAL_PRECISIONS:
         raise ConfigError("eval.precision", cfg.eval.precision, f"one of {', '.join(EVAL_PRECISIONS)}")
+    check_sample_metrics(cfg)
+
+
+def check_sample_metrics(cfg: DictConfig) -> None:
+    """``eval.sample_metrics``: a list of distinct groups of :data:`catvae.latent.sample_metrics.METRIC_GROUPS`."""
+    from catvae.latent.sample_metrics import METRIC_GROUPS
+
+    groups = OmegaConf.select(cfg, "eval.sample_metrics")
+    if groups is None:
+        return
+    values = list(groups)
+    if any(value not in METRIC_GROUPS for value in values) or len(set(values)) != len(values):
+        raise ConfigError(
+            "eval.sample_metrics",
+            OmegaConf.to_container(groups),
+            f"a list of distinct names among {', '.join(METRIC_GROUPS)} (or [])",
+        )
 
 
 def check_densities(cfg: DictConfig) -> None:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from omegaconf import DictConfig
+from torchmetrics.functional.classification import multiclass_accuracy
 
 from catvae.core.device import fast_bf16
 from catvae.latent.densities import ClassDensity
 from catvae.latent.generators import target_labels
-from catvae.latent.metrics import score_samples
+from catvae.latent.metrics import cosine_pairwise, score_samples
+from catvae.latent.sample_metrics import RealReference, judge_outputs, sample_metrics
 from catvae.models.networks import ClassifierNet, ImageDecoder
 
 EVAL_PRECISIONS = ("auto", "32", "bf16")  # eval.precision: bf16 where native, fp32, bf16
+OBJECTIVE_CLASSIFIERS = ("paper", "judge")  # objective.classifier: whose accuracy enters eq. 4
 
 
 def classify_in_bf16(cfg: DictConfig, device: torch.device) -> bool:
@@ -71,6 +77,37 @@ def class_mean_check(stats: ClassDensity, decoder: ImageDecoder, classifier: Cla
     return check
 
 
+def judge_scores(
+    reference: RealReference,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    groups: Sequence[str] = (),
+    timing: dict[str, float] | None = None,
+) -> dict:
+    """The judge's view of ``images`` with target ``labels``: ``judge_accuracy`` and the sample
+    metric ``groups`` (:mod:`catvae.latent.sample_metrics`), overall (mean over labels, like
+    eq. 4's accuracy; the feature metrics on all samples at once) and under ``per_label``."""
+    clock = StageClock(images.device, timing)
+    predictions, features = judge_outputs(reference.judge, images, reference.bf16)
+    clock.lap("judge")
+    accuracy = multiclass_accuracy(predictions, labels.to(predictions.device), reference.num_classes, average="none")
+    metrics = sample_metrics(reference, images, labels, groups, features, timing)
+    present = labels.unique().tolist()
+    per_label = {str(y): {"judge_accuracy": float(accuracy[y]), **metrics.get(str(y), {})} for y in present}
+    overall = {"judge_accuracy": sum(row["judge_accuracy"] for row in per_label.values()) / len(per_label)}
+    return {**overall, **metrics.get("all", {}), "per_label": per_label}
+
+
+def reference_scores(reference: RealReference, images: torch.Tensor, labels: torch.Tensor, groups: Sequence[str]) -> dict:
+    """Real or reconstructed images scored like generated ones: :func:`judge_scores` and
+    ``cos_pairwise`` (eq. 5 within each label, averaged over labels) — the points a generator is compared with."""
+    scores = judge_scores(reference, images, labels, groups)
+    for y, row in scores["per_label"].items():
+        row["cos_pairwise"] = float(cosine_pairwise(images[labels == int(y)])) if int((labels == int(y)).sum()) >= 2 else math.nan
+    rows = scores["per_label"].values()
+    return {"count": len(images), "cos_pairwise": sum(row["cos_pairwise"] for row in rows) / len(rows), **scores}
+
+
 def evaluate_generator(
     generator,
     stats: ClassDensity,
@@ -81,11 +118,28 @@ def evaluate_generator(
     cos: str = "pairwise",
     bf16: bool = False,
     timing: dict[str, float] | None = None,
+    reference: RealReference | None = None,
+    sample_metric_groups: Sequence[str] = (),
+    objective_classifier: str = "paper",
+    cas: Mapping[str, Any] | None = None,
 ) -> dict:
     """The generator's parameters, the class density's name (``latent``) and all metrics of eq. 4–5
     on ``samples_per_label`` samples per label drawn from the density ``stats``, computed on its
     device; ``bf16`` classifies with a bf16 copy of the network.
-    ``timing``, if given, receives the seconds spent sampling, decoding, classifying and scoring."""
+    ``timing``, if given, receives the seconds spent sampling, decoding, classifying and scoring.
+
+    With a ``reference`` (the judge and the real images, :class:`RealReference`), also
+    ``judge_accuracy`` and the ``sample_metric_groups`` (fid, prdc, novelty); ``cas`` (the CAS
+    classifier's ``epochs``, ``batch_size``, ``lr``) adds the Classification Accuracy Score.
+    ``objective_classifier``: whose accuracy enters eq. 4's objective, the paper's classifier
+    (``paper``) or the judge (``judge``).
+    """
+    if objective_classifier not in OBJECTIVE_CLASSIFIERS:
+        raise ValueError(
+            f"objective_classifier={objective_classifier!r} is not allowed: one of {', '.join(OBJECTIVE_CLASSIFIERS)}"
+        )
+    if objective_classifier == "judge" and reference is None:
+        raise ValueError("objective_classifier='judge' needs the judge (a reference)")
     clock = StageClock(stats.mean.device, timing)
     labels = target_labels(stats.num_classes, samples_per_label).to(stats.mean.device)
     codes = generator.sample(stats, labels, torch.Generator().manual_seed(seed))
@@ -96,6 +150,20 @@ def evaluate_generator(
     clock.lap("classify")
     scores = score_samples(images, labels, predictions, class_mean_images(stats, decoder), stats.num_classes, cos)
     clock.lap("score")
+    if reference is not None:
+        judged = judge_scores(reference, images, labels, sample_metric_groups, timing)
+        clock.last = time.perf_counter()
+        for y, row in judged.pop("per_label").items():
+            scores["per_label"][y].update(row)
+        scores.update(judged)
+        if objective_classifier == "judge":
+            for row in scores["per_label"].values():
+                row["objective"] = row[f"cos_{cos}"] + 1.0 - row["judge_accuracy"]
+            rows = scores["per_label"].values()
+            scores["objective"] = sum(row["objective"] for row in rows) / len(rows)
+        if cas is not None:
+            scores["cas"] = reference.cas(images, labels, int(cas["epochs"]), int(cas["batch_size"]), float(cas["lr"]), seed)
+            clock.lap("cas")
     return {
         **generator.params(stats),
         "latent": stats.name,
@@ -103,5 +171,6 @@ def evaluate_generator(
         "seed": seed,
         "cos": cos,
         "classifier_precision": "bf16" if bf16 else "32",
+        "objective_classifier": objective_classifier,
         **scores,
     }

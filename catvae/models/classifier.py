@@ -13,7 +13,7 @@ from catvae.models.optim import adam, check_schedule
 
 
 class Classifier(pl.LightningModule):
-    """Table 3's CNN with cross entropy and Adam; logs ``classifier/{split}/{loss,acc}`` once an epoch.
+    """Table 3's CNN with cross entropy and Adam; logs ``{log_prefix}/{split}/{loss,acc}`` once an epoch.
 
     Training steps only add to on-device sums (:mod:`catvae.models.epoch_means`); validation runs few,
     large batches, where torchmetrics' per-batch cost does not matter. Test accuracies are
@@ -27,11 +27,13 @@ class Classifier(pl.LightningModule):
         dropout_conv: float = 0.25,
         dropout_fc: float = 0.5,
         schedule: str = "constant",
+        log_prefix: str = "classifier",
     ):
         super().__init__()
         self.save_hyperparameters()
         self.net = ClassifierNet(num_classes, dropout_conv, dropout_fc)
         self.lr, self.schedule = lr, check_schedule(schedule)
+        self.prefix = log_prefix  # "judge" for the independent judge (catvae.pipeline.judge)
         # torch's Module.to stub lacks the memory_format keyword that Module.to accepts at run time.
         self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # see ClassifierNet.forward
         self.train_means = EpochMeans(("loss", "acc"))
@@ -48,14 +50,14 @@ class Classifier(pl.LightningModule):
         return loss
 
     def on_train_epoch_end(self) -> None:
-        self.train_means.log(self, "classifier/train/", progress=("train_acc", "acc"))
+        self.train_means.log(self, f"{self.prefix}/train/", progress=("train_acc", "acc"))
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
         logits = self(x).float()
         self.val_acc(logits, y)
-        self.log("classifier/val/loss", F.cross_entropy(logits, y), on_epoch=True, batch_size=len(y))
-        self.log("classifier/val/acc", self.val_acc, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log(f"{self.prefix}/val/loss", F.cross_entropy(logits, y), on_epoch=True, batch_size=len(y))
+        self.log(f"{self.prefix}/val/acc", self.val_acc, on_epoch=True, prog_bar=True, batch_size=len(y))
 
     def configure_optimizers(self):
         return adam(self, self.lr, self.schedule)

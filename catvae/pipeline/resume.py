@@ -47,7 +47,7 @@ CHECKPOINT_FILE = "last.ckpt"
 NOT_TRAINING = ("logger", "paths", "run", "hydra", "eval", "generator", "objective", "resume")
 NOT_TRAINING_TRAINER = ("enable_progress_bar", "callbacks", "enable_model_summary", "log_every_n_steps")
 # What a stage does not depend on: the VAE is trained before (and without) the classifier.
-NOT_STAGE = {"vae": ("classifier",)}
+NOT_STAGE = {"vae": ("classifier", "judge"), "classifier": ("judge",)}
 
 
 def checkpoint_folder(cfg: DictConfig) -> Path:

@@ -28,8 +28,9 @@ from catvae.core.provenance import provenance
 from catvae.data.datamodule import ImageDataModule, TensorDataModule
 from catvae.latent import views as views_module
 from catvae.latent.densities import ClassDensity, FitOptions, fit_densities, save_densities
-from catvae.latent.evaluation import class_mean_check, classify_in_bf16, evaluate_generator
+from catvae.latent.evaluation import class_mean_check, classify_in_bf16, evaluate_generator, reference_scores
 from catvae.latent.generators import build_generator, generate_images, target_labels
+from catvae.latent.sample_metrics import RealReference
 from catvae.latent.statistics import ClassLatentStats
 from catvae.models.classifier import Classifier
 from catvae.models.vae import VAE
@@ -184,6 +185,32 @@ def latent_views(cfg: DictConfig, vae: VAE, data: ImageDataModule, density: Clas
     return views_module.write_views(codes, labels, density, data.class_names, vae.decoder, folder, title)
 
 
+def cas_recipe(cfg: DictConfig) -> dict | None:
+    """CAS's classifier recipe (the judge's: epochs, batch size, peak learning rate) when ``eval.cas``, else None."""
+    if not cfg.eval.get("cas", False):
+        return None
+    return {"epochs": int(cfg.judge.epochs), "batch_size": int(cfg.judge.batch_size), "lr": float(cfg.judge.model.lr)}
+
+
+def judge_reference(
+    cfg: DictConfig, vae: VAE, data: ImageDataModule, loggers: list[Logger], bf16: bool
+) -> tuple[RealReference, dict]:
+    """The judge (trained first if this dataset has none: :func:`catvae.pipeline.judge.ensure_judge`),
+    the real images it compares samples with, and the ``reference`` block of the summary: the
+    judge's scores of the VAE's reconstructions of the test images, the decoder's bound."""
+    from catvae.pipeline.judge import ensure_judge
+
+    judge = ensure_judge(cfg, loggers, data)
+    test_images, test_labels = (t.to(vae.device) for t in data.test["test"])
+    reference = RealReference(judge, test_images, test_labels, data.train[0], data.train[1], bf16, list(cfg.eval.sample_metrics))
+    block = {
+        "what": "the VAE's reconstructions of the real test images, scored by the judge against those images",
+        "judge": {"seed": int(cfg.judge.seed), "test_real_accuracy": judge.accuracy(test_images, test_labels, bf16)},
+        **reference_scores(reference, vae.reconstruct(test_images, test_labels), test_labels, list(cfg.eval.sample_metrics)),
+    }
+    return reference, block
+
+
 def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
     """Train and evaluate everything for ``cfg`` (checked by :func:`catvae.core.validate.validate_train` first);
     returns the published ``summary.json``."""
@@ -220,15 +247,28 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
         net = classifier.net
         bf16 = classify_in_bf16(cfg, vae.device)
         mean_check = class_mean_check(density, vae.decoder, net, bf16)
+        reference, reference_block = judge_reference(cfg, vae, data, loggers, bf16)
         generator = build_generator(cfg.generator)
         report = evaluate_generator(
-            generator, density, vae.decoder, net, cfg.eval.samples_per_label, cfg.eval.seed, cfg.objective.cos, bf16
+            generator,
+            density,
+            vae.decoder,
+            net,
+            cfg.eval.samples_per_label,
+            cfg.eval.seed,
+            cfg.objective.cos,
+            bf16,
+            reference=reference,
+            sample_metric_groups=list(cfg.eval.sample_metrics),
+            objective_classifier=str(cfg.objective.classifier),
+            cas=cas_recipe(cfg),
         )
         log.info(
-            "generator %s on %s: accuracy %.4f, cos_pairwise %.4f, cos_to_mean %.4f, objective %.4f",
+            "generator %s on %s: accuracy %.4f (judge %.4f), cos_pairwise %.4f, cos_to_mean %.4f, objective %.4f",
             generator.params(density),
             density.name,
             report["accuracy"],
+            report["judge_accuracy"],
             report["cos_pairwise"],
             report["cos_to_mean"],
             report["objective"],
@@ -257,6 +297,7 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
             "latent": density.name,
             "densities": density_fit,
             "generator": report,
+            "reference": reference_block,
             "timing_s": {
                 "vae": round(vae_seconds, 1),
                 "classifier": round(classifier_seconds, 1),
@@ -270,7 +311,7 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
         }
         write_json(summary, stage / artifacts.SUMMARY_FILE)
     resume.discard(checkpoints, "published")  # resuming is for interrupted runs
-    log_summary(loggers, {k: summary[k] for k in ("vae_test", "classifier", "generator", "timing_s")})
+    log_summary(loggers, {k: summary[k] for k in ("vae_test", "classifier", "generator", "reference", "timing_s")})
     log_image(loggers, "samples", final / grid.name, f"{generator.params(density)} on {density.name}, one row per label")
     for name, caption in VIEW_CAPTIONS.items():
         if name in views:

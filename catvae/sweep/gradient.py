@@ -165,7 +165,8 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
     from catvae.latent.densities import sample_codes
     from catvae.latent.evaluation import classify_in_bf16, evaluate_generator
     from catvae.latent.generators import build_generator
-    from catvae.search import RESULT_FILE, job_models, models_record
+    from catvae.latent.sample_metrics import METRIC_GROUPS
+    from catvae.search import RESULT_FILE, job_models, job_reference, models_record
 
     started = time.perf_counter()
     key, device, models = job_models(cfg)
@@ -176,6 +177,10 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
     density = models.density(str(cfg.latent.name))
     bf16 = classify_in_bf16(cfg, device)
     settings = settings_from(cfg, bf16 and device.type == "cpu")
+    reference = job_reference(cfg, device)
+    objective_classifier = str(cfg.objective.classifier)
+    # The surrogate's cross-entropy is that of the classifier whose accuracy the objective counts.
+    classifier = reference.judge if objective_classifier == "judge" else models.classifier
 
     def sample(theta: torch.Tensor, labels: torch.Tensor, noise: torch.Generator) -> torch.Tensor:
         return sample_codes(density, theta, base.n, labels, noise)
@@ -183,11 +188,11 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
     def decode(codes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(models.decoder(codes, labels))
 
-    with frozen(models.decoder, models.classifier):
+    with frozen(models.decoder, classifier):
         points = fit_front(
             sample,
             decode,
-            models.classifier,
+            classifier,
             base.theta_shape(stats),
             stats.num_classes,
             stats.latent_dim,
@@ -210,6 +215,9 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
             int(cfg.eval.seed),
             str(cfg.objective.cos),
             bf16,
+            reference=reference,
+            sample_metric_groups=METRIC_GROUPS,  # a handful of points: each gets every metric (CAS: the best only)
+            objective_classifier=objective_classifier,
         )
         result = {
             "key": dataclasses.asdict(key),
@@ -238,4 +246,26 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
         results.append(result)
     scoring_seconds = time.perf_counter() - started - fit_seconds
     log.info("fitted %d points in %.1f s, scored them in %.1f s", len(points), fit_seconds, scoring_seconds)
-    return min(results, key=lambda r: r["objective"])
+    best = min(range(len(results)), key=lambda i: results[i]["objective"])
+    if cfg.eval.get("cas", False):
+        # CAS trains a classifier on the samples: for the best point only, as a sweep's re-scored best.
+        from catvae.pipeline.stages import cas_recipe
+
+        generator = build_generator(OmegaConf.create(results[best]["config"]))
+        scored = evaluate_generator(
+            generator,
+            density,
+            models.decoder,
+            models.classifier,
+            int(cfg.eval.samples_per_label),
+            int(cfg.eval.seed),
+            str(cfg.objective.cos),
+            bf16,
+            reference=reference,
+            sample_metric_groups=(),
+            objective_classifier=objective_classifier,
+            cas=cas_recipe(cfg),
+        )
+        results[best]["cas"] = scored["cas"]
+        write_json(results[best], output_dir / str(best) / RESULT_FILE)
+    return results[best]

@@ -41,6 +41,9 @@ def job_request(cfg: DictConfig, samples_per_label: int) -> dict[str, Any]:
             "seed": int(cfg.eval.seed),
             "precision": str(cfg.eval.precision),
             "cos": str(cfg.objective.cos),
+            "classifier": str(cfg.objective.classifier),
+            "sample_metrics": [str(group) for group in cfg.eval.sample_metrics],
+            "judge_seed": int(cfg.judge.seed),
         },
         "device": resolve_device(str(cfg.device), "device").type,
     }

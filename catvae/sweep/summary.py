@@ -25,6 +25,9 @@ from catvae.core.files import atomic_write
 log = logging.getLogger(__name__)
 
 COLUMNS = ["job", "generator", "latent", "theta", "n", "theta_eff", "accuracy", "cos_pairwise", "cos_to_mean", "objective"]
+# The judge's scores (issue 8), after the paper's columns; a sample metric a job did not compute is left empty.
+JUDGE_COLUMNS = ["judge_accuracy", "fid", "precision", "recall", "density", "coverage", "nn_distance", "near_copies"]
+COLUMNS += JUDGE_COLUMNS
 
 
 def read_results(sweep_dir: Path) -> list[dict]:
@@ -46,7 +49,7 @@ def trial_row(result: dict) -> dict:
         "generator": result["name"],
         "latent": result.get("latent", "diag"),  # results from before class densities drew from diag
         "theta": theta if isinstance(theta, (int, float)) else json.dumps(theta),
-        **{name: result[name] for name in COLUMNS[4:]},
+        **{name: result.get(name) for name in COLUMNS[4:]},
     }
 
 
@@ -63,8 +66,9 @@ def read_trials(path: Path) -> list[dict]:
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     for row in rows:
-        for name in ("n", "theta_eff", "accuracy", "cos_pairwise", "cos_to_mean", "objective"):
-            row[name] = float(row[name])
+        for name in ("n", "theta_eff", "accuracy", "cos_pairwise", "cos_to_mean", "objective", *JUDGE_COLUMNS):
+            if name in row:
+                row[name] = float(row[name]) if row[name] != "" else float("nan")
     return rows
 
 
@@ -137,6 +141,7 @@ def summarize(
     """
     from catvae.core.artifacts import ArtifactKey
     from catvae.core.files import write_json
+    from catvae.search import SAMPLE_METRIC_KEYS
     from catvae.sweep.records import record_best, record_path
 
     results = read_results(sweep_dir)
@@ -160,6 +165,8 @@ def summarize(
         "latent": best.get("latent", "diag"),
         "eval": {k: best[k] for k in ("samples_per_label", "seed", "cos")},
         **{k: best[k] for k in ("name", "theta", "n", "theta_eff", "accuracy", "cos_pairwise", "cos_to_mean", "objective")},
+        "objective_classifier": best.get("objective_classifier", "paper"),
+        **{k: best[k] for k in ("judge_accuracy", *SAMPLE_METRIC_KEYS) if k in best},
         "models": best.get("models"),
         "provenance": best.get("provenance"),
     }

@@ -1,0 +1,47 @@
+"""``python -m catvae.judge data=… [seed=…]``: train the independent judge of a dataset (issue 8).
+
+Table 3's classifier trained on the dataset's *real* training images, scored on its real test
+images, and the reference scores of real test images (:mod:`catvae.pipeline.judge`). Published in
+``logs/artifacts/<data>/judge/seed<seed>/`` (``judge.pt``, ``summary.json``) and used by every VAE
+of the dataset (``judge.seed`` in train and search). Prints the path of its ``summary.json`` last.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from omegaconf import DictConfig, OmegaConf
+
+from catvae.core.task import hydra_command, run_task
+from catvae.core.validate import validate_judge
+
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def judge(cfg: DictConfig) -> str:
+    """Validate ``cfg``, train and publish the judge with its loggers, print and return its summary's path."""
+    from catvae.core.loggers import log_summary
+    from catvae.pipeline.judge import train_judge
+
+    def body(loggers: list) -> str:
+        import json
+
+        for logger in loggers:
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        path = train_judge(cfg, loggers)
+        summary = json.loads(path.read_text())
+        log_summary(loggers, {k: summary[k] for k in ("accuracy", "reference", "timing_s")})
+        return str(path)
+
+    summary = run_task(cfg, validate_judge, body)
+    print(summary)
+    return summary
+
+
+@hydra_command("judge")
+def main(cfg: DictConfig) -> str:
+    return judge(cfg)
+
+
+if __name__ == "__main__":
+    main()
