@@ -148,3 +148,31 @@ def test_a_search_can_optimise_the_judges_accuracy(trained):
     assert row["precision"] == ""  # not computed per trial
     best = json.loads((folder / "best.json").read_text())
     assert best["objective_classifier"] == "judge" and best["judge_accuracy"] == job["judge_accuracy"]
+
+
+def test_a_judge_of_a_quick_run_is_replaced_when_a_run_has_more_images(make_config, tiny, tmp_path):
+    """A judge published by a data.limit_train run must not judge models trained on more images:
+    train's judge stage trains it again; a judge that saw at least as many images is reused."""
+    from catvae.pipeline.judge import ensure_judge, judge_train_images
+
+    def data_for(cfg):
+        from catvae.core.config import instantiate
+
+        data = instantiate(cfg.data)
+        data.setup()
+        return data
+
+    quick = make_config("train", [*tiny, "data.limit_train=600", "data.val_size=100"])
+    ensure_judge(quick, [], data_for(quick))
+    assert judge_train_images(quick) == 500
+    first = (judge_folder(quick.paths.artifacts_dir, "mnist", 0) / JUDGE_FILE).read_bytes()
+
+    bigger = make_config("train", tiny)  # 1,200 images, 200 held out
+    ensure_judge(bigger, [], data_for(bigger))
+    assert judge_train_images(bigger) == 1000
+    second = (judge_folder(bigger.paths.artifacts_dir, "mnist", 0) / JUDGE_FILE).read_bytes()
+    assert second != first
+
+    ensure_judge(quick, [], data_for(quick))  # fewer images than the judge saw: reused as it is
+    assert judge_train_images(quick) == 1000
+    assert (judge_folder(quick.paths.artifacts_dir, "mnist", 0) / JUDGE_FILE).read_bytes() == second

@@ -11,6 +11,7 @@ in whole like the VAEs' artifacts, and resumes from its own checkpoint when kill
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -104,6 +105,7 @@ def train_judge(cfg: DictConfig, loggers: list[Logger], data: ImageDataModule | 
         summary = {
             "data": name,
             "seed": seed,
+            "train_images": len(data.train[0]),  # a judge of a quick run (data.limit_train) is replaced by a full one
             "accuracy": {
                 "test_real": accuracy,
                 "train_real": net.accuracy(data.train[0].to(device), data.train[1].to(device), bf16),
@@ -140,9 +142,28 @@ def real_reference(judge: ClassifierNet, data: ImageDataModule, bf16: bool) -> d
     }
 
 
+def judge_train_images(cfg: DictConfig) -> int | None:
+    """How many real training images the published judge of ``cfg`` saw (None when its summary does not say)."""
+    folder = artifacts.judge_folder(cfg.paths.artifacts_dir, str(cfg.data.name), int(cfg.judge.seed))
+    try:
+        count = json.loads((folder / artifacts.SUMMARY_FILE).read_text()).get("train_images")
+    except (OSError, ValueError):
+        return None
+    return count if isinstance(count, int) else None
+
+
 def ensure_judge(cfg: DictConfig, loggers: list[Logger], data: ImageDataModule) -> ClassifierNet:
-    """The judge ``catvae.train`` scores with: trained here first if it is missing (reused across VAEs)."""
+    """The judge ``catvae.train`` scores with: trained here first if it is missing (reused across VAEs),
+    or if the published one saw fewer training images than this run has (a judge left by a quick
+    ``data.limit_train`` run must not judge full-data models)."""
     if not judge_exists(cfg):
         log.info("no judge for data=%s seed=%d yet: training it first", cfg.data.name, int(cfg.judge.seed))
         train_judge(cfg, loggers, data)
+    else:
+        seen, available = judge_train_images(cfg), len(data.train[0])
+        if seen is not None and seen < available:
+            log.info(
+                "the judge of data=%s saw %d training images, this run has %d: training it again", cfg.data.name, seen, available
+            )
+            train_judge(cfg, loggers, data)
     return artifacts.load_judge(str(cfg.data.name), int(cfg.judge.seed), cfg.paths.artifacts_dir, training_device(cfg))
