@@ -241,3 +241,24 @@ def test_latent_group_selects_a_density(make_config):
     for name in ("search_job", "generate"):
         assert make_config(name, ["latent=kde"]).latent.name == "kde"
     assert FitOptions.from_config(cfg.densities, 3).seed == 3
+
+
+def test_class_mean_check_decodes_each_mixtures_main_mode():
+    """The mean of a two-mode class can fall in another class's region; its heaviest component cannot."""
+    from types import SimpleNamespace
+
+    from catvae.latent.evaluation import class_mean_check
+
+    # A 1-D "latent space" whose decoded image is read back as the label round(z): class 0 has
+    # modes at 0 (weight 0.7) and 2 (weight 0.3), so its mean 0.6 decodes to 1; class 1 is one mode at 1.
+    components = [
+        (torch.tensor([0.7, 0.3]), torch.tensor([[0.0], [2.0]]), torch.ones(2, 1, 1)),
+        (torch.tensor([1.0]), torch.tensor([[1.0]]), torch.ones(1, 1, 1)),
+    ]
+    density = SimpleNamespace(mean=torch.tensor([[0.6], [1.0]]), num_classes=2, gaussian_components=lambda: components)
+    decoder = SimpleNamespace(images=lambda z, labels=None: z.clone())
+    classifier = SimpleNamespace(predict=lambda images, bf16=False: images[:, 0].round().long())
+    check = class_mean_check(density, decoder, classifier)
+    assert check["predicted"] == [1, 1] and check["num_correct"] == 1
+    assert check["modes"] == [0, 1] and check["modes_correct"] == 2
+    assert check["components_correct_per_label"] == [0.7, 1.0] and check["components_correct"] == 0.85

@@ -58,7 +58,10 @@ def class_mean_check(stats: ClassDensity, decoder: ImageDecoder, classifier: Cla
 
     For a mixture (more than one component in some class) also each component mean μ_{y,k}:
     ``components_correct`` is the share of components decoded into their own class, each weighted
-    by its mixture weight w_{y,k} (averaged over classes: 1.0 when every mode looks like its class)."""
+    by its mixture weight w_{y,k} (averaged over classes: 1.0 when every mode looks like its class),
+    and ``modes``: the label of each class's heaviest component mean decoded (the mixture's main
+    mode, where a sample is most likely; a mixture's *mean* can fall between modes, in another
+    class's region, as μ_4 of ELBO-2 does), with ``modes_correct`` counting those in their own class."""
     predicted = classifier.predict(class_mean_images(stats, decoder), bf16=bf16).tolist()
     check: dict = {
         "predicted": predicted,
@@ -67,13 +70,17 @@ def class_mean_check(stats: ClassDensity, decoder: ImageDecoder, classifier: Cla
     }
     components = stats.gaussian_components()
     if components is not None and any(len(weights) > 1 for weights, _, _ in components):
-        shares = []
+        shares, modes = [], []
         for label, (weights, means, _) in enumerate(components):
             labels = torch.full((len(means),), label, dtype=torch.long, device=means.device)
-            right = classifier.predict(decoder.images(means, labels), bf16=bf16) == label
+            decoded = classifier.predict(decoder.images(means, labels), bf16=bf16)
+            right = decoded == label
             shares.append(float((weights * right.to(weights)).sum() / weights.sum()))
+            modes.append(int(decoded[int(weights.argmax())]))
         check["components_correct"] = round(sum(shares) / len(shares), 6)
         check["components_correct_per_label"] = [round(share, 6) for share in shares]
+        check["modes"] = modes
+        check["modes_correct"] = sum(mode == label for label, mode in enumerate(modes))
     return check
 
 
