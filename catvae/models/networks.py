@@ -75,8 +75,8 @@ class NetworkSpec:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-class ImageDecoder(nn.Module):
-    """A decoder of codes (and, if conditional, labels) to 784 logits; ``images`` applies the sigmoid."""
+class SpecNetwork(nn.Module):
+    """A network built from a :class:`NetworkSpec`: its latent size and whether it takes labels."""
 
     spec: NetworkSpec
 
@@ -87,6 +87,10 @@ class ImageDecoder(nn.Module):
     @property
     def conditional(self) -> bool:
         return self.spec.num_classes > 0
+
+
+class ImageDecoder(SpecNetwork):
+    """A decoder of codes (and, if conditional, labels) to 784 logits; ``images`` applies the sigmoid."""
 
     @torch.no_grad()
     def images(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 4096) -> torch.Tensor:
@@ -96,18 +100,8 @@ class ImageDecoder(nn.Module):
         return torch.cat([torch.sigmoid(self(chunk, part)) for chunk, part in zip(chunks, parts, strict=True)])
 
 
-class ImageEncoder(nn.Module):
+class ImageEncoder(SpecNetwork):
     """An encoder of images (and, if conditional, labels) to the mean and log-variance of q(z|x)."""
-
-    spec: NetworkSpec
-
-    @property
-    def latent_dim(self) -> int:
-        return self.spec.latent_dim
-
-    @property
-    def conditional(self) -> bool:
-        return self.spec.num_classes > 0
 
 
 class Encoder(ImageEncoder):

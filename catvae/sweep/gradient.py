@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -200,14 +200,11 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
             int(cfg.eval.seed),
         )
     fit_seconds = time.perf_counter() - started
-    results = []
-    for index, point in enumerate(points):
-        theta = point["theta"]
-        fitted = theta.item() if theta.dim() == 0 else theta.tolist()
-        config = cast(dict[str, Any], OmegaConf.to_container(node, resolve=True)) | {"theta": fitted}
-        generator = build_generator(OmegaConf.create(config))
-        report = evaluate_generator(
-            generator,
+
+    def score(config: dict, groups: Sequence[str], cas: dict | None = None) -> dict:
+        """The true metrics of one fitted θ, like a trial's, on the eval seed's samples."""
+        return evaluate_generator(
+            build_generator(OmegaConf.create(config)),
             density,
             models.decoder,
             models.classifier,
@@ -216,9 +213,17 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
             str(cfg.objective.cos),
             bf16,
             reference=reference,
-            sample_metric_groups=METRIC_GROUPS,  # a handful of points: each gets every metric (CAS: the best only)
+            sample_metric_groups=groups,
             objective_classifier=objective_classifier,
+            cas=cas,
         )
+
+    results = []
+    for index, point in enumerate(points):
+        theta = point["theta"]
+        fitted = theta.item() if theta.dim() == 0 else theta.tolist()
+        config = cast(dict[str, Any], OmegaConf.to_container(node, resolve=True)) | {"theta": fitted}
+        report = score(config, METRIC_GROUPS)  # a handful of points: each gets every metric (CAS: the best only)
         result = {
             "key": dataclasses.asdict(key),
             "config": config | {"theta": report["theta"], "n": report["n"]},
@@ -251,21 +256,6 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
         # CAS trains a classifier on the samples: for the best point only, as a sweep's re-scored best.
         from catvae.pipeline.stages import cas_recipe
 
-        generator = build_generator(OmegaConf.create(results[best]["config"]))
-        scored = evaluate_generator(
-            generator,
-            density,
-            models.decoder,
-            models.classifier,
-            int(cfg.eval.samples_per_label),
-            int(cfg.eval.seed),
-            str(cfg.objective.cos),
-            bf16,
-            reference=reference,
-            sample_metric_groups=(),
-            objective_classifier=objective_classifier,
-            cas=cas_recipe(cfg),
-        )
-        results[best]["cas"] = scored["cas"]
+        results[best]["cas"] = score(results[best]["config"], (), cas_recipe(cfg))["cas"]
         write_json(results[best], output_dir / str(best) / RESULT_FILE)
     return results[best]
