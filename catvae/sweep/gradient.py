@@ -166,7 +166,7 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
     from catvae.latent.evaluation import classify_in_bf16, evaluate_generator
     from catvae.latent.generators import build_generator
     from catvae.latent.sample_metrics import METRIC_GROUPS
-    from catvae.search import RESULT_FILE, job_models, job_reference, models_record
+    from catvae.search import RESULT_FILE, SAMPLE_METRIC_KEYS, job_models, job_reference, models_record
 
     started = time.perf_counter()
     key, device, models = job_models(cfg)
@@ -240,7 +240,8 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
             "provenance": provenance(cfg, device),
         }
         write_json(result, output_dir / str(index) / RESULT_FILE)
-        log_summary(loggers, {f"weight_{index}": {k: report[k] for k in ("accuracy", "cos_pairwise", "objective")}})
+        logged = ("accuracy", "judge_accuracy", "cos_pairwise", "objective", *SAMPLE_METRIC_KEYS)
+        log_summary(loggers, {f"weight_{index}": {k: report[k] for k in logged if k in report} | {"weight": point["weight"]}})
         log.info(
             "weight %g: accuracy %.4f, cos_pairwise %.4f, objective %.4f",
             point["weight"],
