@@ -261,6 +261,7 @@ def write_fresh_artifacts(artifacts_dir: Path, latent_dim: int = 20) -> None:
     """Artifacts of the real sizes with freshly initialised weights, keyed mnist/elbo-D/seed0."""
     from catvae.core import artifacts
     from catvae.core.artifacts import ArtifactKey
+    from catvae.latent.densities import FitOptions, fit_densities, save_densities
     from catvae.latent.statistics import ClassLatentStats
     from catvae.models.networks import ClassifierNet, Decoder, Encoder
 
@@ -272,6 +273,10 @@ def write_fresh_artifacts(artifacts_dir: Path, latent_dim: int = 20) -> None:
     ClassLatentStats(torch.randn(10, latent_dim), torch.rand(10, latent_dim) + 0.5, torch.full((10,), 5500)).save(
         folder / artifacts.STATS_FILE
     )
+    # The other class densities, fitted on random codes (a search loads them with the rest).
+    codes, labels = torch.randn(1000, latent_dim), torch.arange(10).repeat(100)
+    densities, _ = fit_densities(codes, labels, 10, FitOptions(gmm_components=(2,)))
+    save_densities(densities, folder / artifacts.DENSITIES_FILE)
     judge = artifacts.judge_folder(artifacts_dir, "mnist", 0)  # search jobs score judge_accuracy too
     judge.mkdir(parents=True, exist_ok=True)
     artifacts.save_judge(ClassifierNet(10), judge / artifacts.JUDGE_FILE)
