@@ -184,17 +184,16 @@ def frontier_table(curves: dict[str, list[dict]], references: dict[str, dict]) -
 
 
 def frontier(sweep_dirs: list[Path], out: Path) -> dict[str, Path]:
-    """``frontier.png``: judge accuracy against cos_pairwise, one curve (Pareto front) per sweep
-    (VAE, density, generator, fitting method), real test images and test reconstructions as
+    """``frontier.png``: judge accuracy against cos_pairwise, one curve (Pareto front) per
+    (VAE, density, generator, fitting method), the sweeps that share one pooled, real test images and test reconstructions as
     reference stars; ``frontier.md``: :func:`frontier_table`."""
     curves: dict[str, list[dict]] = {}
     references: dict[str, dict] = {}
     for folder in sweep_dirs:
         results = [r for r in read_results(folder) if "judge_accuracy" in r]
-        name = curve_name(results[0])
-        while name in curves:
-            name += "'"
-        curves[name] = results
+        # Sweeps of one (VAE, density, generator, method) are points of one front (e.g. a finer
+        # gradient run between the weights of a first one).
+        curves.setdefault(curve_name(results[0]), []).extend(results)
         references.update(reference_points(results))
     markers = {name: (scores["cos_pairwise"], scores["judge_accuracy"]) for name, scores in references.items()}
     figure = plot_figure1(curves, out / "frontier.png", "judged by an independent classifier", markers, accuracy="judge_accuracy")
