@@ -98,6 +98,7 @@ def report(sweep_dirs: list[Path], out: Path) -> dict[str, Path]:
 # ---------------------------------------------------------------- the frontier, judged --------------------------
 
 FRONTIER_LEVELS = (0.99, 0.97, 0.95)  # judge accuracies at which the table compares the curves
+FRONTIER_LOWEST = 0.9  # the frontier plot's accuracy axis starts here: the levels above are what it compares
 # (result key, column title): eq. 4's terms, then the sample metrics of catvae.latent.sample_metrics
 FRONTIER_COLUMNS = (
     ("judge_accuracy", "judge acc"),
@@ -196,7 +197,9 @@ def frontier(sweep_dirs: list[Path], out: Path) -> dict[str, Path]:
         curves.setdefault(curve_name(results[0]), []).extend(results)
         references.update(reference_points(results))
     markers = {name: (scores["cos_pairwise"], scores["judge_accuracy"]) for name, scores in references.items()}
-    figure = plot_figure1(curves, out / "frontier.png", "judged by an independent classifier", markers, accuracy="judge_accuracy")
+    data = ", ".join(sorted({r["key"]["data"] for results in curves.values() for r in results}))
+    title = f"{data}: accuracy by the independent judge (axis from {FRONTIER_LOWEST})"
+    figure = plot_figure1(curves, out / "frontier.png", title, markers, accuracy="judge_accuracy", lowest=FRONTIER_LOWEST)
     table = out / "frontier.md"
     write_text(frontier_table(curves, references), table)
     return {"frontier": figure, "frontier_table": table}

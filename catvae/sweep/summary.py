@@ -89,10 +89,12 @@ def plot_figure1(
     title: str,
     markers: dict[str, tuple[float, float]] | None = None,
     accuracy: str = "accuracy",
+    lowest: float | None = None,
 ) -> Path:
     """Accuracy against mean cosine similarity, one colour per sweep, each sweep's Pareto front as a
     line; ``markers`` adds single labelled points (cos, accuracy), e.g. the paper's Table 4 rows.
-    ``accuracy`` names the rows' accuracy (``judge_accuracy``: the independent judge's)."""
+    ``accuracy`` names the rows' accuracy (``judge_accuracy``: the independent judge's); ``lowest``,
+    if given, is the bottom of the accuracy axis (points below it are cut off)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,6 +115,8 @@ def plot_figure1(
     axes.set_xlabel("mean cosine similarity between samples (lower = more diverse)")
     axes.set_ylabel("accuracy" if accuracy == "accuracy" else f"accuracy ({accuracy.removesuffix('_accuracy')})")
     axes.set_title(title)
+    if lowest is not None:
+        axes.set_ylim(bottom=lowest, top=1.0 + (1.0 - lowest) * 0.02)
     axes.grid(alpha=0.3)
     if crowded:
         axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
