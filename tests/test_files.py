@@ -68,7 +68,8 @@ def test_writers_of_records_and_artifacts_go_through_it(tmp_path):
 
     rows = [{name: 1.0 for name in COLUMNS} | {"job": "0", "generator": "simple"}]
     write_trials(rows, tmp_path / "trials.csv")
-    assert (tmp_path / "trials.csv").read_text().splitlines() == [",".join(COLUMNS), "0,simple," + ",".join(["1.0"] * (len(COLUMNS) - 2))]
+    row = "0,simple," + ",".join(["1.0"] * (len(COLUMNS) - 2))
+    assert (tmp_path / "trials.csv").read_text().splitlines() == [",".join(COLUMNS), row]
     images, labels = np.random.default_rng(0).random((3, 28, 28), dtype=np.float32), np.arange(3)
     write_npz(tmp_path / "out" / "x.npz", images, labels)
     with np.load(tmp_path / "out" / "x.npz") as saved:
