@@ -12,12 +12,14 @@ from types import SimpleNamespace
 import pytest
 from omegaconf import OmegaConf
 
-from catvae.core.artifacts import ArtifactKey, fingerprint
+from catvae.core.artifacts import ArtifactKey, fingerprint, judge_folder
 from catvae.core.errors import ArtifactError, ConfigError, MissingArtifactsError
 from catvae.latent.generators import build_generator
 from catvae.sweep.records import load_best, record_best, record_path, resolve_generator
 
 KEY = ArtifactKey("mnist", "elbo", 4, 0)
+# The trained fixture's data (tests/conftest.py TINY): a search job's judge compares with these real images.
+TINY_DATA = ["data.limit_train=1200", "data.limit_test=300", "data.val_size=200"]
 FULL = {"samples_per_label": 1000, "seed": 1, "cos": "pairwise"}
 QUICK = {"samples_per_label": 20, "seed": 1, "cos": "pairwise"}
 OLD = {"vae.pt": "a" * 64, "classifier.pt": "b" * 64, "stats.pt": "c" * 64}
@@ -172,6 +174,7 @@ def test_generate_and_search_refuse_a_record_made_on_other_models(trained, tmp_p
     log_dir = tmp_path / "logs"
     folder = KEY.folder(log_dir / "artifacts")
     shutil.copytree(KEY.folder(trained["log_dir"] / "artifacts"), folder)
+    shutil.copytree(judge_folder(trained["log_dir"] / "artifacts", "mnist", 0), judge_folder(log_dir / "artifacts", "mnist", 0))
     path = record_path(log_dir / "search" / "best", KEY, "simple", "diag")
     current = fingerprint(folder)
     record_best(
@@ -187,7 +190,7 @@ def test_generate_and_search_refuse_a_record_made_on_other_models(trained, tmp_p
     score(
         make_config(
             "search_job",
-            ["latent_dim=4", "eval.samples_per_label=6", "logger=none", "generator.from_search=best"],
+            ["latent_dim=4", "eval.samples_per_label=6", "logger=none", "generator.from_search=best", *TINY_DATA],
             log_dir=log_dir,
         )
     )
@@ -201,7 +204,7 @@ def test_generate_and_search_refuse_a_record_made_on_other_models(trained, tmp_p
     path.write_text(json.dumps(stale))
     for module, overrides in (
         ("catvae.generate", generate),
-        ("catvae.search", ["latent_dim=4", "eval.samples_per_label=6", "logger=none", "generator.from_search=best"]),
+        ("catvae.search", ["latent_dim=4", "eval.samples_per_label=6", "logger=none", "generator.from_search=best", *TINY_DATA]),
     ):
         refused = run_module(module, log_dir, *overrides)
         assert refused.returncode == 2, (module, refused.stderr[-3000:])

@@ -88,7 +88,7 @@ def test_generate_from_search_best_and_report(trained, grid, tmp_path, make_conf
     from catvae.generate import generate
 
     folder = trained["log_dir"] / "search" / "best" / "mnist" / "elbo-4" / "seed0"
-    recorded = json.loads((folder / "simple.json").read_text())
+    recorded = json.loads((folder / "diag-simple.json").read_text())
     cfg = make_config(
         "generate",
         ["latent_dim=4", "label=1", "num=4", "generator.from_search=best", f"out={tmp_path / 'best.npz'}"],

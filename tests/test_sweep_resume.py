@@ -42,7 +42,11 @@ def test_a_grid_rerun_into_its_folder_skips_the_finished_jobs(trained, tmp_path)
     # Only job 2 opened a W&B run the second time.
     assert len(search_runs(folder)) == 4 and search_runs(folder).count(runs_before[2]) == 2
     rows = (folder / "trials.csv").read_text().splitlines()
-    assert [row.split(",")[:3] for row in rows[1:]] == [["0", "simple", "0.2"], ["1", "simple", "0.5"], ["2", "simple", "0.9"]]
+    assert [row.split(",")[:4] for row in rows[1:]] == [
+        ["0", "simple", "diag", "0.2"],
+        ["1", "simple", "diag", "0.5"],
+        ["2", "simple", "diag", "0.9"],
+    ]
     assert json.loads((folder / "best.json").read_text())["objective"] == min(
         json.loads((folder / job / RESULT_FILE).read_text())["objective"] for job in "012"
     )
@@ -73,7 +77,16 @@ def test_a_job_reuses_only_a_result_for_the_same_request(trained, make_config, t
         "key": {"data": "mnist", "vae": "elbo", "latent_dim": 4, "seed": 0},
         "models": models,
         "generator": {"_target_": "catvae.latent.generators.Simple", "theta": 0.3, "n": 2, "fill": 1.0, "from_search": None},
-        "eval": {"samples_per_label": 6, "seed": 1234, "precision": "auto", "cos": "pairwise"},
+        "latent": "diag",
+        "eval": {
+            "samples_per_label": 6,
+            "seed": 1234,
+            "precision": "auto",
+            "cos": "pairwise",
+            "classifier": "paper",
+            "sample_metrics": ["fid", "novelty"],
+            "judge_seed": 0,
+        },
         "device": "cpu",
     }
     scored = []

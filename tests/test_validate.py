@@ -98,9 +98,8 @@ TRAIN_REFUSALS = [
     (["data=idx"], "data.root=None is not allowed: a folder of IDX files (data=idx reads its images from data.root=DIR)"),
     (
         ["experiment=paper_elbo2"],
-        "experiment='paper_elbo2' is not allowed: one of paper_elbo20, paper_elbo20_simple_grid, "
-        "paper_mmd10, paper_mmd10_medium1_optuna, paper_mmd10_medium2_optuna, paper_mmd20, "
-        "paper_mmd20_simple_grid",
+        "experiment='paper_elbo2' is not allowed: one of fashion_cvae20_prior_simple_grid, "
+        "fashion_mmd20_diag_medium2_gradient, fashion_mmd20_diag_simple_grid",  # … every file of conf/experiment/
     ),
     (["generator.theta=[0.5]"], "generator.theta=[0.5] is not allowed: a number >= 0 (simple, latent_dim=4)"),
     (["generator.theta=nan"], "generator.theta=nan is not allowed: a number >= 0 (simple, latent_dim=4)"),

@@ -45,8 +45,8 @@ def test_views_write_pngs_of_the_expected_size(dim, tmp_path):
 
 def test_conditional_decoder_gets_no_manifold(tmp_path):
     codes, labels = clustered_codes(3)
-    decoder = Decoder(3, [16]).eval()
-    decoder.conditional = True  # type: ignore[assignment]  # as a CVAE's decoder says
+    decoder = Decoder(3, [16], num_classes=10).eval()  # a CVAE's decoder: it takes the labels
+    assert decoder.conditional
     written = write_views(codes, labels, ClassLatentStats.fit(codes, labels, 10), NAMES, decoder, tmp_path, "cvae")
     assert list(written) == [LATENT_FILE] and not (tmp_path / MANIFOLD_FILE).exists()
 
