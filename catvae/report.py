@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -161,8 +162,21 @@ def _cell(value: object) -> str:
     return f"{value:.2f}" if abs(value) >= 10 else f"{value:.4f}"
 
 
-def frontier_table(curves: dict[str, list[dict]], references: dict[str, dict]) -> str:
-    """Markdown: for each curve and each level of FRONTIER_LEVELS, its most diverse point at that
+def frontier_levels(references: dict[str, dict]) -> tuple[float, ...]:
+    """The judge accuracies the table compares at: :data:`FRONTIER_LEVELS` (MNIST's real test images
+    score 0.99), or, on a harder dataset whose real test images the judge scores below 0.99
+    (Fashion-MNIST: 0.92), that accuracy and 0.02 and 0.04 below it, rounded down to 0.01."""
+    real = [scores["judge_accuracy"] for name, scores in references.items() if name.endswith("real test images")]
+    if not real or min(real) >= FRONTIER_LEVELS[0]:
+        return FRONTIER_LEVELS
+    top = math.floor(min(real) * 100) / 100
+    return tuple(round(top - step, 2) for step in (0.0, 0.02, 0.04))
+
+
+def frontier_table(
+    curves: dict[str, list[dict]], references: dict[str, dict], levels: tuple[float, ...] = FRONTIER_LEVELS
+) -> str:
+    """Markdown: for each curve and each of the ``levels``, its most diverse point at that
     judge accuracy (or "–" where the curve never reaches it) with every sample metric; the
     reference rows first."""
     titles = [title for _, title in FRONTIER_COLUMNS]
@@ -173,7 +187,7 @@ def frontier_table(curves: dict[str, list[dict]], references: dict[str, dict]) -
     for name, scores in references.items():
         lines.append(f"| {name} | reference | " + " | ".join(_cell(scores.get(k)) for k, _ in FRONTIER_COLUMNS) + " | – | – |")
     for name, results in curves.items():
-        for level in FRONTIER_LEVELS:
+        for level in levels:
             point = at_level(results, level)
             if point is None:
                 lines.append(f"| {name} | ≥ {level} | " + " | ".join("–" for _ in titles) + " | – | – |")
@@ -198,10 +212,12 @@ def frontier(sweep_dirs: list[Path], out: Path) -> dict[str, Path]:
         references.update(reference_points(results))
     markers = {name: (scores["cos_pairwise"], scores["judge_accuracy"]) for name, scores in references.items()}
     data = ", ".join(sorted({r["key"]["data"] for results in curves.values() for r in results}))
-    title = f"{data}: accuracy by the independent judge (axis from {FRONTIER_LOWEST})"
-    figure = plot_figure1(curves, out / "frontier.png", title, markers, accuracy="judge_accuracy", lowest=FRONTIER_LOWEST)
+    levels = frontier_levels(references)
+    lowest = min(FRONTIER_LOWEST, round(levels[-1] - 0.05, 2))
+    title = f"{data}: accuracy by the independent judge (axis from {lowest})"
+    figure = plot_figure1(curves, out / "frontier.png", title, markers, accuracy="judge_accuracy", lowest=lowest)
     table = out / "frontier.md"
-    write_text(frontier_table(curves, references), table)
+    write_text(frontier_table(curves, references, levels), table)
     return {"frontier": figure, "frontier_table": table}
 
 
