@@ -91,4 +91,4 @@ def test_levels_follow_the_real_images_on_a_harder_dataset():
     assert frontier_levels({"mnist: real test images": {"judge_accuracy": 0.9905}}) == (0.99, 0.97, 0.95)
     assert frontier_levels({}) == (0.99, 0.97, 0.95)
     # Fashion-MNIST: the judge scores real test images 0.9166, so nothing generated reaches 0.99.
-    assert frontier_levels({"fashion_mnist: real test images": {"judge_accuracy": 0.9166}}) == (0.91, 0.89, 0.87)
+    assert frontier_levels({"fashion_mnist: real test images": {"judge_accuracy": 0.9166}}) == (0.91, 0.86, 0.81)
