@@ -47,7 +47,6 @@ def validate_train(cfg: DictConfig) -> None:
 def validate_search(cfg: DictConfig) -> None:
     """``python -m catvae.search``: one job scoring a generator on trained artifacts."""
     check_trained_generator(cfg, SearchSchema)
-    at_least(cfg, "judge.seed", 0)
     check_judge(cfg)
     check_eval(cfg)
     check_search(cfg)
@@ -60,8 +59,7 @@ def validate_judge(cfg: DictConfig) -> None:
     check_data(cfg)
     check_judge(cfg)
     check_trainer(cfg)
-    if str(cfg.eval.precision) not in ("auto", "32", "bf16"):
-        raise ConfigError("eval.precision", cfg.eval.precision, "one of auto, 32, bf16")
+    check_precision(cfg)
 
 
 def validate_generate(cfg: DictConfig) -> None:
@@ -250,16 +248,21 @@ def check_trainer(cfg: DictConfig) -> None:
     check_arguments(cfg.trainer, "trainer")
 
 
-def check_eval(cfg: DictConfig) -> None:
-    """Samples per label (pairs are needed), the evaluation seed and the classifier's precision."""
+def check_precision(cfg: DictConfig) -> None:
+    """``eval.precision``: how the classifiers score (catvae.latent.evaluation.EVAL_PRECISIONS)."""
     from catvae.latent.evaluation import EVAL_PRECISIONS
 
+    if str(cfg.eval.precision) not in EVAL_PRECISIONS:
+        raise ConfigError("eval.precision", cfg.eval.precision, f"one of {', '.join(EVAL_PRECISIONS)}")
+
+
+def check_eval(cfg: DictConfig) -> None:
+    """Samples per label (pairs are needed), the evaluation seed and the classifier's precision."""
     samples = OmegaConf.select(cfg, "eval.samples_per_label")
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
         raise ConfigError("eval.samples_per_label", samples, "an integer >= 2 (pairs are needed)")
     at_least(cfg, "eval.seed", 0)
-    if str(cfg.eval.precision) not in EVAL_PRECISIONS:
-        raise ConfigError("eval.precision", cfg.eval.precision, f"one of {', '.join(EVAL_PRECISIONS)}")
+    check_precision(cfg)
     check_sample_metrics(cfg)
 
 
