@@ -216,6 +216,8 @@ def score(cfg: DictConfig) -> float:
         # from the spacing of consecutive jobs of one multirun.
         result["timing_s"] = {**{k: round(v, 4) for k, v in timing.items()}, "finished_at": time.time()}
         write_json(result, Path(cfg.paths.output_dir) / RESULT_FILE)
+        if "optuna_trial" in result:
+            record_in_study(result, str(cfg.paths.output_dir))
         print(
             f"{job['name']} θ={result['theta']} n={result['n']}: accuracy {result['accuracy']:.4f} "
             f"(judge {result['judge_accuracy']:.4f}), cos_pairwise {result['cos_pairwise']:.4f}, "
@@ -224,6 +226,17 @@ def score(cfg: DictConfig) -> float:
 
     result = run_task(cfg, validate_search, evaluate, after=write, done=recorded)
     return float(result["objective"])
+
+
+def record_in_study(result: dict, job_dir: str) -> None:
+    """Keep an Optuna job's scores in its trial too, where the process that finishes a shared study
+    finds them (:mod:`catvae.sweep.study`: the processes may share no file system)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from catvae.sweep.study import record_trial_result
+
+    sweeper = HydraConfig.get().sweeper
+    record_trial_result(str(sweeper.storage), str(sweeper.study_name), int(result["optuna_trial"]), result, job_dir)
 
 
 def gradient_search(cfg: DictConfig) -> float:

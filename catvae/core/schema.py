@@ -210,6 +210,7 @@ class SearchConfig:
     storage_url: Optional[str] = None
     trial_samples_per_label: Optional[int] = None
     rescore_top: int = 0
+    grace_s: float = 3600.0  # Optuna: when a silent process on another host counts as gone (catvae.sweep.trials, .study)
     # search=gradient (catvae.sweep.gradient): the front's weights and each point's optimiser
     weights: Optional[List[float]] = None
     steps: int = 40

@@ -307,6 +307,7 @@ def check_search(cfg: DictConfig) -> None:
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 2):
         raise ConfigError("search.trial_samples_per_label", samples, "null or an integer >= 2 (pairs are needed)")
     at_least(cfg, "search.rescore_top", 0)
+    number(cfg, "search.grace_s", 0)
     number(cfg, "search.theta_low", 0)
     number(cfg, "search.theta_high", 0)
     if search.theta_high < search.theta_low:

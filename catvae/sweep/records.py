@@ -50,18 +50,25 @@ def record_best(path: Path, candidate: dict) -> bool:
     settings the record scored on more samples per label wins, so a quick low-sample sweep does
     not replace a full one. An unreadable record is replaced.
     """
-    try:
-        recorded = json.loads(path.read_text()) if path.is_file() else None
-    except ValueError:
-        recorded = None
-    if isinstance(recorded, dict) and (recorded.get("models") or {}).get("fingerprint") == candidate["models"]["fingerprint"]:
-        if recorded.get("eval") == candidate.get("eval"):
-            if recorded["objective"] <= candidate["objective"]:
-                return False
-        elif recorded.get("eval", {}).get("samples_per_label", 0) > candidate["eval"]["samples_per_label"]:
-            return False
+    from filelock import FileLock
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(candidate, path)  # atomic: a reader sees the old record or the new one
+    # Several sweeps (processes sharing a study, parallel launchers) may finish at once: the read,
+    # the comparison and the write are one step under a lock, so a worse record never overwrites a
+    # better one written in between. (A file lock: processes on several machines need a file
+    # system with working locks, e.g. NFSv4, for their records folder.)
+    with FileLock(path.parent / f".{path.name}.lock"):
+        try:
+            recorded = json.loads(path.read_text()) if path.is_file() else None
+        except ValueError:
+            recorded = None
+        if isinstance(recorded, dict) and (recorded.get("models") or {}).get("fingerprint") == candidate["models"]["fingerprint"]:
+            if recorded.get("eval") == candidate.get("eval"):
+                if recorded["objective"] <= candidate["objective"]:
+                    return False
+            elif recorded.get("eval", {}).get("samples_per_label", 0) > candidate["eval"]["samples_per_label"]:
+                return False
+        write_json(candidate, path)  # atomic: a reader sees the old record or the new one
     return True
 
 

@@ -136,8 +136,14 @@ def summarize(
     project: str = "catvae",
     rescore: Callable[[list[dict]], list[dict]] | None = None,
     rescore_top: int = 0,
+    results: list[dict] | None = None,
+    group: str | None = None,
 ) -> dict:
     """Write trials.csv, figure1.png and best.json for the sweep; record the best in ``records_dir``.
+
+    ``results`` are the jobs' results (by default read from the job folders of ``sweep_dir``; a
+    study summary passes those its storage holds, :mod:`catvae.sweep.study`); ``group`` is the W&B
+    group of the summary run (by default the sweep folder's name, the group of its jobs).
 
     With ``rescore``, the ``rescore_top`` best jobs are scored again (on more samples) and the best
     of those is the sweep's best; best.json then holds the re-scored metrics and, under
@@ -148,7 +154,7 @@ def summarize(
     from catvae.search import SAMPLE_METRIC_KEYS
     from catvae.sweep.records import record_best, record_path
 
-    results = read_results(sweep_dir)
+    results = read_results(sweep_dir) if results is None else results
     if not results:
         log.warning("no finished job in %s: nothing to summarize", sweep_dir)
         return {}
@@ -197,7 +203,7 @@ def summarize(
         record.update(record=str(path), recorded_as_best=recorded)
     write_json(record, sweep_dir / "best.json")
     if log_to_wandb:
-        log_sweep_to_wandb(sweep_dir, rows, record, figure, project, group=sweep_dir.name)
+        log_sweep_to_wandb(sweep_dir, rows, record, figure, project, group=group or sweep_dir.name)
     return {"trials": trials, "figure": figure, "best": record}
 
 
@@ -250,11 +256,14 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from catvae.search import rescore, trial_samples
+        from catvae.sweep.study import is_optuna_sweep
 
         if self.refused:
             return
         sweep_dir = Path(config.hydra.sweep.dir)
-        wants_wandb = self.wandb and "wandb" in (config.get("logger") or {})
+        # An Optuna study may be shared by several processes: its one W&B summary run is written by
+        # the process that finishes the study (catvae.sweep.study.StudySummary), not per folder.
+        wants_wandb = self.wandb and "wandb" in (config.get("logger") or {}) and not is_optuna_sweep(config)
         cheap_trials = trial_samples(config) < int(config.eval.samples_per_label)
         top = int(config.search.get("rescore_top") or 0) if cheap_trials else 0
         outputs = summarize(

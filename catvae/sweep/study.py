@@ -1,0 +1,235 @@
+"""One summary per Optuna study, however many processes (and machines) share it.
+
+Several ``catvae.search -m … search=optuna`` processes may run one study together (same
+``search.storage_url`` and study name, e.g. on a PostgreSQL server). Each writes its own sweep
+folder (its jobs, ``trials.csv``, ``best.json``: :mod:`catvae.sweep.summary`), but the study is
+one experiment, so it gets one summary — the trials of every process, the best of all of them
+(re-scored), one W&B run of job type ``sweep-summary`` in the study's group — written once, by the
+process that finishes the study. The database is the only thing the processes share (they may
+not share a file system), so everything this needs lives in the study's storage:
+
+- each job stores its scores in its trial's user attributes (:data:`RESULT`,
+  :func:`record_trial_result`), so the summary can be made from any machine;
+- each sweep process registers itself in the study's user attributes when it starts and marks
+  itself done when it ends (:data:`MEMBER`); a process that ends while no other member is still
+  running finishes the study (members whose process is gone, or silent on another host for longer
+  than the grace period, do not hold it back);
+- two processes ending at the same moment may both see themselves last; the summary is claimed by
+  creating a marker study named after the study and its number of finished trials
+  (:func:`claim_summary`): the storage's unique study name lets exactly one of them win, and a
+  study resumed later with more trials is summarised again.
+
+The summary goes to ``{paths.log_dir}/search/studies/<study name>/`` (``trials.csv``,
+``figure1.png``, ``best.json``) and the best configuration into the search records, as for a sweep.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+RESULT = "catvae_result"  # a job's scores (its result.json without per-label detail), in its trial's user attributes
+MEMBER = "catvae_process:"  # study user attribute prefix: one entry per sweep process that joined the study
+CLAIM = " :: summary at {complete} trials"  # marker study that claims the summary of a study at that many trials
+LEFT_OUT = ("per_label", "provenance", "request")  # big, and only needed in the job's own folder
+
+
+def is_optuna_sweep(config: DictConfig) -> bool:
+    """Whether this multirun asks its trials from an Optuna study in a storage."""
+    sweeper = config.hydra.sweeper
+    return "optuna" in str(sweeper.get("_target_", "")).lower() and isinstance(sweeper.get("storage"), str)
+
+
+def open_study(storage_url: str, study_name: str) -> tuple[Any, int]:
+    """The storage behind ``storage_url`` and the id of ``study_name`` in it (KeyError if there is none)."""
+    from optuna.storages import RDBStorage
+
+    storage = RDBStorage(storage_url)
+    return storage, storage.get_study_id_from_name(study_name)
+
+
+def compact_result(result: dict[str, Any]) -> dict[str, Any]:
+    """What a trial keeps of its job's result: every score, θ and the generator config, not the
+    per-label tables or the provenance (those stay in the job folder's result.json)."""
+    return {k: v for k, v in result.items() if k not in LEFT_OUT}
+
+
+def record_trial_result(storage_url: str, study_name: str, trial_number: int, result: dict[str, Any], job_dir: str) -> None:
+    """Store a job's scores in the user attributes of its trial (it is still RUNNING: the sweeper
+    tells its objective once the job returns)."""
+    storage, study_id = open_study(storage_url, study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial_number)
+    storage.set_trial_user_attr(trial_id, RESULT, {**compact_result(result), "job_dir": job_dir})
+
+
+def study_results(storage: Any, study_id: int) -> list[dict[str, Any]]:
+    """The scores of the study's COMPLETE trials, in trial order, each with ``job`` = its trial number
+    (the form :func:`catvae.sweep.summary.summarize` reads). Trials without stored scores (asked by
+    an older catvae) are left out, with a warning."""
+    from optuna.trial import TrialState
+
+    trials = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,))
+    results = [{"job": str(t.number), **t.user_attrs[RESULT]} for t in trials if RESULT in t.user_attrs]
+    if len(results) < len(trials):
+        missing = len(trials) - len(results)
+        log.warning("%d COMPLETE trials hold no scores (run by an older catvae): left out of the study summary", missing)
+    return results
+
+
+def member_key(process: dict[str, Any]) -> str:
+    return f"{MEMBER}{process['host']}:{process['pid']}:{process['started']}"
+
+
+def join_study(storage: Any, study_id: int, sweep_dir: str) -> str:
+    """Register this process as running the study; its user-attribute key."""
+    from catvae.sweep.trials import this_process
+
+    me = this_process()
+    key = member_key(me)
+    storage.set_study_user_attr(study_id, key, {**me, "sweep_dir": sweep_dir, "state": "running", "since": now_iso()})
+    return key
+
+
+def leave_study(storage: Any, study_id: int, key: str) -> None:
+    """Mark this process's membership done."""
+    member = storage.get_study_user_attrs(study_id).get(key, {})
+    storage.set_study_user_attr(study_id, key, {**member, "state": "done", "until": now_iso()})
+
+
+def now_iso() -> str:
+    return datetime.now().isoformat(timespec="seconds")
+
+
+def last_activity(member: dict[str, Any], trials: list[Any]) -> datetime:
+    """When a member was last seen working: it joined, or it started one of its trials."""
+    from catvae.sweep.trials import OWNER
+
+    seen = [datetime.fromisoformat(member["since"])]
+    for trial in trials:
+        owner = trial.user_attrs.get(OWNER) or {}
+        if (owner.get("host"), owner.get("pid"), owner.get("started")) == (member["host"], member["pid"], member["started"]):
+            seen.append(trial.datetime_start or seen[0])
+    return max(seen)
+
+
+def running_members(storage: Any, study_id: int, me: str, grace: timedelta, now: datetime | None = None) -> list[str]:
+    """The other members that may still add trials to the study (as ``host:pid``).
+
+    A member is not running once it marked itself done, when its process is gone (same host), or
+    when it is on another host and neither joined nor started a trial for longer than ``grace``
+    (killed there, it cannot say so; if it was only slow, the study is summarised again when it
+    finishes)."""
+    from catvae.sweep.trials import owner_alive
+
+    members = {k: v for k, v in storage.get_study_user_attrs(study_id).items() if k.startswith(MEMBER) and k != me}
+    trials = None
+    running = []
+    for member in members.values():
+        if member.get("state") == "done":
+            continue
+        alive = owner_alive(member)
+        if alive is False:
+            continue
+        if alive is None:
+            trials = trials if trials is not None else storage.get_all_trials(study_id, deepcopy=False)
+            if (now or datetime.now()) - last_activity(member, trials) > grace:
+                continue
+        running.append(f"{member['host']}:{member['pid']}")
+    return running
+
+
+def claim_summary(storage: Any, study_name: str, complete: int) -> bool:
+    """True for exactly one caller per (study, number of COMPLETE trials): the marker study's name is
+    unique in the storage, so of several processes creating it at once one succeeds."""
+    from optuna.exceptions import DuplicatedStudyError
+    from optuna.study import StudyDirection
+
+    try:
+        storage.create_new_study([StudyDirection.MINIMIZE], study_name + CLAIM.format(complete=complete))
+    except DuplicatedStudyError:
+        return False
+    return True
+
+
+def study_folder(log_dir: str | Path, study_name: str) -> Path:
+    """``{log_dir}/search/studies/<study name>``, the name made safe as a folder name."""
+    return Path(log_dir) / "search" / "studies" / re.sub(r"[^A-Za-z0-9._=-]+", "_", study_name)
+
+
+class StudySummary(Callback):
+    """Hydra callback for Optuna searches: join the study when the sweep starts; when it ends, leave
+    it, and if no other process is still running it, summarise the whole study once.
+
+    Runs after :class:`catvae.sweep.trials.ResumeStudy` at the start (the study exists by then) and,
+    Hydra calling end callbacks in reverse order, before the sweep folder's own summary at the end.
+    """
+
+    def __init__(self, grace_s: float = 3600.0, wandb: bool = True, project: str = "catvae"):
+        self.grace = timedelta(seconds=float(grace_s))
+        self.wandb, self.project = wandb, project
+        self.member: str | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        import optuna
+
+        self.member = None
+        if not is_optuna_sweep(config):
+            return
+        name, url = str(config.hydra.sweeper.study_name), str(config.hydra.sweeper.storage)
+        direction = optuna.study.StudyDirection[str(config.hydra.sweeper.direction).upper()]
+        optuna.create_study(study_name=name, storage=url, direction=direction, load_if_exists=True)
+        storage, study_id = open_study(url, name)
+        self.member = join_study(storage, study_id, str(config.hydra.sweep.dir))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from optuna.trial import TrialState
+
+        if self.member is None:
+            return
+        name = str(config.hydra.sweeper.study_name)
+        storage, study_id = open_study(str(config.hydra.sweeper.storage), name)
+        leave_study(storage, study_id, self.member)
+        others = running_members(storage, study_id, self.member, self.grace)
+        if others:
+            print(f"study {name}: still run by {', '.join(others)}; the last process to finish summarises it")
+            return
+        complete = len(storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,)))
+        if complete == 0 or not claim_summary(storage, name, complete):
+            return
+        self.summarize(config, storage, study_id, name)
+
+    def summarize(self, config: DictConfig, storage: Any, study_id: int, name: str) -> None:
+        from catvae.search import rescore, trial_samples
+        from catvae.sweep.summary import summarize
+
+        results = study_results(storage, study_id)
+        if not results:
+            return
+        folder = study_folder(str(config.paths.log_dir), name)
+        folder.mkdir(parents=True, exist_ok=True)
+        cheap_trials = trial_samples(config) < int(config.eval.samples_per_label)
+        outputs = summarize(
+            folder,
+            str(config.paths.search_records_dir),
+            log_to_wandb=self.wandb and "wandb" in (config.get("logger") or {}),
+            project=self.project,
+            rescore=functools.partial(rescore, config),
+            rescore_top=int(config.search.get("rescore_top") or 0) if cheap_trials else 0,
+            results=results,
+            group=name,
+        )
+        best = outputs["best"]
+        print(
+            f"study {name}: {len(results)} trials; best {best['name']} n={best['n']}: accuracy {best['accuracy']:.4f}, "
+            f"cos_pairwise {best['cos_pairwise']:.4f}, objective {best['objective']:.4f}"
+        )
+        print(f"study summary: {folder}")
