@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from omegaconf import OmegaConf
@@ -36,6 +37,32 @@ def candidate(objective: float, evaluation: dict, models: dict = OLD, theta: flo
     }
 
 
+def offer_candidates(path: Path, objectives: list[float], start: Any) -> None:
+    start.wait()  # all workers at once
+    for objective in objectives:
+        record_best(path, candidate(objective, FULL))
+
+
+def test_records_written_at_once_by_many_processes_keep_the_best(tmp_path):
+    """Sweeps finishing together (processes sharing a study, parallel launchers) each offer their
+    best: reading, comparing and writing happen under one lock, so the best offer is what stays.
+    (Each worker offers ever better objectives, so every offer is a read-compare-write that races
+    the others'; without the lock the final record is usually not the best one.)"""
+    import multiprocessing
+
+    path = record_path(tmp_path, KEY, "simple", "diag")
+    offers = [[1.0 - 0.001 * i - 0.0001 * worker for i in range(150)] for worker in range(4)]
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(len(offers))
+    workers = [context.Process(target=offer_candidates, args=(path, objectives, start)) for objectives in offers]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    assert json.loads(path.read_text())["objective"] == min(min(o) for o in offers)
+
+
 def run_module(module: str, log_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "offline", "CATVAE_LOG_DIR": str(log_dir)}
     return subprocess.run([sys.executable, "-m", module, *overrides], env=env, capture_output=True, text=True, timeout=300)
@@ -58,7 +85,8 @@ def test_best_search_record_keeps_the_better_and_the_better_measured(tmp_path):
     assert record_best(path, candidate(0.97, QUICK, NEW))
     recorded = json.loads(path.read_text())
     assert (recorded["objective"], recorded["models"]["fingerprint"]) == (0.97, NEW)
-    assert sorted(p.name for p in path.parent.iterdir()) == ["diag-simple.json"]  # no partial file left
+    # No partial file left; only the (empty, hidden) lock file that serialises the writers.
+    assert sorted(p.name for p in path.parent.iterdir()) == [".diag-simple.json.lock", "diag-simple.json"]
     path.write_text('{"objective": 0.1, "mod')  # truncated: the next search's result replaces it
     assert record_best(path, candidate(0.99, QUICK, NEW))
     assert json.loads(path.read_text())["objective"] == 0.99
