@@ -114,3 +114,22 @@ def test_wandb_offline_resolution(monkeypatch, tmp_path):
     assert wandb_offline() is True
     (tmp_path / "netrc").write_text("machine api.wandb.ai\n  login user\n  password abc\n")
     assert wandb_offline() is False
+
+
+def test_a_multirun_groups_its_runs_by_its_folder(tmp_path):
+    """W&B across processes and launchers: every job of a training grid is in one group (the
+    multirun folder's name); a single run keeps the model family's group."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    overrides = [f"paths.log_dir={tmp_path}", "hydra.sweep.dir=/runs/train/multiruns/grid-7"]
+    saved = HydraConfig.instance().cfg
+    try:
+        for mode, group in ((RunMode.RUN, "mnist-elbo-20"), (RunMode.MULTIRUN, "grid-7")):
+            with initialize_config_dir(config_dir=CONF_DIR):
+                cfg = compose("train", overrides=[*overrides, f"hydra.mode={mode.name}"], return_hydra_config=True)
+            HydraConfig.instance().set_config(cfg)
+            assert cfg.run.group == group
+    finally:
+        HydraConfig.instance().cfg = saved

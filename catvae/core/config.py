@@ -62,13 +62,25 @@ def auto_precision(accelerator: str) -> str:
     return choose(str(accelerator))
 
 
+def run_group(single: str) -> str:
+    """The W&B group of a run: in a multirun (a grid, whatever launcher runs its jobs) the multirun
+    folder's name, so every job of the grid lands in one group; else ``single``."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return folder_name(HydraConfig.get().sweep.dir)
+    return single
+
+
 def register_resolvers() -> None:
-    """``${catvae.stem:PATH}`` (a folder's name), ``${catvae.sqlite:PATH}``, ``${catvae.wandb_offline:}``
-    and ``${catvae.precision:ACCELERATOR}``."""
+    """``${catvae.stem:PATH}`` (a folder's name), ``${catvae.sqlite:PATH}``, ``${catvae.wandb_offline:}``,
+    ``${catvae.precision:ACCELERATOR}`` and ``${catvae.group:SINGLE_RUN_GROUP}``."""
     OmegaConf.register_resolver("catvae.stem", folder_name, replace=True)
     OmegaConf.register_resolver("catvae.wandb_offline", wandb_offline, replace=True)
     OmegaConf.register_resolver("catvae.sqlite", sqlite_url, replace=True)
     OmegaConf.register_resolver("catvae.precision", auto_precision, replace=True)
+    OmegaConf.register_resolver("catvae.group", run_group, replace=True)
 
 
 register_resolvers()
