@@ -91,32 +91,49 @@ def rescore(cfg: DictConfig, results: list[dict]) -> list[dict]:
 
     Each returned result holds the new metrics, and under ``trial`` the ones the sweep ran on.
     """
-    from catvae.latent.evaluation import classify_in_bf16, evaluate_generator
-    from catvae.latent.generators import build_generator
-    from catvae.pipeline.stages import cas_recipe
-
     _, device, models = job_models(cfg)
     reference = job_reference(cfg, device)
     rescored = []
     for result in results:
-        generator = build_generator(OmegaConf.create(result["config"]))
-        report = evaluate_generator(
-            generator,
-            models.density(result.get("latent", str(cfg.latent.name))),
-            models.decoder,
-            models.classifier,
-            int(cfg.eval.samples_per_label),
-            int(cfg.eval.seed),
-            str(cfg.objective.cos),
-            classify_in_bf16(cfg, device),
-            reference=reference,
-            sample_metric_groups=METRIC_GROUPS,  # the best gets every metric, and CAS where eval.cas
-            objective_classifier=str(cfg.objective.classifier),
-            cas=cas_recipe(cfg),
-        )
+        # The study summary re-scores the study's best trials after the sweep folder's summary did
+        # the same for this process's: a configuration already re-scored here is not scored again.
+        latent = result.get("latent", str(cfg.latent.name))
+        settings = OmegaConf.to_container(cfg.eval, resolve=True), OmegaConf.to_container(cfg.objective, resolve=True)
+        done = json.dumps([result["config"], latent, models.fingerprint, settings], sort_keys=True)
+        if done not in _rescored:
+            _rescored[done] = rescore_one(cfg, result["config"], latent, models, device, reference)
+        report = _rescored[done]
         trial = {k: result[k] for k in (*TRIAL_KEYS, *(k for k in SAMPLE_METRIC_KEYS if k in result))}
         rescored.append({**result, **report, "trial": trial, "models": models_record(models)})
     return rescored
+
+
+_rescored: dict[str, dict] = {}  # rescore's reports in this process, by generator config, density, models and settings
+
+
+def rescore_one(
+    cfg: DictConfig, config: dict, latent: str, models: Models, device: torch.device, reference: RealReference
+) -> dict:
+    """One generator configuration scored on ``eval.samples_per_label`` samples per label with every metric (and CAS)."""
+    from catvae.latent.evaluation import classify_in_bf16, evaluate_generator
+    from catvae.latent.generators import build_generator
+    from catvae.pipeline.stages import cas_recipe
+
+    generator = build_generator(OmegaConf.create(config))
+    return evaluate_generator(
+        generator,
+        models.density(latent),
+        models.decoder,
+        models.classifier,
+        int(cfg.eval.samples_per_label),
+        int(cfg.eval.seed),
+        str(cfg.objective.cos),
+        classify_in_bf16(cfg, device),
+        reference=reference,
+        sample_metric_groups=METRIC_GROUPS,  # the best gets every metric, and CAS where eval.cas
+        objective_classifier=str(cfg.objective.classifier),
+        cas=cas_recipe(cfg),
+    )
 
 
 def score(cfg: DictConfig) -> float:
