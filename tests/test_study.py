@@ -90,6 +90,8 @@ def test_two_processes_sharing_a_study_write_one_summary(trained, tmp_path):
     (log_dir / "artifacts").symlink_to(trained["log_dir"] / "artifacts")
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
     args = ["generator=medium1", "search=optuna", f"search.storage_url={storage}", "hydra.sweeper.study_name=shared"]
+    # Trials on 4 samples per label, the study's 2 best re-scored on 8.
+    args += ["eval.samples_per_label=8", "search.trial_samples_per_label=4", "search.rescore_top=2"]
     procs = [search(log_dir, *args, "hydra.sweeper.n_trials=3", f"search.sampler_seed={s}", background=True) for s in (1, 2)]
     outputs = []
     for proc in procs:
@@ -111,7 +113,10 @@ def test_two_processes_sharing_a_study_write_one_summary(trained, tmp_path):
         rows = list(csv.DictReader(handle))
     assert sorted(int(r["job"]) for r in rows) == [t.number for t in complete]
     best = json.loads((folder / "best.json").read_text())
-    assert best["objective"] == min(t.value for t in complete)
+    two_best = sorted(complete, key=lambda t: t.value)[:2]
+    assert sorted(r["job"] for r in best["rescored"]) == sorted(str(t.number) for t in two_best)
+    assert best["eval"]["samples_per_label"] == 8 and best["trial"]["samples_per_label"] == 4
+    assert best["objective"] == min(r["objective"] for r in best["rescored"])
 
     runs = [read_finished_run(path) for path in find_run_files(log_dir / "search")]
     summaries = [r for r in runs if r.job_type == "sweep-summary"]
