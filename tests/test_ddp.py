@@ -236,3 +236,50 @@ def test_two_cpu_processes_train_the_tiny_pipeline_and_only_rank_0_writes(traine
     assert [line for line in written if artifacts in line] == []
     assert [line for line in written if str(log_dir / "checkpoints") in line] == []
     assert not (run_dir / ".hydra" / "overrides.yaml").read_text().count("train_ddp_process")  # rank 0's config kept
+
+
+def test_a_nan_on_another_process_stops_every_process_at_the_same_step():
+    """Under DDP the guard asks all processes (any NaN stops all): a process whose own loss is finite
+    raises too, saying the loss was not finite elsewhere, instead of waiting in the next all-reduce."""
+    from catvae.core.errors import DivergenceError
+    from catvae.pipeline.divergence import DivergenceGuard
+
+    asked = []
+
+    def any_rank(decision: bool, all: bool) -> bool:
+        asked.append((decision, all))
+        return True  # rank 1 saw a NaN
+
+    trainer = SimpleNamespace(
+        num_training_batches=10, current_epoch=0, max_epochs=2, global_step=3, precision="32-true", world_size=2,
+        strategy=SimpleNamespace(reduce_boolean_decision=any_rank),
+    )  # fmt: skip
+    with pytest.raises(DivergenceError) as caught:
+        DivergenceGuard("vae").on_train_batch_end(trainer, None, {"loss": torch.tensor(2.5)}, None, 3)
+    assert asked == [(False, False)]  # this process's loss was finite; "any" (all=False) decides
+    assert str(caught.value).startswith(
+        "vae training diverged: the training loss became not finite on another of the 2 processes at epoch 1/2, step 4/10"
+    )
+
+
+def test_a_ddp_run_that_diverges_publishes_nothing_and_the_next_resumes_its_vae(tmp_path, tiny):
+    """Both processes stop at the classifier's first infinite loss (exit 2, the guard's message, no
+    traceback, nothing under logs/artifacts); the VAE's checkpoint, written by rank 0, is resumed by
+    both processes of the next run, which publishes."""
+    log_dir, audit = tmp_path / "logs", tmp_path / "audit"
+    overrides = [*tiny, "trainer=ddp", "trainer.devices=2", "logger=none"]
+    failed = run_ddp([*overrides, "classifier.model.lr=1e9"], log_dir, cwd=tmp_path, audit=audit)
+    assert failed.returncode == 2, failed.stderr[-3000:]
+    assert "Traceback" not in failed.stderr
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("error: ")]
+    assert errors and all(line.startswith("error: classifier training diverged: the training loss became") for line in errors)
+    assert not (log_dir / "artifacts" / "mnist" / "elbo-4").exists()
+    checkpoint = log_dir / "checkpoints" / "mnist" / "elbo-4" / "seed0" / "vae" / "last.ckpt"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["callbacks"]["catvae.resume"]
+    assert state["torch_rng_ranks"].shape[0] == 2  # each rank's RNG state, gathered by rank 0
+
+    resumed = run_ddp(overrides, log_dir, cwd=tmp_path, audit=audit)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    run_dir = Path(json.loads(Path(resumed.stdout.strip().splitlines()[-1]).read_text())["run_dir"])
+    for log_file in ("train.log", "train_ddp_process_1.log"):
+        assert "vae: already trained (1 epochs)" in (run_dir / log_file).read_text(), log_file
