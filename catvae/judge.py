@@ -18,28 +18,32 @@ from catvae.core.validate import validate_judge
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
-def judge(cfg: DictConfig) -> str:
-    """Validate ``cfg``, train and publish the judge with its loggers, print and return its summary's path."""
+def judge(cfg: DictConfig) -> str | None:
+    """Validate ``cfg``, train and publish the judge with its loggers, print and return its summary's
+    path (under DDP, on rank 0; the other processes train alongside and return None)."""
     from catvae.core.loggers import log_summary
     from catvae.pipeline.judge import train_judge
 
-    def body(loggers: list) -> str:
+    def body(loggers: list) -> str | None:
         import json
 
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         path = train_judge(cfg, loggers)
+        if path is None:
+            return None
         summary = json.loads(path.read_text())
         log_summary(loggers, {k: summary[k] for k in ("accuracy", "reference", "timing_s")})
         return str(path)
 
     summary = run_task(cfg, validate_judge, body)
-    print(summary)
+    if summary is not None:
+        print(summary)
     return summary
 
 
 @hydra_command("judge")
-def main(cfg: DictConfig) -> str:
+def main(cfg: DictConfig) -> str | None:
     return judge(cfg)
 
 

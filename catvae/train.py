@@ -16,23 +16,26 @@ from catvae.core.validate import validate_train
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
-def train(cfg: DictConfig) -> str:
+def train(cfg: DictConfig) -> str | None:
     """Validate ``cfg``, run the pipeline with its loggers (closed whatever happens), print and
-    return the published summary's path."""
+    return the published summary's path. Under DDP (``trainer=ddp``) a process other than rank 0
+    trains alongside it, prints nothing and returns None: rank 0 publishes."""
     from catvae.pipeline.stages import run_pipeline
 
-    def body(loggers: list) -> str:
-        for logger in loggers:
+    def body(loggers: list) -> str | None:
+        for logger in loggers:  # a W&B run only on rank 0 (Lightning's loggers write there alone)
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        return str(run_pipeline(cfg, loggers))
+        summary = run_pipeline(cfg, loggers)
+        return None if summary is None else str(summary)
 
     summary = run_task(cfg, validate_train, body)
-    print(summary)
+    if summary is not None:
+        print(summary)
     return summary
 
 
 @hydra_command("train")
-def main(cfg: DictConfig) -> str:
+def main(cfg: DictConfig) -> str | None:
     return train(cfg)
 
 

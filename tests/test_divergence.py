@@ -70,7 +70,8 @@ def test_infinite_classifier_loss_stops_the_classifier_stage(make_config, tmp_pa
     ):
         run_pipeline(cfg, [])
     folder = ArtifactKey("mnist", "elbo", 4, 0).folder(tmp_path / "logs" / "artifacts")
-    assert not folder.exists() and list(folder.parent.iterdir()) == []
+    # Staging starts once training is done: a stage that diverged left nothing under the artifacts.
+    assert not folder.exists() and not folder.parent.exists()
 
 
 def test_finite_losses_pass_and_the_first_bad_one_raises():
@@ -79,7 +80,7 @@ def test_finite_losses_pass_and_the_first_bad_one_raises():
     from catvae.pipeline.divergence import DivergenceGuard
 
     class Trainer:  # what the message reads from Lightning's Trainer
-        num_training_batches, current_epoch, max_epochs, global_step, precision = 10, 2, 5, 23, "32-true"
+        num_training_batches, current_epoch, max_epochs, global_step, precision, world_size = 10, 2, 5, 23, "32-true", 1
 
     guard = DivergenceGuard("vae")
     for value in (0.0, -3.5, 1e30):

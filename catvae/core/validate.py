@@ -26,6 +26,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from catvae.core.errors import ConfigError
 from catvae.core.schema import GenerateSchema, JudgeSchema, SearchSchema, TrainSchema, allowed_for
 from catvae.data.checks import VAL_SIZE_ALLOWED, val_size_allowed
+from catvae.pipeline.distributed import BATCH_KEYS
 
 
 def validate_train(cfg: DictConfig) -> None:
@@ -36,7 +37,7 @@ def validate_train(cfg: DictConfig) -> None:
     check_vae(cfg)
     check_classifier(cfg)
     check_judge(cfg)
-    check_trainer(cfg)
+    check_trainer(cfg, tuple(BATCH_KEYS.values()))
     check_generator(cfg)
     check_from_search(cfg, training=True)
     check_eval(cfg)
@@ -58,7 +59,7 @@ def validate_judge(cfg: DictConfig) -> None:
     at_least(cfg, "seed", 0)
     check_data(cfg)
     check_judge(cfg)
-    check_trainer(cfg)
+    check_trainer(cfg, (BATCH_KEYS["judge"],))
     check_precision(cfg)
 
 
@@ -241,11 +242,96 @@ def check_judge(cfg: DictConfig) -> None:
     check_arguments(cfg.judge.model, "judge.model")
 
 
-def check_trainer(cfg: DictConfig) -> None:
-    """The accelerator exists here, and every ``trainer.*`` key is an argument of the Trainer."""
+def check_trainer(cfg: DictConfig, batch_keys: Sequence[str] = ()) -> None:
+    """The accelerator exists here, every ``trainer.*`` key is an argument of the Trainer, and the
+    processes it asks for can be had (:func:`check_distributed`, which checks ``batch_keys``)."""
     if "accelerator" in cfg.trainer:
         check_device(cfg, "trainer.accelerator")
     check_arguments(cfg.trainer, "trainer")
+    check_distributed(cfg, batch_keys)
+
+
+def check_distributed(cfg: DictConfig, batch_keys: Sequence[str]) -> None:
+    """``trainer.strategy``, ``trainer.devices`` and ``trainer.num_nodes`` (``trainer=ddp``,
+    :mod:`catvae.pipeline.distributed`): a strategy the pipeline runs under, whole numbers of
+    processes, no more GPUs than this machine has, several nodes only where srun or torchrun started
+    the processes, one training per command, and batch sizes (``batch_keys``: they are global)
+    that split evenly across the processes."""
+    from catvae.pipeline.distributed import STRATEGIES
+
+    strategy = cfg.trainer.get("strategy", "auto")
+    if strategy not in STRATEGIES:
+        raise ConfigError(
+            "trainer.strategy",
+            strategy,
+            f"one of {', '.join(STRATEGIES)} (trainer=ddp: Lightning's DDP, one process per device, started by its "
+            "launcher, srun or torchrun)",
+        )
+    devices = cfg.trainer.get("devices", 1)
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        raise ConfigError("trainer.devices", devices, "an integer >= 1: the training processes on each node (one per GPU)")
+    nodes = cfg.trainer.get("num_nodes", 1)
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+        raise ConfigError("trainer.num_nodes", nodes, "an integer >= 1: the machines that train together")
+    check_gpu_count(cfg, devices)
+    world = devices * nodes
+    if world == 1:
+        return
+    if nodes > 1 and not launched_per_process():
+        raise ConfigError(
+            "trainer.num_nodes",
+            nodes,
+            "1 in a process started by hand: training on several nodes needs one process per device on every node, "
+            "started by srun (SLURM: srun --nodes=N --ntasks-per-node=DEVICES) or torchrun (--nnodes=N "
+            "--nproc-per-node=DEVICES); see the README's multi-process training",
+        )
+    if multirun():
+        raise ConfigError(
+            "trainer.devices",
+            devices,
+            f"1 in a multirun (-m): {world} processes train one configuration per command (every process would "
+            "run the whole sweep); run each configuration as its own command",
+        )
+    for key in batch_keys:
+        batch = OmegaConf.select(cfg, key)
+        if isinstance(batch, int) and batch % world:
+            lower = batch - batch % world
+            raise ConfigError(
+                key,
+                batch,
+                f"a multiple of {world}, the training processes (trainer.devices × trainer.num_nodes): batch sizes are "
+                f"global and each process takes an equal share of every batch (e.g. {key}={lower or world})",
+            )
+
+
+def check_gpu_count(cfg: DictConfig, devices: int) -> None:
+    """No more ``trainer.devices`` than this machine's GPUs when training on GPUs."""
+    import torch
+
+    from catvae.core.device import resolve_device
+
+    if resolve_device(str(cfg.trainer.get("accelerator", "auto"))).type != "cuda":
+        return
+    available = torch.cuda.device_count()
+    if devices > available:
+        raise ConfigError("trainer.devices", devices, f"at most {available}: this machine has {available} CUDA GPU(s)")
+
+
+def launched_per_process() -> bool:
+    """Whether a cluster launcher started this process as one of many: srun (SLURM) or torchrun.
+    Both say each process's rank before it starts, which the pipeline needs before its first
+    Trainer (:mod:`catvae.pipeline.distributed`)."""
+    from lightning_fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+
+    return SLURMEnvironment.detect() or TorchElasticEnvironment.detect()
+
+
+def multirun() -> bool:
+    """Whether this process runs a Hydra multirun (``-m``)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def check_precision(cfg: DictConfig) -> None:
@@ -321,10 +407,7 @@ def check_search(cfg: DictConfig) -> None:
 
 def check_gradient_search(cfg: DictConfig) -> None:
     """``search=gradient``: one run (not a multirun), a non-empty list of weights >= 0, an optimiser that can move."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+    if multirun():
         raise ConfigError("search", "gradient", "a single run: search=gradient fits its whole front in one run (drop -m)")
     weights = cfg.search.get("weights")
     if not weights or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and 0 <= w < math.inf for w in weights):

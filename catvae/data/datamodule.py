@@ -22,19 +22,51 @@ Batch = tuple[torch.Tensor, ...]  # TensorBatches slices any number of tensors a
 
 
 class TensorBatches:
-    """One pass over ``tensors`` (same first dimension) in batches of ``batch_size`` rows.
+    """One pass over ``tensors`` (same first dimension) in batches of ``batch_size`` rows, or this
+    process's share of it when ``world_size`` processes train together (``trainer=ddp``).
 
     Shuffled passes draw a new permutation each epoch from a CPU generator seeded once, so the
     batch order is the same on every device; unshuffled passes yield views (no copy). Lightning
-    accepts any sized iterable as a dataloader.
+    accepts any sized iterable as a dataloader (it replaces only a DataLoader's sampler, so the
+    sharding is done here).
+
+    Sharding by rank. Training (shuffled): every process draws the same permutation (same seed,
+    same generator state), cuts it into the same global batches of ``batch_size`` and takes its
+    slice, ``batch_size / world_size`` rows, of each: the processes' slices of a step together are
+    the batch one process would have taken, and over an epoch they are disjoint and cover the
+    permutation. As with torch's DistributedSampler (``drop_last=False``) the permutation is
+    first padded with its own first rows to a multiple of ``world_size``, so every process takes
+    as many steps with equal slices (DDP averages the processes' gradients, each the mean over its
+    slice: equal slices make that the mean over the batch); at most ``world_size - 1`` images
+    are seen twice an epoch. Evaluation (unshuffled): each process takes a contiguous block
+    (``world_size`` near-equal blocks, no padding), or the whole set when it has fewer rows than
+    processes; the models' epoch means add up the processes' sums and counts, so they are the
+    means over the whole set either way.
     """
 
-    def __init__(self, tensors: Batch, batch_size: int, shuffle: bool, seed: int = 0):
-        self.tensors, self.batch_size, self.shuffle = tensors, int(batch_size), shuffle
+    def __init__(self, tensors: Batch, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not one of {world_size} processes")
+        if shuffle and batch_size % world_size:
+            raise ValueError(f"a batch of {batch_size} does not split evenly across {world_size} processes")
+        self.batch_size, self.shuffle, self.rank, self.world_size = int(batch_size), shuffle, rank, world_size
+        self.tensors = tensors if shuffle else self._block(tensors)
         self.generator = torch.Generator().manual_seed(seed) if shuffle else None
 
+    def _block(self, tensors: Batch) -> Batch:
+        """This process's contiguous block of an evaluation set (all of it when it is too small to share)."""
+        count = len(tensors[0])
+        if self.world_size == 1 or count < self.world_size:
+            return tensors
+        start, end = self.rank * count // self.world_size, (self.rank + 1) * count // self.world_size
+        return tuple(t[start:end] for t in tensors)
+
+    def _padded_count(self) -> int:
+        return math.ceil(len(self.tensors[0]) / self.world_size) * self.world_size
+
     def __len__(self) -> int:
-        return math.ceil(len(self.tensors[0]) / self.batch_size)
+        count = self._padded_count() if self.shuffle else len(self.tensors[0])
+        return math.ceil(count / self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
         count = len(self.tensors[0])
@@ -42,9 +74,18 @@ class TensorBatches:
             for start in range(0, count, self.batch_size):
                 yield tuple(t[start : start + self.batch_size] for t in self.tensors)
             return
-        order = torch.randperm(count, generator=self.generator).to(self.tensors[0].device)
-        for index in order.split(self.batch_size):
+        order = torch.randperm(count, generator=self.generator)
+        if self.world_size > 1:
+            order = self.shard(order)
+        order = order.to(self.tensors[0].device)
+        for index in order.split(self.batch_size // self.world_size):
             yield tuple(t[index] for t in self.tensors)
+
+    def shard(self, order: torch.Tensor) -> torch.Tensor:
+        """This process's rows of an epoch's permutation ``order``, in step order: its slice of each
+        global batch of the padded permutation."""
+        padded = order.repeat(math.ceil(self._padded_count() / len(order)))[: self._padded_count()]
+        return torch.cat([batch.chunk(self.world_size)[self.rank] for batch in padded.split(self.batch_size)])
 
 
 class TensorDataModule(pl.LightningDataModule):
@@ -73,19 +114,26 @@ class TensorDataModule(pl.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
 
+    def ranks(self) -> dict[str, int]:
+        """This process's rank and the number of processes of the attached Trainer (0 and 1 without one)."""
+        trainer = getattr(self, "trainer", None)
+        return {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer is not None else {}
+
     def on_device(self, pair: Pair) -> Batch:
         device = self.device()
         return tuple(t.to(device, non_blocking=True) for t in pair)
 
     def train_dataloader(self) -> TensorBatches:
         # One iterable for the whole fit, so its generator carries on from epoch to epoch.
-        if self._train_batches is None or self._train_batches.tensors[0].device != self.device():
-            self._train_batches = TensorBatches(self.on_device(self.train), self.batch_size, shuffle=True, seed=self.seed)
+        batches, ranks = self._train_batches, self.ranks()
+        if batches is None or batches.tensors[0].device != self.device() or batches.world_size != ranks.get("world_size", 1):
+            batches = TensorBatches(self.on_device(self.train), self.batch_size, shuffle=True, seed=self.seed, **ranks)
+            self._train_batches = batches
         if self._shuffle_state is not None:
-            assert self._train_batches.generator is not None  # made with shuffle=True above
-            self._train_batches.generator.set_state(self._shuffle_state)
+            assert batches.generator is not None  # made with shuffle=True above
+            batches.generator.set_state(self._shuffle_state)
             self._shuffle_state = None
-        return self._train_batches
+        return batches
 
     def state_dict(self) -> dict:
         """What a checkpoint keeps of the data: the shuffling generator's state, so that a resumed
@@ -99,10 +147,13 @@ class TensorDataModule(pl.LightningDataModule):
         self._shuffle_state = state_dict.get("shuffle_state")
 
     def val_dataloader(self) -> TensorBatches | list:
-        return [] if self.val is None else TensorBatches(self.on_device(self.val), self.eval_batch_size, shuffle=False)
+        if self.val is None:
+            return []
+        return TensorBatches(self.on_device(self.val), self.eval_batch_size, shuffle=False, **self.ranks())
 
     def test_dataloader(self) -> list[TensorBatches]:
-        return [TensorBatches(self.on_device(pair), self.eval_batch_size, shuffle=False) for pair in self.test.values()]
+        ranks = self.ranks()
+        return [TensorBatches(self.on_device(pair), self.eval_batch_size, shuffle=False, **ranks) for pair in self.test.values()]
 
 
 class ImageDataModule(TensorDataModule):

@@ -88,7 +88,10 @@ class GivenFeatures(nn.Identity):
 
 def frechet(real: torch.Tensor) -> FrechetInceptionDistance:
     """A FID metric holding ``real`` features' statistics, kept across ``reset`` (reset_real_features=False)."""
-    metric = FrechetInceptionDistance(feature=GivenFeatures(real.shape[1]), reset_real_features=False)
+    # sync_on_compute=False: the features are all here. After a DDP training (trainer=ddp) the
+    # process group is still up, and torchmetrics would otherwise wait for the other processes,
+    # which do not evaluate (catvae.pipeline.distributed).
+    metric = FrechetInceptionDistance(feature=GivenFeatures(real.shape[1]), reset_real_features=False, sync_on_compute=False)
     metric.update(real.double(), real=True)
     return metric
 

@@ -56,7 +56,10 @@ class Classifier(pl.LightningModule):
         x, y = batch
         logits = self(x).float()
         self.val_acc(logits, y)
-        self.log(f"{self.prefix}/val/loss", F.cross_entropy(logits, y), on_epoch=True, batch_size=len(y))
+        # sync_dist: under DDP the epoch's loss is the mean over every process's share of the split
+        # (Lightning adds up the weighted sums and batch sizes once, at the epoch's end); the
+        # accuracy metric gathers its counts itself.
+        self.log(f"{self.prefix}/val/loss", F.cross_entropy(logits, y), on_epoch=True, batch_size=len(y), sync_dist=True)
         self.log(f"{self.prefix}/val/acc", self.val_acc, on_epoch=True, prog_bar=True, batch_size=len(y))
 
     def configure_optimizers(self):

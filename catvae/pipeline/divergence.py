@@ -8,6 +8,7 @@ removes its staging folder, so the published folder stays exactly as it was.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytorch_lightning as pl
@@ -38,13 +39,20 @@ class DivergenceGuard(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if not isinstance(loss, torch.Tensor) or bool(torch.isfinite(loss).all()):
+        if not isinstance(loss, torch.Tensor):
             return
-        raise DivergenceError(self.message(trainer, pl_module, loss, batch_idx))
+        diverged = not bool(torch.isfinite(loss).all())
+        if trainer.world_size > 1:
+            # Under DDP all processes stop at the same step, whichever saw the NaN: one that went on
+            # would wait forever in the next step's gradient all-reduce.
+            diverged = trainer.strategy.reduce_boolean_decision(diverged, all=False)
+        if diverged:
+            raise DivergenceError(self.message(trainer, pl_module, loss, batch_idx))
 
     def message(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor, batch_idx: int) -> str:
         """What diverged where (epoch and step counted from 1), what was kept, and what to try."""
         value = loss.detach().float().flatten()[0].item()
+        became = f"{value}" if not math.isfinite(value) else f"not finite on another of the {trainer.world_size} processes"
         steps = trainer.num_training_batches
         of_steps = f"/{steps}" if isinstance(steps, int) else ""
         key = LEARNING_RATE_KEYS.get(self.stage)
@@ -53,7 +61,7 @@ class DivergenceGuard(pl.Callback):
         if "16" in str(trainer.precision):  # bf16's 8-bit mantissa overflows sooner than fp32
             fix += ", or trainer.precision=32-true"
         return (
-            f"{self.stage} training diverged: the training loss became {value} at epoch "
+            f"{self.stage} training diverged: the training loss became {became} at epoch "
             f"{trainer.current_epoch + 1}/{trainer.max_epochs}, step {batch_idx + 1}{of_steps} "
             f"(global step {trainer.global_step}); training stopped and nothing was published (earlier "
             f"artifacts of this key are kept as they were). Try {fix}."

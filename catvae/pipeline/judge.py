@@ -29,7 +29,7 @@ from catvae.latent.evaluation import classify_in_bf16, reference_scores
 from catvae.latent.sample_metrics import METRIC_GROUPS, RealReference
 from catvae.models.classifier import Classifier
 from catvae.models.networks import ClassifierNet
-from catvae.pipeline import resume
+from catvae.pipeline import distributed, resume
 from catvae.pipeline.stages import make_trainer, training_device
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,12 @@ def judge_exists(cfg: DictConfig) -> bool:
     ).is_file()
 
 
-def train_judge(cfg: DictConfig, loggers: list[Logger], data: ImageDataModule | None = None) -> Path:
+def train_judge(cfg: DictConfig, loggers: list[Logger], data: ImageDataModule | None = None) -> Path | None:
     """Train, score and publish the judge of ``cfg``'s dataset and ``judge.seed``; returns its ``summary.json``.
 
     ``data``: the data module already loaded by the caller, reused when its split seed is the judge's.
+    Under DDP every process takes part in the fit; rank 0 alone scores and publishes, the others
+    return None.
     """
     settings = judge_settings(cfg)
     seed, name = int(settings.seed), str(settings.data.name)
@@ -80,24 +82,26 @@ def train_judge(cfg: DictConfig, loggers: list[Logger], data: ImageDataModule | 
     if not settings.resume:
         resume.discard(checkpoints, "resume=false")
     device = training_device(settings)
+    log.info("judge (%s, seed %d): %d real training images, %d epochs", name, seed, len(data.train[0]), settings.judge.epochs)
+    real = TensorDataModule(
+        train=data.train,
+        val=data.val,
+        test={},
+        batch_size=int(settings.judge.batch_size),
+        eval_batch_size=data.eval_batch_size,
+        seed=seed,
+    )
+    resume.seed_stage(settings, "judge")
+    module: Classifier = instantiate(settings.judge.model)
+    epochs = int(settings.judge.epochs)
+    make_trainer(settings, "judge", epochs, loggers, checkpoints).fit(
+        module, datamodule=real, ckpt_path=resume.resume_point(settings, checkpoints, "judge", epochs)
+    )
+    if not distributed.is_global_zero():
+        return None
+    net: ClassifierNet = module.net.to(device).eval()
+    train_seconds = time.perf_counter() - started
     with artifacts.staged_folder(final) as stage:
-        log.info("judge (%s, seed %d): %d real training images, %d epochs", name, seed, len(data.train[0]), settings.judge.epochs)
-        real = TensorDataModule(
-            train=data.train,
-            val=data.val,
-            test={},
-            batch_size=int(settings.judge.batch_size),
-            eval_batch_size=data.eval_batch_size,
-            seed=seed,
-        )
-        resume.seed_stage(settings, "judge")
-        module: Classifier = instantiate(settings.judge.model)
-        epochs = int(settings.judge.epochs)
-        make_trainer(settings, "judge", epochs, loggers, checkpoints).fit(
-            module, datamodule=real, ckpt_path=resume.resume_point(settings, checkpoints, "judge", epochs)
-        )
-        net: ClassifierNet = module.net.to(device).eval()
-        train_seconds = time.perf_counter() - started
         bf16 = classify_in_bf16(settings, device)
         test_images, test_labels = (t.to(device) for t in data.test["test"])
         accuracy = net.accuracy(test_images, test_labels, bf16)
@@ -114,6 +118,7 @@ def train_judge(cfg: DictConfig, loggers: list[Logger], data: ImageDataModule | 
             "timing_s": {"train": round(train_seconds, 1), "total": round(time.perf_counter() - started, 1)},
             "artifacts": {artifacts.JUDGE_FILE: str(final / artifacts.JUDGE_FILE)},
             "command": artifacts.judge_command(name, seed),
+            "distributed": distributed.summary_block(settings, ("judge",)),
             "config": OmegaConf.to_container(settings, resolve=True),
             "provenance": provenance(cfg, device),
         }
@@ -152,18 +157,32 @@ def judge_train_images(cfg: DictConfig) -> int | None:
     return count if isinstance(count, int) else None
 
 
-def ensure_judge(cfg: DictConfig, loggers: list[Logger], data: ImageDataModule) -> ClassifierNet:
-    """The judge ``catvae.train`` scores with: trained here first if it is missing (reused across VAEs),
-    or if the published one saw fewer training images than this run has (a judge left by a quick
-    ``data.limit_train`` run must not judge full-data models)."""
+def judge_to_train(cfg: DictConfig, available: int) -> str | None:
+    """Why ``catvae.train`` must train the judge first (None when the published one will do): it is
+    missing, or it saw fewer training images than this run has (a judge left by a quick
+    ``data.limit_train`` run must not judge full-data models). Under DDP this is rank 0's answer on
+    every rank: they all take part in the judge's fit or none does."""
+    reason = None
     if not judge_exists(cfg):
-        log.info("no judge for data=%s seed=%d yet: training it first", cfg.data.name, int(cfg.judge.seed))
-        train_judge(cfg, loggers, data)
+        reason = f"no judge for data={cfg.data.name} seed={int(cfg.judge.seed)} yet: training it first"
     else:
-        seen, available = judge_train_images(cfg), len(data.train[0])
+        seen = judge_train_images(cfg)
         if seen is not None and seen < available:
-            log.info(
-                "the judge of data=%s saw %d training images, this run has %d: training it again", cfg.data.name, seen, available
-            )
-            train_judge(cfg, loggers, data)
+            reason = f"the judge of data={cfg.data.name} saw {seen} training images, this run has {available}: training it again"
+    return distributed.broadcast(reason)
+
+
+def ensure_judge(cfg: DictConfig, loggers: list[Logger], data: ImageDataModule) -> ClassifierNet:
+    """The judge ``catvae.train`` scores with: trained here first if :func:`judge_to_train` says so
+    (it is reused across VAEs), then loaded."""
+    reason = judge_to_train(cfg, len(data.train[0]))
+    if reason is not None:
+        log.info("%s", reason)
+        train_judge(cfg, loggers, data)
     return artifacts.load_judge(str(cfg.data.name), int(cfg.judge.seed), cfg.paths.artifacts_dir, training_device(cfg))
+
+
+def follow_judge(cfg: DictConfig, loggers: list[Logger], data: ImageDataModule) -> None:
+    """On a DDP rank above 0: take part in the judge's fit when rank 0 (:func:`ensure_judge`) trains it."""
+    if judge_to_train(cfg, len(data.train[0])) is not None:
+        train_judge(cfg, loggers, data)

@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from catvae.core.artifacts import ArtifactKey
 from catvae.core.files import atomic_write
+from catvae.pipeline.distributed import global_rank, is_global_zero
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,14 @@ def stage_seed(seed: int, stage: str) -> int:
 
 
 def seed_stage(cfg: DictConfig, stage: str) -> None:
-    """Seed torch (and Python, NumPy) for ``stage`` alone, whatever ran before it in this process."""
-    pl.seed_everything(stage_seed(int(cfg.seed), stage), workers=True, verbose=False)
+    """Seed torch (and Python, NumPy) for ``stage`` alone, whatever ran before it in this process.
+
+    Under DDP each rank above 0 gets a seed of its own, so the processes do not draw the same
+    reparameterisation noise and dropout masks for their shares of a batch. Rank 0 keeps the
+    one-process seed, and the weights every rank starts from are rank 0's (DDP copies them to
+    the others), so a DDP run starts from the weights a one-process run starts from."""
+    rank = global_rank()
+    pl.seed_everything(stage_seed(int(cfg.seed), stage if rank == 0 else f"{stage}/rank{rank}"), workers=True, verbose=False)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -96,18 +103,32 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 class ResumeState(pl.Callback):
     """Puts into each checkpoint what Lightning leaves out: the training config's fingerprint and the
-    global RNG state at the checkpoint (restored when the resumed run starts training)."""
+    global RNG state at the checkpoint (restored when the resumed run starts training).
+
+    Under DDP every rank draws its own noise (:func:`seed_stage`), and rank 0 alone writes the
+    checkpoint: the ranks' CPU RNG states are gathered into it (``torch_rng_ranks``), and a resumed
+    run on as many processes gives each rank its own back."""
 
     def __init__(self, fingerprint: str):
         self.fingerprint = fingerprint
         self._restore: dict[str, Any] | None = None
+        self._trainer: pl.Trainer | None = None
 
     @property
     def state_key(self) -> str:
         return "catvae.resume"
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._trainer = trainer  # state_dict is given no trainer; under DDP it gathers the ranks' states
+
     def state_dict(self) -> dict[str, Any]:
         state = {"fingerprint": self.fingerprint, "torch_rng": torch.get_rng_state()}
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:  # every rank dumps the checkpoint, rank 0 writes it
+            mine = torch.get_rng_state().to(trainer.strategy.root_device)
+            gathered = [torch.empty_like(mine) for _ in range(trainer.world_size)]
+            torch.distributed.all_gather(gathered, mine)
+            state["torch_rng_ranks"] = torch.stack(gathered).cpu()
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         return state
@@ -119,7 +140,11 @@ class ResumeState(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._restore is None:
             return
-        torch.set_rng_state(self._restore["torch_rng"])
+        ranks = self._restore.get("torch_rng_ranks")
+        if ranks is not None and len(ranks) == trainer.world_size:
+            torch.set_rng_state(ranks[trainer.global_rank].cpu())
+        else:
+            torch.set_rng_state(self._restore["torch_rng"])
         if "cuda_rng" in self._restore and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(self._restore["cuda_rng"])
         self._restore = None
@@ -152,11 +177,11 @@ def resume_point(cfg: DictConfig, checkpoint_dir: Path, stage: str, max_epochs: 
     except (OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as error:
         # A file we cannot use (truncated, another format, an older Lightning) is no reason to fail.
         log.warning("%s: cannot read the resume checkpoint %s (%s); starting it over", stage, path, error)
-        path.unlink(missing_ok=True)
+        remove(path)
         return None
     if fingerprint != training_fingerprint(cfg, stage):
         log.warning("%s: the checkpoint %s was made by another training config; starting the stage over", stage, path)
-        path.unlink(missing_ok=True)
+        remove(path)
         return None
     if epochs >= max_epochs:
         log.info("%s: already trained (%d epochs) in %s; restoring it", stage, epochs, path)
@@ -165,8 +190,17 @@ def resume_point(cfg: DictConfig, checkpoint_dir: Path, stage: str, max_epochs: 
     return str(path)
 
 
+def remove(path: Path) -> None:
+    """Remove a checkpoint that will not be resumed; on rank 0 only (under DDP every rank reads it,
+    before the stage's ``fit`` joins them, and all come to the same answer)."""
+    if is_global_zero():
+        path.unlink(missing_ok=True)
+
+
 def discard(checkpoint_dir: Path, why: str) -> None:
-    """Remove the resume checkpoints of one artifact key."""
+    """Remove the resume checkpoints of one artifact key (rank 0's job under DDP)."""
+    if not is_global_zero():
+        return
     if checkpoint_dir.exists():
         log.info("removing the resume checkpoints in %s (%s)", checkpoint_dir, why)
         shutil.rmtree(checkpoint_dir, ignore_errors=True)

@@ -34,7 +34,7 @@ from catvae.latent.sample_metrics import RealReference
 from catvae.latent.statistics import ClassLatentStats
 from catvae.models.classifier import Classifier
 from catvae.models.vae import VAE
-from catvae.pipeline import resume
+from catvae.pipeline import distributed, resume
 from catvae.pipeline.divergence import DivergenceGuard
 from catvae.pipeline.precision import precision_arguments
 
@@ -154,6 +154,8 @@ def train_classifier(
         classifier, datamodule=recon, ckpt_path=resume.resume_point(cfg, checkpoint_dir, "classifier", cfg.classifier.epochs)
     )
     net = classifier.net.to(vae.device).eval()  # Lightning hands the module back on the CPU
+    if not distributed.is_global_zero():
+        return classifier, {}  # scored by rank 0 alone, which writes the summary
     bf16 = classify_in_bf16(cfg, vae.device)
     scores = {f"acc_{name}": net.accuracy(images, labels, bf16) for name, (images, labels) in recon.test.items()}
     return classifier, scores
@@ -211,9 +213,16 @@ def judge_reference(
     return reference, block
 
 
-def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
+def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path | None:
     """Train and evaluate everything for ``cfg`` (checked by :func:`catvae.core.validate.validate_train` first);
-    returns the published ``summary.json``."""
+    returns the published ``summary.json``.
+
+    Under DDP (``trainer=ddp``, :mod:`catvae.pipeline.distributed`) every process runs this: all take
+    part in the training stages (the VAE's fit and test, the classifier's fit, the judge's fit when
+    it is trained), then the others return None and rank 0 alone evaluates and publishes. The
+    stages after training are cheap next to training and have nothing to split across processes,
+    and only one process may write the artifacts, so running them once is both correct and cheapest.
+    """
     key = ArtifactKey.from_config(cfg)
     final = key.folder(cfg.paths.artifacts_dir)
     output_dir = Path(cfg.paths.output_dir)
@@ -225,20 +234,27 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
         # Data, models and every stage live on the GPU; the CPU only drives it. One intra-op
         # thread keeps idle OpenMP workers from spinning on the host's cores.
         torch.set_num_threads(1)
+    distributed.quiet_console()
     started = time.perf_counter()
     # The data first: a dataset refused here leaves no trace under the artifacts folder.
     data: ImageDataModule = instantiate(cfg.data)
     data.setup()
+    log.info("VAE (%s, D=%d): %d training images, %d epochs", key.vae, key.latent_dim, len(data.train[0]), cfg.vae.epochs)
+    vae, vae_test = train_vae(cfg, data, loggers, checkpoints)
+    vae_seconds = time.perf_counter() - started
+    log.info("VAE test: %s", {k: round(v, 3) for k, v in vae_test.items()})
+
+    classifier, clf_scores = train_classifier(cfg, vae, data, loggers, checkpoints)
+    classifier_seconds = time.perf_counter() - started - vae_seconds
+    if not distributed.is_global_zero():
+        from catvae.pipeline.judge import follow_judge
+
+        follow_judge(cfg, loggers, data)  # the judge's fit, if rank 0 trains one, needs every process
+        return None
+
+    log.info("classifier: %s", {k: round(v, 4) for k, v in clf_scores.items()})
+    # Staged once the training stages are done: only what rank 0 writes goes in.
     with artifacts.staged_folder(final) as stage:
-        log.info("VAE (%s, D=%d): %d training images, %d epochs", key.vae, key.latent_dim, len(data.train[0]), cfg.vae.epochs)
-        vae, vae_test = train_vae(cfg, data, loggers, checkpoints)
-        vae_seconds = time.perf_counter() - started
-        log.info("VAE test: %s", {k: round(v, 3) for k, v in vae_test.items()})
-
-        classifier, clf_scores = train_classifier(cfg, vae, data, loggers, checkpoints)
-        classifier_seconds = time.perf_counter() - started - vae_seconds
-        log.info("classifier: %s", {k: round(v, 4) for k, v in clf_scores.items()})
-
         densities, density_fit = fit_class_densities(cfg, vae, data)
         log.info("class densities fitted: %s", density_fit)
         stats = densities["diag"]
@@ -306,6 +322,7 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path:
             },
             "artifacts": {name: str(final / name) for name in (*artifacts.REQUIRED, artifacts.SAMPLES_FILE, *views)},
             "run_dir": str(output_dir),
+            "distributed": distributed.summary_block(cfg, ("vae", "classifier")),
             "config": OmegaConf.to_container(cfg, resolve=True),
             "provenance": provenance(cfg, training_device(cfg)),
         }

@@ -1,0 +1,107 @@
+"""Training on several processes (``trainer=ddp``): who writes, what every rank must agree on.
+
+Lightning's DDP strategy runs each training stage's ``fit`` on ``trainer.devices × trainer.num_nodes``
+processes. With its subprocess launcher (one node) the process the user started is rank 0, and the
+first ``fit`` starts the others by running the same command again (``LOCAL_RANK=1 python -m
+catvae.train … hydra.run.dir=<rank 0's run folder> hydra.output_subdir=null``); under ``srun`` or
+``torchrun`` every process is started from outside. Either way each process runs the whole command,
+so the pipeline asks here which rank it is:
+
+- every rank takes part in every Lightning ``fit`` and ``test`` (DDP's collectives need them all);
+- only rank 0 runs the stages after training (class densities, evaluation, views), publishes the
+  artifacts and summaries, removes resume checkpoints and keeps the W&B run (Lightning's loggers
+  and checkpoint writer already do nothing on other ranks);
+- a decision a rank cannot take alone (train the judge or not) is rank 0's, sent to the others
+  (:func:`broadcast`).
+
+The rank is known before the first ``fit``: Lightning reads it from the environment when it is
+imported (``RANK`` from torchrun, ``SLURM_PROCID`` from srun, ``LOCAL_RANK`` from its own launcher)
+and corrects it when a Trainer sets up its strategy.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, TypeVar
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+T = TypeVar("T")
+
+# What the config may set as trainer.strategy: Lightning picks DDP itself for several devices under
+# "auto". Other strategies (ddp_spawn, ddp_notebook, fsdp, deepspeed) are untested here; spawn
+# strategies also cannot carry the in-memory data module to new processes.
+STRATEGIES = ("auto", "ddp")
+
+# The batch sizes that are split across the processes (see :func:`world_size`).
+BATCH_KEYS = {"vae": "data.batch_size", "classifier": "classifier.batch_size", "judge": "judge.batch_size"}
+
+
+def global_rank() -> int:
+    """This process's rank among all training processes (0 when training on one)."""
+    from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0))
+
+
+def is_global_zero() -> bool:
+    """Whether this process writes: the only one when training on one process, rank 0 under DDP."""
+    return global_rank() == 0
+
+
+def quiet_console() -> None:
+    """On ranks above 0, show only warnings and errors on the console: the user's terminal shows rank
+    0's progress once, not once per process. Each rank's full log still goes to its file in the run
+    folder (Hydra's ``<job name>.log``; Lightning's launcher names rank r's job ``train_ddp_process_r``)."""
+    if is_global_zero():
+        return
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.WARNING)
+
+
+def world_size(cfg: DictConfig) -> int:
+    """How many processes train: ``trainer.devices × trainer.num_nodes`` (1 for the default trainer).
+
+    Batch sizes in the config are global: each of the processes takes ``batch_size / world_size`` of
+    every step's batch (:class:`catvae.data.datamodule.TensorBatches`), so a step averages the
+    gradient over the same number of images, and an epoch has the same number of steps, as on one
+    process; the paper's recipe (batch 100, its learning rate and schedule) is unchanged.
+    """
+    devices = OmegaConf.select(cfg, "trainer.devices", default=1)
+    nodes = OmegaConf.select(cfg, "trainer.num_nodes", default=1)
+    if isinstance(devices, int) and isinstance(nodes, int):
+        return devices * nodes
+    return 1  # refused by catvae.core.validate.check_distributed
+
+
+def is_distributed() -> bool:
+    """Whether a process group joins this process to others (after the first DDP ``fit``)."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+
+
+def broadcast(value: T) -> T:
+    """Rank 0's ``value`` on every rank (``value`` itself when not distributed): a picklable object."""
+    if not is_distributed():
+        return value
+    box: list[Any] = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def summary_block(cfg: DictConfig, stages: tuple[str, ...]) -> dict[str, Any]:
+    """What a summary says of the processes that trained: their number, the collective backend, and
+    each stage's global batch and the share of it each process took."""
+    world = world_size(cfg)
+    block: dict[str, Any] = {
+        "world_size": world,
+        "num_nodes": int(OmegaConf.select(cfg, "trainer.num_nodes", default=1) or 1),
+        "strategy": str(OmegaConf.select(cfg, "trainer.strategy", default="auto")),
+        "backend": torch.distributed.get_backend() if is_distributed() else None,
+        "batch_size": {},
+    }
+    for stage in stages:
+        batch = int(OmegaConf.select(cfg, BATCH_KEYS[stage]))
+        block["batch_size"][stage] = {"global": batch, "per_process": batch // world}
+    return block
