@@ -9,6 +9,10 @@ before any new trial is asked. Several processes may share a study (one per samp
 one or several machines), so a trial is failed only when it is known to be orphaned; see
 :func:`why_stale`. Each job's ``result.json`` records its Optuna trial number
 (:func:`job_trial_number`), and each trial the folder of its job.
+
+:class:`ResumeStudy` also creates the storage's schema and the study before the sweeper does
+(:func:`catvae.sweep.storage.open_study`), so that processes started together on an empty
+database all join one study instead of racing to create it.
 """
 
 from __future__ import annotations
@@ -18,13 +22,16 @@ import os
 import socket
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from catvae.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from optuna.storages import RDBStorage
 
 log = logging.getLogger(__name__)
 
@@ -97,16 +104,20 @@ def why_stale(trial: FrozenTrial, grace: timedelta, now: datetime | None = None)
     return None
 
 
-def fail_stale_trials(storage_url: str, study_name: str, grace: timedelta, now: datetime | None = None) -> list[int]:
-    """Mark FAIL the study's RUNNING trials that :func:`why_stale` finds orphaned; their numbers."""
+def fail_stale_trials(
+    storage_url: str, study_name: str, grace: timedelta, now: datetime | None = None, storage: RDBStorage | None = None
+) -> list[int]:
+    """Mark FAIL the study's RUNNING trials that :func:`why_stale` finds orphaned; their numbers.
+    ``storage``: the storage at ``storage_url`` when the caller has opened it already."""
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.storages import RDBStorage
     from sqlalchemy.engine import make_url
 
-    database = make_url(storage_url).database
-    if make_url(storage_url).get_backend_name() == "sqlite" and database and not Path(database).is_file():
-        return []  # no database yet, so no study to resume (and opening one would create the file)
-    storage = RDBStorage(storage_url)
+    if storage is None:
+        database = make_url(storage_url).database
+        if make_url(storage_url).get_backend_name() == "sqlite" and database and not Path(database).is_file():
+            return []  # no database yet, so no study to resume (and opening one would create the file)
+        storage = RDBStorage(storage_url)
     try:
         study_id = storage.get_study_id_from_name(study_name)
     except KeyError:
@@ -164,17 +175,33 @@ def check_sweep_folder(config: DictConfig) -> None:
         )
 
 
+def sweep_directions(config: DictConfig) -> list[str]:
+    """The sweeper's ``direction`` (a word or a list of words) as a list; minimize when unset."""
+    direction = config.hydra.sweeper.get("direction") or "minimize"
+    return [str(direction)] if isinstance(direction, str) else [str(d) for d in direction]
+
+
 class ResumeStudy(Callback):
-    """Hydra callback for Optuna searches: before the sweeper asks its first trial, fail the
-    study's trials that a dead process left RUNNING."""
+    """Hydra callback for Optuna searches: before the sweeper starts, create the storage's schema
+    and the study if absent (safe when many processes start together on an empty database:
+    :mod:`catvae.sweep.storage`), then fail the study's trials that a dead process left RUNNING.
+
+    Hydra calls ``on_multirun_start`` before it instantiates the sweeper
+    (``hydra._internal.hydra.Hydra.multirun``), so the sweeper's own ``create_study`` finds both."""
 
     def __init__(self, grace_s: float = 3600.0):
         self.grace = timedelta(seconds=float(grace_s))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from catvae.core.task import command_errors
+        from catvae.sweep.storage import open_study
+
         _asked.clear()
-        storage, name = config.hydra.sweeper.get("storage"), config.hydra.sweeper.get("study_name")
-        if isinstance(storage, str) and name:
-            failed = fail_stale_trials(storage, str(name), self.grace)
+        storage_url, name = config.hydra.sweeper.get("storage"), config.hydra.sweeper.get("study_name")
+        if isinstance(storage_url, str) and name:
+            # Hydra turns a callback's exceptions into warnings; exiting is what stops the sweep.
+            with command_errors():
+                storage, _ = open_study(storage_url, str(name), sweep_directions(config))
+            failed = fail_stale_trials(storage_url, str(name), self.grace, storage=storage)
             if failed:
                 print(f"study {name}: trials {failed} were left RUNNING by a process that is gone; marked FAIL")
