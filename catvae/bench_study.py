@@ -10,7 +10,10 @@ PostgreSQL server started with ``.ci/postgres`` from a checkout, stopped at the 
   (``optuna_trial``) are each trial exactly once, so the study's trial count equals the sum of the
   processes' jobs, and no two jobs share params and trial number; each job scored its trial's
   parameters (θ, n), into the folder the trial records, and the objective Optuna holds is the job's;
-- with ``--logger wandb`` (offline), every job's W&B run is in the group named after the study.
+- the study was summarised once, by one of the processes, over all its trials
+  (:mod:`catvae.sweep.study`);
+- with ``--logger wandb`` (offline), every job's W&B run is in the group named after the study,
+  and so is the study's one ``sweep-summary`` run.
 
 It reports, per P: wall time (launch of the first process to exit of the last), trials/s, the
 per-trial cost inside a process (median spacing of consecutive jobs' ends), its compute (sample,
@@ -40,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from catvae.core.files import write_json
+from catvae.sweep.study import study_folder
 
 RESULT_FILE = "result.json"
 
@@ -114,8 +118,9 @@ def shared_study(
     folders = [Path(out.strip().splitlines()[-1].removeprefix("sweep summary: ")) for out, _ in outputs]
     jobs = [[json.loads(p.read_text()) | {"_dir": p.parent} for p in sorted(f.glob(f"*/{RESULT_FILE}"))] for f in folders]
     problems = check(storage, study, trials, shares, jobs)
+    problems += check_study_summary(log_dir, study, trials, [out for out, _ in outputs])
     if any("wandb" in o for o in overrides if o.startswith("logger=")):
-        problems += check_wandb_groups(folders, study, trials)
+        problems += check_wandb_groups([*folders, study_folder(log_dir, study)], study, trials)
     return {
         "processes": processes,
         "trials": trials,
@@ -188,16 +193,31 @@ def trial_params(params: dict) -> dict:
     return {"theta": [round(float(params[k]), 6) for k in names], "n": int(params["generator.n"])}
 
 
+def check_study_summary(log_dir: Path, study: str, trials: int, outputs: list[str]) -> list[str]:
+    """The study was summarised once, by one process, over all its trials (catvae.sweep.study)."""
+    writers = sum("study summary: " in out for out in outputs)
+    path = study_folder(log_dir, study) / "trials.csv"
+    rows = len(path.read_text().splitlines()) - 1 if path.is_file() else 0
+    if writers != 1 or rows != trials:
+        return [f"study summary: written by {writers} processes with {rows} trials, expected by 1 with {trials}"]
+    return []
+
+
 def check_wandb_groups(folders: list[Path], study: str, trials: int) -> list[str]:
-    """Every job's offline W&B run is in the group named after the study."""
+    """Every job's offline W&B run is in the group named after the study, and so is the study's one
+    sweep-summary run (``folders``: the processes' sweep folders and the study summary's)."""
     from catvae.core.wandb_files import find_run_files, read_finished_run
 
     runs = [read_finished_run(path) for folder in folders for path in find_run_files(folder)]
     jobs = [run for run in runs if run.job_type == "search"]
     groups = collections.Counter(run.group for run in jobs)
+    problems = []
     if len(jobs) != trials or set(groups) != {study}:
-        return [f"W&B: {len(jobs)} search runs in groups {dict(groups)}, expected {trials} in group {study}"]
-    return []
+        problems.append(f"W&B: {len(jobs)} search runs in groups {dict(groups)}, expected {trials} in group {study}")
+    summaries = [run.group for run in runs if run.job_type == "sweep-summary"]
+    if summaries != [study]:
+        problems.append(f"W&B: sweep-summary runs in groups {summaries}, expected one in group {study}")
+    return problems
 
 
 def per_trial_costs(jobs: list[list[dict]], started: float) -> dict[str, float]:

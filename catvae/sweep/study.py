@@ -49,12 +49,20 @@ def is_optuna_sweep(config: DictConfig) -> bool:
     return "optuna" in str(sweeper.get("_target_", "")).lower() and isinstance(sweeper.get("storage"), str)
 
 
-def open_study(storage_url: str, study_name: str) -> tuple[Any, int]:
-    """The storage behind ``storage_url`` and the id of ``study_name`` in it (KeyError if there is none)."""
+def existing_study(storage_url: str, study_name: str) -> tuple[Any, int]:
+    """The storage behind ``storage_url`` and the id of ``study_name`` in it (KeyError if there is none;
+    :class:`~catvae.sweep.trials.ResumeStudy` creates both before the sweep starts)."""
+    storage = rdb_storage(storage_url)
+    return storage, storage.get_study_id_from_name(study_name)
+
+
+@functools.lru_cache(maxsize=4)
+def rdb_storage(storage_url: str) -> Any:
+    """One storage (one SQLAlchemy engine, its connection pool) per URL and process: a job records its
+    scores through it, and the next job in the same process reuses it."""
     from optuna.storages import RDBStorage
 
-    storage = RDBStorage(storage_url)
-    return storage, storage.get_study_id_from_name(study_name)
+    return RDBStorage(storage_url)
 
 
 def compact_result(result: dict[str, Any]) -> dict[str, Any]:
@@ -66,7 +74,7 @@ def compact_result(result: dict[str, Any]) -> dict[str, Any]:
 def record_trial_result(storage_url: str, study_name: str, trial_number: int, result: dict[str, Any], job_dir: str) -> None:
     """Store a job's scores in the user attributes of its trial (it is still RUNNING: the sweeper
     tells its objective once the job returns)."""
-    storage, study_id = open_study(storage_url, study_name)
+    storage, study_id = existing_study(storage_url, study_name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial_number)
     storage.set_trial_user_attr(trial_id, RESULT, {**compact_result(result), "job_dir": job_dir})
 
@@ -179,15 +187,10 @@ class StudySummary(Callback):
         self.member: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        import optuna
-
         self.member = None
         if not is_optuna_sweep(config):
             return
-        name, url = str(config.hydra.sweeper.study_name), str(config.hydra.sweeper.storage)
-        direction = optuna.study.StudyDirection[str(config.hydra.sweeper.direction).upper()]
-        optuna.create_study(study_name=name, storage=url, direction=direction, load_if_exists=True)
-        storage, study_id = open_study(url, name)
+        storage, study_id = existing_study(str(config.hydra.sweeper.storage), str(config.hydra.sweeper.study_name))
         self.member = join_study(storage, study_id, str(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -196,7 +199,7 @@ class StudySummary(Callback):
         if self.member is None:
             return
         name = str(config.hydra.sweeper.study_name)
-        storage, study_id = open_study(str(config.hydra.sweeper.storage), name)
+        storage, study_id = existing_study(str(config.hydra.sweeper.storage), name)
         leave_study(storage, study_id, self.member)
         others = running_members(storage, study_id, self.member, self.grace)
         if others:
