@@ -37,10 +37,14 @@ def storage(tmp_path):
 
 
 def test_the_summary_is_claimed_once_per_number_of_trials(storage):
-    rdb, _ = storage
-    assert claim_summary(rdb, "s", 10) is True
-    assert claim_summary(rdb, "s", 10) is False  # a second process ending with the same trials
-    assert claim_summary(rdb, "s", 12) is True  # the study resumed and grew: summarised again
+    rdb, study_id = storage
+    assert claim_summary(rdb, study_id, "s", 10) is True
+    assert claim_summary(rdb, study_id, "s", 10) is False  # a second process ending with the same trials
+    assert claim_summary(rdb, study_id, "s", 12) is True  # the study resumed and grew: summarised again
+    assert [s.study_name for s in optuna.get_all_study_summaries(rdb)] == ["s"]  # no marker left behind
+    # A marker another process holds right now (it is between claiming and recording) blocks a claim.
+    rdb.create_new_study([optuna.study.StudyDirection.MINIMIZE], "s :: summary at 13 trials")
+    assert claim_summary(rdb, study_id, "s", 13) is False
 
 
 def test_who_still_runs_a_study(storage):

@@ -14,10 +14,9 @@ not share a file system), so everything this needs lives in the study's storage:
   itself done when it ends (:data:`MEMBER`); a process that ends while no other member is still
   running finishes the study (members whose process is gone, or silent on another host for longer
   than the grace period, do not hold it back);
-- two processes ending at the same moment may both see themselves last; the summary is claimed by
-  creating a marker study named after the study and its number of finished trials
-  (:func:`claim_summary`): the storage's unique study name lets exactly one of them win, and a
-  study resumed later with more trials is summarised again.
+- two processes ending at the same moment may both see themselves last; the summary is claimed
+  through the storage's unique study names (:func:`claim_summary`), so exactly one of them writes
+  it, and a study resumed later with more trials is summarised again.
 
 The summary goes to ``{paths.log_dir}/search/studies/<study name>/`` (``trials.csv``,
 ``figure1.png``, ``best.json``) and the best configuration into the search records, as for a sweep.
@@ -40,6 +39,7 @@ log = logging.getLogger(__name__)
 RESULT = "catvae_result"  # a job's scores (its result.json without per-label detail), in its trial's user attributes
 MEMBER = "catvae_process:"  # study user attribute prefix: one entry per sweep process that joined the study
 CLAIM = " :: summary at {complete} trials"  # marker study that claims the summary of a study at that many trials
+SUMMARISED = "catvae_summarised_at"  # study user attribute: the number of COMPLETE trials of its last summary
 LEFT_OUT = ("per_label", "provenance", "request")  # big, and only needed in the job's own folder
 
 
@@ -155,16 +155,26 @@ def running_members(storage: Any, study_id: int, me: str, grace: timedelta, now:
     return running
 
 
-def claim_summary(storage: Any, study_name: str, complete: int) -> bool:
-    """True for exactly one caller per (study, number of COMPLETE trials): the marker study's name is
-    unique in the storage, so of several processes creating it at once one succeeds."""
+def claim_summary(storage: Any, study_id: int, study_name: str, complete: int) -> bool:
+    """True for exactly one caller per (study, number of COMPLETE trials).
+
+    Optuna's storage has no compare-and-set, but its study names are unique: the caller that creates
+    the marker study ``<study> :: summary at <n> trials`` wins, the others get DuplicatedStudyError.
+    The winner records ``n`` in the study (:data:`SUMMARISED`) before it deletes the marker, so a
+    process ending later with the same trials sees the study summarised; the marker lives only for
+    those few milliseconds, and the storage lists the study alone again (a process killed in
+    between leaves a marker behind, which only blocks a second summary of the same trials)."""
     from optuna.exceptions import DuplicatedStudyError
     from optuna.study import StudyDirection
 
+    if storage.get_study_user_attrs(study_id).get(SUMMARISED, -1) >= complete:
+        return False
     try:
-        storage.create_new_study([StudyDirection.MINIMIZE], study_name + CLAIM.format(complete=complete))
+        marker = storage.create_new_study([StudyDirection.MINIMIZE], study_name + CLAIM.format(complete=complete))
     except DuplicatedStudyError:
         return False
+    storage.set_study_user_attr(study_id, SUMMARISED, complete)
+    storage.delete_study(marker)
     return True
 
 
@@ -206,7 +216,7 @@ class StudySummary(Callback):
             print(f"study {name}: still run by {', '.join(others)}; the last process to finish summarises it")
             return
         complete = len(storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,)))
-        if complete == 0 or not claim_summary(storage, name, complete):
+        if complete == 0 or not claim_summary(storage, study_id, name, complete):
             return
         self.summarize(config, storage, study_id, name)
 
