@@ -68,8 +68,8 @@ def job_reference(cfg: DictConfig, device: torch.device) -> RealReference:
 def process_record() -> dict:
     """The process that scored a job: its pid, torch's intra-op threads, and how often it has loaded the
     models and the judge's reference so far (each load is a miss of the caches above). Under Hydra's
-    joblib launcher the jobs run in reused worker processes: each worker loads once, with
-    ``OMP_NUM_THREADS`` threads (joblib sets cores // workers), which this record lets a sweep check."""
+    joblib launcher the jobs run in reused worker processes: each worker loads once, and runs
+    cores // workers threads (:mod:`catvae.core.threads`); this record lets a sweep check both."""
     return {
         "pid": os.getpid(),
         "torch_threads": torch.get_num_threads(),

@@ -17,9 +17,11 @@ from conftest import TINY
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from optuna.trial import TrialState
 from test_search import search, sweep_dir
 
+from catvae.core import threads
 from catvae.core.config import CONF_DIR, TRUSTED_TARGETS
 from catvae.core.wandb_files import find_run_files, read_finished_run
 from catvae.search import RESULT_FILE
@@ -97,6 +99,7 @@ def test_optuna_batches_on_joblib_workers_record_their_trials(trained, tmp_path,
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
         "search.sampler_seed=2",
+        "hydra.callbacks.threads.per_job=2",  # threads set explicitly, whatever the workers
         background=True,
     )
     stdout, stderr = proc.communicate(timeout=300)
@@ -107,7 +110,7 @@ def test_optuna_batches_on_joblib_workers_record_their_trials(trained, tmp_path,
     # The second batch ran in the workers of the first (loky reuses them): two processes, one load each.
     processes = [job["process"] for job in jobs.values()]
     assert len({p["pid"] for p in processes}) <= 2 and proc.pid not in {p["pid"] for p in processes}
-    assert all(p["loads"]["models"] == 1 for p in processes)
+    assert all(p["loads"]["models"] == 1 and p["torch_threads"] == 2 for p in processes)
     study = optuna.load_study(study_name="j", storage=storage)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 6
     assert len((folder / "trials.csv").read_text().splitlines()) == 5
@@ -249,6 +252,29 @@ def test_cluster_keys_are_typed_and_need_the_slurm_launcher(tmp_path):
     assert alone.returncode == 2 and "Traceback" not in alone.stderr
     assert "has no key 'cluster' (only hydra/launcher=slurm adds it" in alone.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "logs").exists()
+
+
+def test_threads_per_job_split_the_cores_between_joblib_workers(monkeypatch):
+    monkeypatch.setattr(threads, "available_cores", lambda: 16)
+    joblib_launcher = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+
+    def per_job(n_jobs, given=None):
+        return threads.threads_per_job(OmegaConf.create({"_target_": joblib_launcher, "n_jobs": n_jobs}), given)
+
+    assert [per_job(n) for n in (2, 4, 5, 16, 32, -1, -2, -9)] == [8, 4, 3, 1, 1, 1, 1, 2]
+    assert per_job(1) is None and per_job(4, given=3) == 3  # one job at a time: torch's default; or as given
+    basic = OmegaConf.create({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"})
+    assert threads.threads_per_job(basic, None) is None and threads.threads_per_job(basic, 2) == 2
+
+
+def test_threads_per_job_must_be_positive(tmp_path):
+    env = {**os.environ, "CATVAE_LOG_DIR": str(tmp_path / "logs")}
+    command = [sys.executable, "-m", "catvae.search", "-m", "latent_dim=4", "hydra.callbacks.threads.per_job=0"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: hydra.callbacks.threads.per_job=0 is not allowed: a whole number of threads ≥ 1, or null"
+    )
 
 
 def test_trial_in_folder_finds_the_running_trial_of_a_job(tmp_path):
