@@ -18,7 +18,7 @@ from catvae.core.artifacts import ArtifactKey, load_models
 from catvae.core.device import resolve_device
 from catvae.core.files import atomic_write
 from catvae.core.images import save_grid
-from catvae.core.task import hydra_command, run_task
+from catvae.core.task import hydra_command, run_main, run_task
 from catvae.core.validate import check_against_artifacts, check_label, validate_generate
 from catvae.data.sources import class_label_names
 from catvae.latent.generators import build_generator, generate_images, target_labels
@@ -86,4 +86,4 @@ def main(cfg: DictConfig) -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main("catvae.generate")

@@ -12,7 +12,7 @@ import warnings
 
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.core.task import hydra_command, run_task
+from catvae.core.task import hydra_command, run_main, run_task
 from catvae.core.validate import validate_judge
 
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -48,4 +48,4 @@ def main(cfg: DictConfig) -> str | None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main("catvae.judge")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import time
 import warnings
 from pathlib import Path
@@ -24,7 +25,7 @@ from catvae.core.artifacts import ArtifactKey, Models, load_judge, load_models
 from catvae.core.device import resolve_device
 from catvae.core.files import write_json
 from catvae.core.provenance import provenance
-from catvae.core.task import hydra_command, run_task
+from catvae.core.task import hydra_command, run_main, run_task
 from catvae.core.validate import validate_search
 from catvae.latent.sample_metrics import METRIC_GROUPS, RealReference
 
@@ -62,6 +63,18 @@ def job_reference(cfg: DictConfig, device: torch.device) -> RealReference:
 
     data = json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)
     return cached_reference(data, int(cfg.judge.seed), str(cfg.paths.artifacts_dir), str(device), classify_in_bf16(cfg, device))
+
+
+def process_record() -> dict:
+    """The process that scored a job: its pid, torch's intra-op threads, and how often it has loaded the
+    models and the judge's reference so far (each load is a miss of the caches above). Under Hydra's
+    joblib launcher the jobs run in reused worker processes: each worker loads once, and runs
+    cores // workers threads (:mod:`catvae.core.threads`); this record lets a sweep check both."""
+    return {
+        "pid": os.getpid(),
+        "torch_threads": torch.get_num_threads(),
+        "loads": {"models": cached_models.cache_info().misses, "reference": cached_reference.cache_info().misses},
+    }
 
 
 def models_record(models: Models) -> dict:
@@ -200,6 +213,7 @@ def score(cfg: DictConfig) -> float:
             "search": str(cfg.search.name),  # how the configuration was chosen: grid, paper_grid, optuna
             "provenance": provenance(cfg, device),
             "request": job["request"],
+            "process": process_record(),
         }
         timing["provenance"] = time.perf_counter() - provenance_started
         trial = job_trial_number()
@@ -298,4 +312,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    run_main("catvae.search")

@@ -9,7 +9,7 @@ import warnings
 
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.core.task import hydra_command, run_task
+from catvae.core.task import hydra_command, run_main, run_task
 from catvae.core.validate import validate_train
 
 # Lightning's own use of a deprecated torch API; nothing for a user to act on.
@@ -40,4 +40,4 @@ def main(cfg: DictConfig) -> str | None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main("catvae.train")

@@ -191,7 +191,7 @@ def test_sweeper_params_and_experiments_compose():
         assert optuna.hydra.sweeper.params["generator.n"] == "choice(1, 2, 3, 5)"
         assert optuna.hydra.sweeper.custom_search_space == "catvae.sweep.trials.search_space"
         assert grid.hydra.sweeper.params["generator.theta"].startswith("0.0,0.1,0.2")
-        assert list(grid.hydra.callbacks) == ["validate", "sweep_summary"]
+        assert list(grid.hydra.callbacks) == ["threads", "validate", "sweep_summary"]
         with pytest.raises(ConfigCompositionException):
             compose("search_job", ["search=optuna", "hydra.sweeper.n_trials=abc"], return_hydra_config=True)
 

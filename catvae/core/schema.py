@@ -36,6 +36,7 @@ ObjectiveClassifier = Literal["paper", "judge"]  # catvae.latent.evaluation.OBJE
 # Names in Hydra's ConfigStore that the primary YAML files list first in their defaults.
 TRAIN_SCHEMA, SEARCH_SCHEMA, GENERATE_SCHEMA = "catvae_train_schema", "catvae_search_schema", "catvae_generate_schema"
 JUDGE_SCHEMA = "catvae_judge_schema"
+CLUSTER_SCHEMA = "catvae_cluster_schema"  # in the group cluster
 
 
 @dataclass
@@ -220,6 +221,22 @@ class SearchConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """``conf/cluster``: each job's resources on a cluster, read by the launcher config that submits
+    it. ``hydra/launcher=slurm`` adds this node to the config (it is absent otherwise, so it is not a
+    field of the primary schemas: Hydra merges the launcher's defaults before them); the group's
+    files list this schema first (:data:`CLUSTER_SCHEMA`)."""
+
+    partition: Optional[str] = None
+    account: Optional[str] = None
+    qos: Optional[str] = None
+    gpus_per_job: Optional[int] = MISSING  # null: no GPU
+    cpus_per_task: int = MISSING
+    mem_gb: int = MISSING
+    time_min: int = MISSING
+
+
+@dataclass
 class TrainSchema:
     """``conf/train.yaml``."""
 
@@ -310,6 +327,7 @@ def register_schemas() -> None:
     )
     for name, schema in schemas:
         store.store(name=name, node=schema)
+    store.store(group="cluster", name=CLUSTER_SCHEMA, node=ClusterConfig)
 
 
 def allowed_for(error: Any) -> str:

@@ -59,6 +59,16 @@ def hydra_command(config_name: str) -> Callable[[Callable[[DictConfig], T]], Cal
     return decorate
 
 
+def run_main(module: str) -> None:
+    """``if __name__ == "__main__"`` of a Hydra command: call ``main`` of the imported ``module``, not of
+    ``__main__``. Hydra's joblib and submitit launchers pickle the job function to call it in another
+    process; one defined in ``__main__`` is pickled by value with references to that module's globals
+    (the model caches of ``catvae.search``), which the worker cannot find, so every job would fail."""
+    import importlib
+
+    importlib.import_module(module).main()
+
+
 class ValidateSweep(Callback):
     """Hydra callback (``hydra.callbacks``): validate a multirun's shared config once, before the
     sweeper starts, so a bad value common to every job ends the command before any job folder or

@@ -147,6 +147,10 @@ def missing_keys(node: Any, prefix: str = "") -> list[str]:
     return found
 
 
+# Top-level nodes that a config group other than the primary config's adds, and which one.
+ADDED_BY = {"cluster": "only hydra/launcher=slurm adds it: conf/cluster/slurm.yaml"}
+
+
 def schema_error(error: OmegaConfBaseException, value: Any) -> ConfigError:
     """An OmegaConf type or key error as a ConfigError (``value``: what the user gave, when the error lacks it)."""
     key = str(error.full_key)
@@ -155,7 +159,8 @@ def schema_error(error: OmegaConfBaseException, value: Any) -> ConfigError:
         known = list(error.parent_node.keys()) if isinstance(error.parent_node, DictConfig) else []
         where = f"'{parent}'" if parent else "the config"
         keys = f"; its keys are {', '.join(map(str, known))}" if known else ""
-        return ConfigError(key, value, f"{where} has no key '{name}'{keys}")
+        added = f" ({ADDED_BY[key]})" if key in ADDED_BY else ""
+        return ConfigError(key, value, f"{where} has no key '{name}'{added}{keys}")
     return ConfigError(key, error.value if error.value is not None else value, allowed_for(error))
 
 

@@ -52,17 +52,10 @@ def is_optuna_sweep(config: DictConfig) -> bool:
 def existing_study(storage_url: str, study_name: str) -> tuple[Any, int]:
     """The storage behind ``storage_url`` and the id of ``study_name`` in it (KeyError if there is none;
     :class:`~catvae.sweep.trials.ResumeStudy` creates both before the sweep starts)."""
-    storage = rdb_storage(storage_url)
+    from catvae.sweep.trials import study_storage
+
+    storage = study_storage(storage_url)
     return storage, storage.get_study_id_from_name(study_name)
-
-
-@functools.lru_cache(maxsize=4)
-def rdb_storage(storage_url: str) -> Any:
-    """One storage (one SQLAlchemy engine, its connection pool) per URL and process: a job records its
-    scores through it, and the next job in the same process reuses it."""
-    from optuna.storages import RDBStorage
-
-    return RDBStorage(storage_url)
 
 
 def compact_result(result: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,8 @@ sweeper's custom search space), and when a sweep starts on an existing study
 before any new trial is asked. Several processes may share a study (one per sampler seed, on
 one or several machines), so a trial is failed only when it is known to be orphaned; see
 :func:`why_stale`. Each job's ``result.json`` records its Optuna trial number
-(:func:`job_trial_number`), and each trial the folder of its job.
+(:func:`job_trial_number`), and each trial the folder of its job: a job that runs in another process
+(Hydra's joblib or submitit launchers) finds its trial in the storage by that folder.
 
 :class:`ResumeStudy` also creates the storage's schema and the study before the sweeper does
 (:func:`catvae.sweep.storage.open_study`), so that processes started together on an empty
@@ -17,6 +18,7 @@ database all join one study instead of racing to create it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -41,7 +43,8 @@ STALE = "catvae_failed_stale"  # why a RUNNING trial was marked FAIL
 
 # Trial numbers asked by this process in the current sweep, in the order the jobs are numbered
 # (the sweeper asks a batch, then launches it from the next job number). Jobs run in this
-# process under Hydra's basic launcher, which is how a job finds its trial.
+# process under Hydra's basic launcher (and joblib's with n_jobs=1), which is how such a job finds
+# its trial; a job in a worker process sees this list empty and asks the storage instead.
 _asked: list[int] = []
 
 
@@ -143,19 +146,58 @@ def search_space(cfg: DictConfig, trial: Trial) -> None:
     from catvae.sweep.space import theta_entries
 
     trial.set_user_attr(OWNER, this_process())
-    trial.set_user_attr(JOB_DIR, str(Path(cfg.hydra.sweep.dir) / str(len(_asked))))
+    # Absolute, as Hydra writes the job's hydra.runtime.output_dir: the job finds its trial by it.
+    trial.set_user_attr(JOB_DIR, os.path.abspath(os.path.join(str(cfg.hydra.sweep.dir), str(len(_asked)))))
     _asked.append(trial.number)
     theta_entries(cfg, trial)
 
 
 def job_trial_number() -> int | None:
-    """The Optuna trial the running job scores, when this process asked it (None otherwise)."""
+    """The Optuna trial the running job scores; None outside an Optuna sweep.
+
+    Where the job runs in the process that asked its trial (Hydra's basic launcher), that process's
+    list of asked trials says it. Where it runs in another process (a joblib worker, a submitit job
+    on this or another machine), the list there is empty: the job looks its trial up in the study's
+    storage, as the RUNNING trial whose :data:`JOB_DIR` is this job's folder (each sweep process has
+    a folder of its own, so a shared study never holds two trials with one folder).
+    """
     from hydra.core.hydra_config import HydraConfig
 
-    if not _asked or not HydraConfig.initialized():
+    if not HydraConfig.initialized():
         return None
-    number = getattr(HydraConfig.get().job, "num", None)
-    return _asked[number] if isinstance(number, int) and 0 <= number < len(_asked) else None
+    hydra = HydraConfig.get()
+    if _asked:
+        number = getattr(hydra.job, "num", None)
+        return _asked[number] if isinstance(number, int) and 0 <= number < len(_asked) else None
+    storage, study = hydra.sweeper.get("storage"), hydra.sweeper.get("study_name")
+    if "optuna" not in str(hydra.sweeper.get("_target_", "")).lower() or not isinstance(storage, str) or not study:
+        return None
+    return trial_in_folder(storage, str(study), str(hydra.runtime.output_dir))
+
+
+@functools.lru_cache(maxsize=2)
+def study_storage(storage_url: str) -> Any:
+    """A study's storage, opened once per process (one SQLAlchemy engine and its connection pool: a
+    worker scores many jobs). Its tables exist: the sweep created the study
+    (:class:`ResumeStudy`) before it asked any trial."""
+    from optuna.storages import RDBStorage
+
+    return RDBStorage(storage_url, skip_table_creation=True)
+
+
+def trial_in_folder(storage_url: str, study_name: str, job_dir: str) -> int | None:
+    """The number of the study's RUNNING trial recorded as scored in ``job_dir`` (None if none is)."""
+    storage = study_storage(storage_url)
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return None
+    wanted = os.path.abspath(job_dir)
+    for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+        recorded = trial.user_attrs.get(JOB_DIR)
+        if isinstance(recorded, str) and os.path.abspath(recorded) == wanted:
+            return int(trial.number)
+    return None
 
 
 def is_optuna(config: DictConfig) -> bool:
