@@ -40,6 +40,16 @@ def compose_config(name: str, overrides: list[str], log_dir: Path) -> DictConfig
         return compose(name, overrides=[f"paths.log_dir={log_dir}", f"paths.output_dir={log_dir}/run", *overrides])
 
 
+@pytest.fixture(autouse=True)
+def restore_hydra_config():
+    """A test that installs a Hydra config (to resolve ``${hydra:…}``) leaves none behind for the next."""
+    from hydra.core.hydra_config import HydraConfig
+
+    saved = HydraConfig.instance().cfg
+    yield
+    HydraConfig.instance().cfg = saved
+
+
 @pytest.fixture
 def tiny() -> list[str]:
     """Overrides that shrink the training pipeline to seconds."""

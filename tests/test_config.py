@@ -23,7 +23,7 @@ def test_groups_are_the_expected_ones():
     assert options("vae") == ["cvae", "elbo", "elbo_conv", "mmd", "mmd_conv"]
     assert options("data") == ["fashion_mnist", "idx", "mnist"]
     assert options("logger") == ["csv", "none", "wandb"]
-    assert options("trainer") == ["cpu", "default", "gpu"]
+    assert options("trainer") == ["cpu", "ddp", "default", "gpu"]
     assert options("generator") == ["medium1", "medium2", "simple"]
     assert options("search") == ["gradient", "none", "optuna", "paper_grid"]
     assert options("latent") == ["diag", "full", "gmm", "kde", "prior"]

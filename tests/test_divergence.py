@@ -92,3 +92,25 @@ def test_finite_losses_pass_and_the_first_bad_one_raises():
         "vae training diverged: the training loss became -inf at epoch 3/5, step 7/10 (global step 23)"
     )
     assert str(caught.value).endswith("Try a lower vae.lr.")  # no module, no learning rate to quote
+
+
+def test_a_second_training_of_a_key_is_refused_while_the_first_runs(make_config, tmp_path, tiny):
+    """Two trainings of one artifact key would resume from and publish over each other: while one
+    holds the key's training lock, another exits 2 naming the key, and touches nothing."""
+    from filelock import FileLock
+
+    from catvae.pipeline.resume import checkpoint_folder, training_lock_file
+
+    log_dir = tmp_path / "logs"
+    cfg = make_config("train", tiny, log_dir)
+    folder = checkpoint_folder(cfg)
+    final = ArtifactKey("mnist", "elbo", 4, 0).folder(log_dir / "artifacts")
+    final.mkdir(parents=True)
+    (final / "vae.pt").write_bytes(b"published before")
+    with FileLock(training_lock_file(cfg)):  # the first training, still running
+        result = run_train(tiny, log_dir, tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "error: another training of data=mnist vae=elbo latent_dim=4 seed=0 is running" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot(final) == {"vae.pt": b"published before"}
+    assert not folder.exists()  # no checkpoint of the refused run

@@ -95,7 +95,8 @@ def test_swap_folder_replaces_the_published_folder(tmp_path):
     path = tmp_path / "records" / "simple.json"
     assert record_best(path, record)
     assert json.loads(path.read_text()) == record
-    assert sorted(p.name for p in path.parent.iterdir()) == ["simple.json"]  # no temporary file left
+    # No temporary file left; only the (empty, hidden) lock file that serialises the records' writers.
+    assert sorted(p.name for p in path.parent.iterdir()) == [".simple.json.lock", "simple.json"]
 
 
 def test_a_swap_that_fails_halfway_puts_the_published_folder_back(tmp_path, monkeypatch):

@@ -24,6 +24,7 @@ import logging
 import pickle
 import shutil
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,49 @@ NOT_STAGE = {"vae": ("classifier", "judge"), "classifier": ("judge",)}
 def checkpoint_folder(cfg: DictConfig) -> Path:
     """Where the resume checkpoints of ``cfg``'s artifact key live (one subfolder per stage)."""
     return ArtifactKey.from_config(cfg).folder(cfg.paths.checkpoints_dir)
+
+
+@contextlib.contextmanager
+def training_lock(cfg: DictConfig) -> Iterator[None]:
+    """Hold the lock of ``cfg``'s artifact key while it trains, or refuse to train.
+
+    Two trainings of one key (the same command started twice, two jobs of a cluster array) would
+    resume from and overwrite each other's checkpoints, then publish over each other. The lock is a
+    file lock apart from the checkpoints (:func:`training_lock_file`), released by the kernel if the process dies, so a
+    killed training never blocks the next. Under DDP only rank 0 takes it: the other ranks are that
+    training's own processes. (Machines sharing ``paths.log_dir`` need a file system with working
+    locks, e.g. NFSv4.)
+    """
+    from filelock import FileLock, Timeout
+
+    from catvae.core.errors import UserError
+    from catvae.pipeline import distributed
+
+    if not distributed.is_global_zero():
+        yield
+        return
+    lock = FileLock(training_lock_file(cfg))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        key = ArtifactKey.from_config(cfg)
+        raise UserError(
+            f"another training of data={key.data} vae={key.vae} latent_dim={key.latent_dim} seed={key.seed} is running "
+            f"(it holds {lock.lock_file}); wait for it to finish, or train another seed"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def training_lock_file(cfg: DictConfig) -> Path:
+    """``{paths.checkpoints_dir}/.locks/<data>-<vae>-<D>-seed<s>.lock``: apart from the checkpoints, so
+    removing a key's checkpoints (and its emptied folders) never removes a lock someone holds."""
+    key = ArtifactKey.from_config(cfg)
+    folder = Path(cfg.paths.checkpoints_dir) / ".locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{key.data}-{key.vae}-{key.latent_dim}-seed{key.seed}.lock"
 
 
 def training_fingerprint(cfg: DictConfig, stage: str) -> str:

@@ -215,7 +215,15 @@ def judge_reference(
 
 def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path | None:
     """Train and evaluate everything for ``cfg`` (checked by :func:`catvae.core.validate.validate_train` first);
-    returns the published ``summary.json``.
+    returns the published ``summary.json``. One training per artifact key at a time
+    (:func:`catvae.pipeline.resume.training_lock`): a second one is refused before it touches anything.
+    """
+    with resume.training_lock(cfg):
+        return train_and_publish(cfg, loggers)
+
+
+def train_and_publish(cfg: DictConfig, loggers: list[Logger]) -> Path | None:
+    """:func:`run_pipeline`'s stages, run while this process holds the key's training lock.
 
     Under DDP (``trainer=ddp``, :mod:`catvae.pipeline.distributed`) every process runs this: all take
     part in the training stages (the VAE's fit and test, the classifier's fit, the judge's fit when
