@@ -32,6 +32,7 @@ import contextlib
 import itertools
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from catvae.core.files import write_json
+from catvae.core.threads import available_cores
 from catvae.sweep.study import study_folder
 
 RESULT_FILE = "result.json"
@@ -104,9 +106,18 @@ def shared_study(
     """Run ``trials`` trials of a new study ``study`` split across ``processes`` concurrent sweeps;
     their figures and the checks (each ``name: problem``; none when all hold)."""
     shares = split(trials, processes)
+    # P processes on one machine share its cores: each gets cores // P torch threads (as joblib's
+    # workers do), unless the overrides say otherwise; oversubscribed OpenMP threads wait on each other.
+    if not any(o.startswith("hydra.callbacks.threads.per_job=") for o in overrides):
+        overrides = [*overrides, f"hydra.callbacks.threads.per_job={max(available_cores() // processes, 1)}"]
     started = time.time()
     procs = [launch(log_dir, storage, study, n, seed, overrides) for seed, n in enumerate(shares, start=1)]
-    outputs = [proc.communicate(timeout=timeout_s) for proc in procs]
+    try:
+        outputs = [proc.communicate(timeout=timeout_s) for proc in procs]
+    except BaseException:  # interrupted or timed out: no sweep outlives the load test (or its server)
+        for proc in procs:
+            proc.kill()
+        raise
     wall = time.time() - started
     problems = [
         f"process {i} (seed {i + 1}) exited {proc.returncode}: {err.strip()[-1500:]}"
@@ -286,6 +297,9 @@ def main(argv: list[str] | None = None) -> Path:
     from catvae.core.task import command_errors
 
     args = parse(argv)
+    # A SIGTERM (kill, a scheduler's time limit) unwinds like Ctrl-C: the throw-away server is stopped
+    # and its folder removed instead of being left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with command_errors():
         return load_test(args)
 
