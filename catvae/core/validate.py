@@ -224,27 +224,27 @@ def check_vae(cfg: DictConfig) -> None:
         number(cfg, "vae.objective.scale", 0, above=True, optional=True)
 
 
-def check_classifier(cfg: DictConfig) -> None:
-    """Epochs, batch size, learning rate and dropout probabilities of Table 3's classifier."""
-    at_least(cfg, "classifier.epochs", 1)
-    at_least(cfg, "classifier.batch_size", 1)
-    number(cfg, "classifier.model.lr", 0, above=True)
-    for key in ("classifier.model.dropout_conv", "classifier.model.dropout_fc"):
+def check_table3(cfg: DictConfig, group: str) -> None:
+    """Epochs, batch size, learning rate, dropout probabilities and arguments of a Table-3 CNN's
+    training recipe at ``group`` (``classifier``, or ``judge``)."""
+    at_least(cfg, f"{group}.epochs", 1)
+    at_least(cfg, f"{group}.batch_size", 1)
+    number(cfg, f"{group}.model.lr", 0, above=True)
+    for key in (f"{group}.model.dropout_conv", f"{group}.model.dropout_fc"):
         number(cfg, key, 0, below=1)
-    at_least(cfg, "classifier.model.num_classes", 2)
-    check_arguments(cfg.classifier.model, "classifier.model")
+    at_least(cfg, f"{group}.model.num_classes", 2)
+    check_arguments(cfg[group].model, f"{group}.model")
+
+
+def check_classifier(cfg: DictConfig) -> None:
+    """Table 3's classifier, trained on the VAE's reconstructions."""
+    check_table3(cfg, "classifier")
 
 
 def check_judge(cfg: DictConfig) -> None:
-    """The judge's seed, epochs, batch size and its Table-3 model's arguments (also CAS's recipe)."""
+    """The judge's seed and its Table-3 recipe (also CAS's)."""
     at_least(cfg, "judge.seed", 0)
-    at_least(cfg, "judge.epochs", 1)
-    at_least(cfg, "judge.batch_size", 1)
-    number(cfg, "judge.model.lr", 0, above=True)
-    for key in ("judge.model.dropout_conv", "judge.model.dropout_fc"):
-        number(cfg, key, 0, below=1)
-    at_least(cfg, "judge.model.num_classes", 2)
-    check_arguments(cfg.judge.model, "judge.model")
+    check_table3(cfg, "judge")
 
 
 def check_trainer(cfg: DictConfig, batch_keys: Sequence[str] = ()) -> None:
