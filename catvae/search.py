@@ -108,8 +108,8 @@ def rescore(cfg: DictConfig, results: list[dict]) -> list[dict]:
     reference = job_reference(cfg, device)
     rescored = []
     for result in results:
-        # The study summary re-scores the study's best trials after the sweep folder's summary did
-        # the same for this process's: a configuration already re-scored here is not scored again.
+        # At the end of an Optuna sweep the study's summary and then the sweep folder's re-score their
+        # best trials in this process, often the same ones: a configuration is re-scored once.
         latent = result.get("latent", str(cfg.latent.name))
         settings = OmegaConf.to_container(cfg.eval, resolve=True), OmegaConf.to_container(cfg.objective, resolve=True)
         done = json.dumps([result["config"], latent, models.fingerprint, settings], sort_keys=True)
