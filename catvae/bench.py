@@ -106,7 +106,7 @@ def compose_train_config(overrides: list[str]):
     """The real ``conf/train.yaml``, as ``catvae.train`` composes it."""
     from hydra import compose, initialize_config_dir
 
-    from catvae.core.config import CONF_DIR
+    from catvae.config.registry import CONF_DIR
 
     with initialize_config_dir(config_dir=CONF_DIR):
         return compose("train", overrides=overrides)
@@ -142,7 +142,7 @@ def lightning_epochs(
 ) -> list[float]:
     """Epoch times of ``trainer.fit`` with the Trainer ``catvae.train`` builds (``pipeline.make_trainer``)."""
     from catvae.data.datamodule import TensorDataModule
-    from catvae.pipeline.stages import make_trainer
+    from catvae.training.stages import make_trainer
 
     cfg = compose_train_config(
         [
@@ -259,10 +259,10 @@ def compare_training(
 
 def write_fresh_artifacts(artifacts_dir: Path, latent_dim: int = 20) -> None:
     """Artifacts of the real sizes with freshly initialised weights, keyed mnist/elbo-D/seed0."""
-    from catvae.core import artifacts
-    from catvae.core.artifacts import ArtifactKey
-    from catvae.latent.densities import FitOptions, fit_densities, save_densities
-    from catvae.latent.statistics import ClassLatentStats
+    from catvae import artifacts
+    from catvae.artifacts import ArtifactKey
+    from catvae.densities.base import FitOptions, fit_densities, save_densities
+    from catvae.densities.diag import ClassLatentStats
     from catvae.models.networks import ClassifierNet, Decoder, Encoder
 
     folder = ArtifactKey("mnist", "elbo", latent_dim, 0).folder(artifacts_dir)
@@ -384,9 +384,9 @@ def scaling(
     device: torch.device, pair, log_dir: Path, samples: list[int], dims: list[int], batches: list[int], precision: str
 ) -> dict:
     """Search-job compute against samples per label; training epoch against latent_dim and batch size."""
-    from catvae.core.artifacts import ArtifactKey, load_models
-    from catvae.latent.evaluation import evaluate_generator
-    from catvae.latent.generators import Simple
+    from catvae.artifacts import ArtifactKey, load_models
+    from catvae.evaluation.evaluator import evaluate_generator
+    from catvae.generators.gaussian import Simple
 
     models = load_models(ArtifactKey("mnist", "elbo", 20, 0), log_dir / "artifacts", device)
     rows_search = []
@@ -579,8 +579,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def check_args(args: argparse.Namespace) -> list[torch.device]:
     """Refuse options the benchmark cannot run with; the devices it measures."""
+    from catvae.config.validate import integer_at_least
     from catvae.core.errors import ConfigError
-    from catvae.core.validate import integer_at_least
 
     for option, minimum in (
         ("vae_images", 1),
@@ -607,7 +607,7 @@ def check_args(args: argparse.Namespace) -> list[torch.device]:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    from catvae.core.task import command_errors
+    from catvae.config.task import command_errors
 
     args = parse(argv)
     with command_errors():

@@ -272,8 +272,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def check_args(args: argparse.Namespace) -> list[int]:
+    from catvae.config.validate import integer_at_least
     from catvae.core.errors import ConfigError
-    from catvae.core.validate import integer_at_least
 
     try:
         counts = [int(p) for p in args.processes.split(",")]
@@ -294,7 +294,7 @@ def check_args(args: argparse.Namespace) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    from catvae.core.task import command_errors
+    from catvae.config.task import command_errors
 
     args = parse(argv)
     # A SIGTERM (kill, a scheduler's time limit) unwinds like Ctrl-C: the throw-away server is stopped

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from catvae.core.artifacts import ArtifactKey, load_models
+from catvae.artifacts import ArtifactKey, load_models
+from catvae.config.task import hydra_command, run_main, run_task
+from catvae.config.validate import check_against_artifacts, check_label, validate_generate
 from catvae.core.device import resolve_device
 from catvae.core.files import atomic_write
 from catvae.core.images import save_grid
-from catvae.core.task import hydra_command, run_main, run_task
-from catvae.core.validate import check_against_artifacts, check_label, validate_generate
 from catvae.data.sources import class_label_names
-from catvae.latent.generators import build_generator, generate_images, target_labels
+from catvae.generators.gaussian import build_generator, generate_images, target_labels
 from catvae.models.networks import IMAGE_SIDE
 from catvae.sweep.records import resolve_generator
 

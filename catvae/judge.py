@@ -1,7 +1,7 @@
 """``python -m catvae.judge data=… [seed=…]``: train the independent judge of a dataset (issue 8).
 
 Table 3's classifier trained on the dataset's *real* training images, scored on its real test
-images, and the reference scores of real test images (:mod:`catvae.pipeline.judge`). Published in
+images, and the reference scores of real test images (:mod:`catvae.training.judge`). Published in
 ``logs/artifacts/<data>/judge/seed<seed>/`` (``judge.pt``, ``summary.json``) and used by every VAE
 of the dataset (``judge.seed`` in train and search). Prints the path of its ``summary.json`` last.
 """
@@ -12,8 +12,8 @@ import warnings
 
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.core.task import hydra_command, run_main, run_task
-from catvae.core.validate import validate_judge
+from catvae.config.task import hydra_command, run_main, run_task
+from catvae.config.validate import validate_judge
 
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
@@ -22,7 +22,7 @@ def judge(cfg: DictConfig) -> str | None:
     """Validate ``cfg``, train and publish the judge with its loggers, print and return its summary's
     path (under DDP, on rank 0; the other processes train alongside and return None)."""
     from catvae.core.loggers import log_summary
-    from catvae.pipeline.judge import train_judge
+    from catvae.training.judge import train_judge
 
     def body(loggers: list) -> str | None:
         import json

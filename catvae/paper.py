@@ -29,11 +29,11 @@ from typing import Any, cast
 
 from omegaconf import OmegaConf
 
-from catvae.core.artifacts import ArtifactKey
-from catvae.core.config import CONF_DIR
+from catvae.artifacts import ArtifactKey
+from catvae.config.registry import CONF_DIR
+from catvae.config.task import BUG_STATUS, USER_ERROR_STATUS, command_errors
+from catvae.config.validate import integer_at_least
 from catvae.core.files import write_text
-from catvae.core.task import BUG_STATUS, USER_ERROR_STATUS, command_errors
-from catvae.core.validate import integer_at_least
 from catvae.report import report
 
 EXPERIMENT_DIR = Path(CONF_DIR) / "experiment"

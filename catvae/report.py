@@ -14,9 +14,9 @@ import os
 import time
 from pathlib import Path
 
+from catvae.config.task import command_errors
 from catvae.core.errors import ConfigError
 from catvae.core.files import write_text
-from catvae.core.task import command_errors
 from catvae.sweep.summary import plot_figure1, read_results, read_trials
 
 # Paper, Table 4 (VAE, generator) → (θ / n as printed, cos(x, x'), accuracy).
@@ -100,7 +100,7 @@ def report(sweep_dirs: list[Path], out: Path) -> dict[str, Path]:
 
 FRONTIER_LEVELS = (0.99, 0.97, 0.95)  # judge accuracies at which the table compares the curves
 FRONTIER_LOWEST = 0.9  # the frontier plot's accuracy axis starts here: the levels above are what it compares
-# (result key, column title): eq. 4's terms, then the sample metrics of catvae.latent.sample_metrics
+# (result key, column title): eq. 4's terms, then the sample metrics of catvae.evaluation.sample_metrics
 FRONTIER_COLUMNS = (
     ("judge_accuracy", "judge acc"),
     ("cos_pairwise", "cos"),
@@ -128,7 +128,7 @@ def reference_points(results: list[dict]) -> dict[str, dict]:
     """The reference rows a sweep's models give: the judge's scores of real test images (half of
     the test set against the other half) and of the VAE's reconstructions of the test images, read
     from the judge's and the VAE's ``summary.json`` (absent ones are skipped)."""
-    from catvae.core.artifacts import judge_folder
+    from catvae.artifacts import judge_folder
 
     found: dict[str, dict] = {}
     folder = Path((results[0].get("models") or {}).get("folder", ""))

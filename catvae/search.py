@@ -21,17 +21,17 @@ from typing import Any, cast
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.core.artifacts import ArtifactKey, Models, load_judge, load_models
+from catvae.artifacts import ArtifactKey, Models, load_judge, load_models
+from catvae.config.task import hydra_command, run_main, run_task
+from catvae.config.validate import validate_search
 from catvae.core.device import resolve_device
 from catvae.core.files import write_json
 from catvae.core.provenance import provenance
-from catvae.core.task import hydra_command, run_main, run_task
-from catvae.core.validate import validate_search
-from catvae.latent.sample_metrics import METRIC_GROUPS, RealReference
+from catvae.evaluation.sample_metrics import METRIC_GROUPS, RealReference
 
 RESULT_FILE = "result.json"
 TRIAL_KEYS = ("samples_per_label", "accuracy", "judge_accuracy", "cos_pairwise", "cos_to_mean", "objective")
-# catvae.latent.sample_metrics.GROUP_KEYS, in the order of CONTEXT's interface 3
+# catvae.evaluation.sample_metrics.GROUP_KEYS, in the order of CONTEXT's interface 3
 SAMPLE_METRIC_KEYS = ("fid", "precision", "recall", "density", "coverage", "nn_distance", "near_copies", "cas")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
@@ -46,8 +46,8 @@ def cached_models(key: ArtifactKey, artifacts_dir: str, device: str) -> Models:
 def cached_reference(data: str, judge_seed: int, artifacts_dir: str, device: str, bf16: bool) -> RealReference:
     """The judge and the real images it compares samples with (``data``: the data config as JSON),
     loaded once per process; each metric's real-side statistics are computed on first use
-    (:class:`~catvae.latent.sample_metrics.RealReference`), not once per job."""
-    from catvae.core.config import instantiate
+    (:class:`~catvae.evaluation.sample_metrics.RealReference`), not once per job."""
+    from catvae.config.registry import instantiate
 
     node = OmegaConf.create(json.loads(data))
     judge = load_judge(str(node.name), judge_seed, artifacts_dir, device)
@@ -59,7 +59,7 @@ def cached_reference(data: str, judge_seed: int, artifacts_dir: str, device: str
 
 def job_reference(cfg: DictConfig, device: torch.device) -> RealReference:
     """:func:`cached_reference` for a job's config (the data it names, ``judge.seed``, its device and precision)."""
-    from catvae.latent.evaluation import classify_in_bf16
+    from catvae.evaluation.evaluator import classify_in_bf16
 
     data = json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)
     return cached_reference(data, int(cfg.judge.seed), str(cfg.paths.artifacts_dir), str(device), classify_in_bf16(cfg, device))
@@ -128,9 +128,9 @@ def rescore_one(
     cfg: DictConfig, config: dict, latent: str, models: Models, device: torch.device, reference: RealReference
 ) -> dict:
     """One generator configuration scored on ``eval.samples_per_label`` samples per label with every metric (and CAS)."""
-    from catvae.latent.evaluation import classify_in_bf16, evaluate_generator
-    from catvae.latent.generators import build_generator
-    from catvae.pipeline.stages import cas_recipe
+    from catvae.evaluation.evaluator import classify_in_bf16, evaluate_generator
+    from catvae.generators.gaussian import build_generator
+    from catvae.training.stages import cas_recipe
 
     generator = build_generator(OmegaConf.create(config))
     return evaluate_generator(
@@ -171,10 +171,10 @@ def score(cfg: DictConfig) -> float:
         return result
 
     def evaluate(loggers: list) -> dict:
+        from catvae.config.validate import check_against_artifacts
         from catvae.core.loggers import log_summary
-        from catvae.core.validate import check_against_artifacts
-        from catvae.latent.evaluation import classify_in_bf16, evaluate_generator
-        from catvae.latent.generators import build_generator
+        from catvae.evaluation.evaluator import classify_in_bf16, evaluate_generator
+        from catvae.generators.gaussian import build_generator
         from catvae.sweep.records import resolve_generator
         from catvae.sweep.trials import job_trial_number
 

@@ -9,8 +9,8 @@ import warnings
 
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.core.task import hydra_command, run_main, run_task
-from catvae.core.validate import validate_train
+from catvae.config.task import hydra_command, run_main, run_task
+from catvae.config.validate import validate_train
 
 # Lightning's own use of a deprecated torch API; nothing for a user to act on.
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -20,7 +20,7 @@ def train(cfg: DictConfig) -> str | None:
     """Validate ``cfg``, run the pipeline with its loggers (closed whatever happens), print and
     return the published summary's path. Under DDP (``trainer=ddp``) a process other than rank 0
     trains alongside it, prints nothing and returns None: rank 0 publishes."""
-    from catvae.pipeline.stages import run_pipeline
+    from catvae.training.stages import run_pipeline
 
     def body(loggers: list) -> str | None:
         for logger in loggers:  # a W&B run only on rank 0 (Lightning's loggers write there alone)

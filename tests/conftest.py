@@ -14,7 +14,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from catvae.core.config import CONF_DIR
+from catvae.config.registry import CONF_DIR
 
 # Tests never talk to the W&B servers: every run is written offline and read back from disk.
 os.environ.update(WANDB_MODE="offline", WANDB_SILENT="true", WANDB_CONSOLE="off")

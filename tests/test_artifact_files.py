@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from catvae.artifacts import ArtifactKey, load_models, read_vae, save_classifier, save_vae
 from catvae.core import artifact_format
-from catvae.core.artifacts import ArtifactKey, load_models, read_vae, save_classifier, save_vae
 from catvae.core.errors import ArtifactError, UserError
-from catvae.latent.statistics import ClassLatentStats
+from catvae.densities.diag import ClassLatentStats
 from catvae.models.networks import ClassifierNet, Decoder, Encoder
 
 KEY = ArtifactKey("mnist", "elbo", 4, 0)

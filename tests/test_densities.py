@@ -1,4 +1,4 @@
-"""Class latent densities (catvae.latent.densities): fitted values, draws, θ's gradient, the file."""
+"""Class latent densities (catvae.densities.base): fitted values, draws, θ's gradient, the file."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
+from catvae.config.validate import validate_train
 from catvae.core import artifact_format
 from catvae.core.errors import ArtifactError, ConfigError
-from catvae.core.validate import validate_train
-from catvae.latent.densities import (
+from catvae.densities.base import (
     DENSITY_NAMES,
     FitOptions,
     FullGaussian,
@@ -22,8 +22,8 @@ from catvae.latent.densities import (
     sample_codes,
     save_densities,
 )
-from catvae.latent.generators import Medium1, Medium2, Simple, target_labels
-from catvae.latent.statistics import ClassLatentStats
+from catvae.densities.diag import ClassLatentStats
+from catvae.generators.gaussian import Medium1, Medium2, Simple, target_labels
 
 OPTIONS = FitOptions(gmm_components=(1, 2, 3), kde_bandwidths=(0.05, 0.1, 0.2, 0.5, 1.0), seed=0)
 
@@ -247,7 +247,7 @@ def test_class_mean_check_decodes_each_mixtures_main_mode():
     """The mean of a two-mode class can fall in another class's region; its heaviest component cannot."""
     from types import SimpleNamespace
 
-    from catvae.latent.evaluation import class_mean_check
+    from catvae.evaluation.evaluator import class_mean_check
 
     # A 1-D "latent space" whose decoded image is read back as the label round(z): class 0 has
     # modes at 0 (weight 0.7) and 2 (weight 0.3), so its mean 0.6 decodes to 1; class 1 is one mode at 1.

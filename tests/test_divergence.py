@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from catvae.core.artifacts import ArtifactKey
+from catvae.artifacts import ArtifactKey
 from catvae.core.errors import DivergenceError
 
 WORKTREE = Path(__file__).resolve().parent.parent
@@ -60,7 +60,7 @@ def test_nan_vae_loss_stops_training_and_publishes_nothing(make_config, tmp_path
 
 
 def test_infinite_classifier_loss_stops_the_classifier_stage(make_config, tmp_path, tiny):
-    from catvae.pipeline.stages import run_pipeline
+    from catvae.training.stages import run_pipeline
 
     cfg = make_config(overrides=[*tiny, "logger=none", "classifier.model.lr=1e9"])
     with pytest.raises(
@@ -77,7 +77,7 @@ def test_infinite_classifier_loss_stops_the_classifier_stage(make_config, tmp_pa
 def test_finite_losses_pass_and_the_first_bad_one_raises():
     import torch
 
-    from catvae.pipeline.divergence import DivergenceGuard
+    from catvae.training.divergence import DivergenceGuard
 
     class Trainer:  # what the message reads from Lightning's Trainer
         num_training_batches, current_epoch, max_epochs, global_step, precision, world_size = 10, 2, 5, 23, "32-true", 1
@@ -99,7 +99,7 @@ def test_a_second_training_of_a_key_is_refused_while_the_first_runs(make_config,
     holds the key's training lock, another exits 2 naming the key, and touches nothing."""
     from filelock import FileLock
 
-    from catvae.pipeline.resume import checkpoint_folder, training_lock_file
+    from catvae.training.resume import checkpoint_folder, training_lock_file
 
     log_dir = tmp_path / "logs"
     cfg = make_config("train", tiny, log_dir)

@@ -15,9 +15,9 @@ import torch
 from conftest import TINY, compose_config
 from matplotlib.image import imread
 
-from catvae.core.config import instantiate
+from catvae.config.registry import instantiate
+from catvae.config.validate import validate_train
 from catvae.core.errors import ConfigError
-from catvae.core.validate import validate_train
 from catvae.data.idx import IdxFormatError
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from catvae.core import artifacts
+from catvae import artifacts
 from catvae.core.files import atomic_write, swap_folder, write_json
-from catvae.pipeline.resume import AtomicCheckpointIO
 from catvae.sweep.summary import COLUMNS, write_trials
+from catvae.training.resume import AtomicCheckpointIO
 
 PREVIOUS = b'{\n  "objective": 0.25\n}\n'
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from catvae.core.errors import UserError
-from catvae.latent.generators import Medium1, Medium2, Simple, ThetaError, target_labels
-from catvae.latent.statistics import ClassLatentStats
+from catvae.densities.diag import ClassLatentStats
+from catvae.generators.gaussian import Medium1, Medium2, Simple, ThetaError, target_labels
 
 
 def make_stats() -> ClassLatentStats:

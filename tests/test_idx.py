@@ -268,7 +268,7 @@ def mnist_as_idx(root: Path, num_train: int, num_test: int, side: int = 28) -> t
 
 def test_data_idx_config_trains_on_the_folder(tmp_path: Path, make_config) -> None:
     """`data=idx data.root=DIR` names the dataset after its folder and serves its images."""
-    from catvae.core.config import instantiate
+    from catvae.config.registry import instantiate
 
     images = make_images(30)
     labels = np.arange(30, dtype=np.uint8) % 10
@@ -327,10 +327,10 @@ def test_small_idx_dataset_trains_with_the_default_split_and_bad_versions_of_it_
     each is refused naming the problem (the command exits 2 with one line), and the artifacts
     stay byte-identical.
     """
-    from catvae.core.artifacts import ArtifactKey, load_models
+    from catvae.artifacts import ArtifactKey, load_models
     from catvae.core.errors import DataError
-    from catvae.pipeline.stages import run_pipeline
     from catvae.train import train
+    from catvae.training.stages import run_pipeline
 
     root = tmp_path / "small"
     labels = mnist_as_idx(root, num_train=2000, num_test=300)

@@ -1,4 +1,4 @@
-"""The independent judge (catvae.judge, catvae.pipeline.judge) and its scores in train and search (issue 8)."""
+"""The independent judge (catvae.judge, catvae.training.judge) and its scores in train and search (issue 8)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from catvae.artifacts import JUDGE_FILE, ArtifactKey, judge_folder, load_judge, load_models
 from catvae.core import artifact_format
-from catvae.core.artifacts import JUDGE_FILE, ArtifactKey, judge_folder, load_judge, load_models
 from catvae.core.errors import ArtifactError, MissingArtifactsError
-from catvae.latent.evaluation import evaluate_generator
-from catvae.latent.generators import build_generator
-from catvae.latent.sample_metrics import RealReference
+from catvae.evaluation.evaluator import evaluate_generator
+from catvae.evaluation.sample_metrics import RealReference
+from catvae.generators.gaussian import build_generator
 
 SAMPLE_KEYS = ("fid", "precision", "recall", "density", "coverage", "nn_distance", "near_copies")
 
@@ -75,7 +75,7 @@ def test_objective_can_use_the_judges_accuracy(trained):
     reference = RealReference(
         judge, splits.test_images[:300], splits.test_labels[:300], splits.train_images[:200], splits.train_labels[:200]
     )
-    generator = build_generator(OmegaConf.create({"_target_": "catvae.latent.generators.Simple", "theta": 0.8, "n": 1}))
+    generator = build_generator(OmegaConf.create({"_target_": "catvae.generators.gaussian.Simple", "theta": 0.8, "n": 1}))
     args = (generator, models.stats, models.decoder, models.classifier, 6, 1234)
     paper = evaluate_generator(*args, reference=reference)
     judged = evaluate_generator(*args, reference=reference, objective_classifier="judge")
@@ -153,10 +153,10 @@ def test_a_search_can_optimise_the_judges_accuracy(trained):
 def test_a_judge_of_a_quick_run_is_replaced_when_a_run_has_more_images(make_config, tiny, tmp_path):
     """A judge published by a data.limit_train run must not judge models trained on more images:
     train's judge stage trains it again; a judge that saw at least as many images is reused."""
-    from catvae.pipeline.judge import ensure_judge, judge_train_images
+    from catvae.training.judge import ensure_judge, judge_train_images
 
     def data_for(cfg):
-        from catvae.core.config import instantiate
+        from catvae.config.registry import instantiate
 
         data = instantiate(cfg.data)
         data.setup()

@@ -21,8 +21,8 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 from test_search import search, sweep_dir
 
+from catvae.config.registry import CONF_DIR, TRUSTED_TARGETS
 from catvae.core import threads
-from catvae.core.config import CONF_DIR, TRUSTED_TARGETS
 from catvae.core.wandb_files import find_run_files, read_finished_run
 from catvae.search import RESULT_FILE
 from catvae.sweep import trials

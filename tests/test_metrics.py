@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from catvae.latent.metrics import cosine_pairwise, cosine_to_reference, score_samples
+from catvae.evaluation.metrics import cosine_pairwise, cosine_to_reference, score_samples
 
 
 def test_identical_images_have_cosine_one():

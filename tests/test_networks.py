@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from catvae.core.artifacts import ArtifactKey, load_models, read_vae, save_vae
+from catvae.artifacts import ArtifactKey, load_models, read_vae, save_vae
 from catvae.core.errors import ArtifactError
-from catvae.latent.generators import build_generator, generate_images, target_labels
+from catvae.generators.gaussian import build_generator, generate_images, target_labels
 from catvae.models.networks import (
     ConvDecoder,
     ConvEncoder,

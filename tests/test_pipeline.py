@@ -8,7 +8,7 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from catvae.core.artifacts import ArtifactKey, load_models, staged_folder
+from catvae.artifacts import ArtifactKey, load_models, staged_folder
 from catvae.core.wandb_files import find_run_files, read_finished_run
 from catvae.generate import generate
 

@@ -19,9 +19,9 @@ from conftest import TINY, compose_config
 from omegaconf import OmegaConf
 
 import catvae
+from catvae.artifacts import fingerprint
 from catvae.core import provenance as prov
-from catvae.core.artifacts import fingerprint
-from catvae.latent.statistics import ClassLatentStats
+from catvae.densities.diag import ClassLatentStats
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
-from catvae.core.artifacts import ArtifactKey, fingerprint, judge_folder
+from catvae.artifacts import ArtifactKey, fingerprint, judge_folder
 from catvae.core.errors import ArtifactError, ConfigError, MissingArtifactsError
-from catvae.latent.generators import build_generator
+from catvae.generators.gaussian import build_generator
 from catvae.sweep.records import load_best, record_best, record_path, resolve_generator
 
 KEY = ArtifactKey("mnist", "elbo", 4, 0)
@@ -33,7 +33,7 @@ def candidate(objective: float, evaluation: dict, models: dict = OLD, theta: flo
         "eval": evaluation,
         "objective": objective,
         "models": {"folder": "F", "fingerprint": models},
-        "config": {"_target_": "catvae.latent.generators.Simple", "theta": theta, "n": n},
+        "config": {"_target_": "catvae.generators.gaussian.Simple", "theta": theta, "n": n},
     }
 
 
@@ -94,13 +94,13 @@ def test_best_search_record_keeps_the_better_and_the_better_measured(tmp_path):
 
 def test_from_search_best_is_resolved_against_the_models_fingerprint(tmp_path):
     models = SimpleNamespace(fingerprint=OLD, folder=tmp_path / "models", stats=STATS)
-    node = OmegaConf.create({"_target_": "catvae.latent.generators.Simple", "theta": 0.4, "n": 2, "from_search": "best"})
+    node = OmegaConf.create({"_target_": "catvae.generators.gaussian.Simple", "theta": 0.4, "n": 2, "from_search": "best"})
     with pytest.raises(MissingArtifactsError, match="no search of generator=simple latent=diag has been recorded") as missing:
         resolve_generator(node, tmp_path, KEY, models, "diag")
     assert "python -m catvae.search -m data=mnist vae=elbo latent_dim=4 seed=0 latent=diag generator=simple" in str(missing.value)
     record_best(record_path(tmp_path, KEY, "simple", "diag"), candidate(0.8, FULL, theta=0.3, n=3))
     resolved = resolve_generator(node, tmp_path, KEY, models, "diag")
-    assert OmegaConf.to_container(resolved) == {"_target_": "catvae.latent.generators.Simple", "theta": 0.3, "n": 3}
+    assert OmegaConf.to_container(resolved) == {"_target_": "catvae.generators.gaussian.Simple", "theta": 0.3, "n": 3}
     with pytest.raises(MissingArtifactsError, match="latent=gmm"):  # the diag record is no gmm record
         resolve_generator(node, tmp_path, KEY, models, "gmm")
     assert record_path(tmp_path, KEY, "simple", "gmm").name == "gmm-simple.json"
@@ -147,7 +147,7 @@ def test_a_record_that_does_not_fit_the_models_is_refused(tmp_path, generator, t
 
 
 def test_a_generator_never_opens_a_record():
-    node = OmegaConf.create({"_target_": "catvae.latent.generators.Simple", "theta": 0.4, "n": 2, "from_search": "best"})
+    node = OmegaConf.create({"_target_": "catvae.generators.gaussian.Simple", "theta": 0.4, "n": 2, "from_search": "best"})
     with pytest.raises(ValueError, match="unresolved"):
         build_generator(node)
 

@@ -18,8 +18,8 @@ from conftest import TINY
 from catvae.data.datamodule import TensorDataModule
 from catvae.models.objectives import ELBO
 from catvae.models.vae import VAE
-from catvae.pipeline import resume
-from catvae.pipeline.stages import make_trainer
+from catvae.training import resume
+from catvae.training.stages import make_trainer
 
 # TINY on fewer images, a few epochs per stage: each process spends most of its time starting.
 RUN = [
@@ -37,7 +37,7 @@ KEY = Path("mnist") / "elbo-4" / "seed0"
 # to be killed. The kill itself is a real SIGKILL from the test.
 HOOK = """
 import os, pathlib, time
-from catvae.pipeline import resume
+from catvae.training import resume
 
 _save = resume.AtomicCheckpointIO.save_checkpoint
 
@@ -251,7 +251,7 @@ def test_only_a_checkpoint_of_the_same_training_config_is_resumed(make_config, s
     # The classifier's own settings are part of the classifier stage's fingerprint only.
     assert resume.training_fingerprint(same_training, "classifier") != resume.training_fingerprint(stage_config, "classifier")
     other = make_config(overrides=[*TINY, "logger=none", "vae.schedule=constant", "vae.lr=0.01"])
-    with caplog.at_level(logging.WARNING, logger="catvae.pipeline.resume"):
+    with caplog.at_level(logging.WARNING, logger="catvae.training.resume"):
         assert resume.resume_point(other, tmp_path, "vae", 3) is None
     assert "made by another training config; starting the stage over" in caplog.text
     assert not checkpoint.exists()
@@ -261,7 +261,7 @@ def test_an_unreadable_checkpoint_starts_the_stage_over(stage_config, tmp_path, 
     checkpoint = tmp_path / "vae" / resume.CHECKPOINT_FILE
     checkpoint.parent.mkdir()
     checkpoint.write_bytes(b"PK\x03\x04 truncated")
-    with caplog.at_level(logging.WARNING, logger="catvae.pipeline.resume"):
+    with caplog.at_level(logging.WARNING, logger="catvae.training.resume"):
         assert resume.resume_point(stage_config, tmp_path, "vae", 3) is None
     assert "cannot read the resume checkpoint" in caplog.text and not checkpoint.exists()
 

@@ -1,4 +1,4 @@
-"""Sample metrics (catvae.latent.sample_metrics) against values worked out by hand."""
+"""Sample metrics (catvae.evaluation.sample_metrics) against values worked out by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from catvae.latent.sample_metrics import (
+from catvae.evaluation.sample_metrics import (
     RealReference,
     frechet,
     frechet_distance,

@@ -53,8 +53,8 @@ def test_a_grid_rerun_into_its_folder_skips_the_finished_jobs(trained, tmp_path)
 
 
 def test_a_job_reuses_only_a_result_for_the_same_request(trained, make_config, tmp_path, monkeypatch):
-    from catvae.core.artifacts import fingerprint
-    from catvae.latent import evaluation
+    from catvae.artifacts import fingerprint
+    from catvae.evaluation import evaluator as evaluation
 
     def config(*overrides):
         return make_config(
@@ -76,7 +76,7 @@ def test_a_job_reuses_only_a_result_for_the_same_request(trained, make_config, t
     assert result["objective"] == objective and result["request"] == {
         "key": {"data": "mnist", "vae": "elbo", "latent_dim": 4, "seed": 0},
         "models": models,
-        "generator": {"_target_": "catvae.latent.generators.Simple", "theta": 0.3, "n": 2, "fill": 1.0, "from_search": None},
+        "generator": {"_target_": "catvae.generators.gaussian.Simple", "theta": 0.3, "n": 2, "fill": 1.0, "from_search": None},
         "latent": "diag",
         "eval": {
             "samples_per_label": 6,

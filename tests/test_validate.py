@@ -9,14 +9,14 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
-from catvae.core.config import CONF_DIR, instantiate
+from catvae.config.registry import CONF_DIR, instantiate
+from catvae.config.schema import Arch, Cos, Schedule
+from catvae.config.task import composition_error
+from catvae.config.validate import VALIDATORS, check_against_artifacts
 from catvae.core.errors import ConfigError
-from catvae.core.schema import Arch, Cos, Schedule
-from catvae.core.task import composition_error
-from catvae.core.validate import VALIDATORS, check_against_artifacts
-from catvae.latent.generators import Medium2, build_generator, theta_tensor
-from catvae.latent.metrics import COS_CHOICES
-from catvae.latent.statistics import ClassLatentStats
+from catvae.densities.diag import ClassLatentStats
+from catvae.evaluation.metrics import COS_CHOICES
+from catvae.generators.gaussian import Medium2, build_generator, theta_tensor
 from catvae.models.networks import ARCHITECTURES
 from catvae.models.optim import SCHEDULES
 from catvae.paper import paper_experiments

@@ -1,4 +1,4 @@
-"""catvae.latent.views: the latent pictures' files, the projection of codes and class components, the ellipses."""
+"""catvae.evaluation.views: the latent pictures' files, the projection of codes and class components, the ellipses."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from catvae.latent.statistics import ClassLatentStats
-from catvae.latent.views import (
+from catvae.densities.diag import ClassLatentStats
+from catvae.evaluation.views import (
     LATENT_FILE,
     MANIFOLD_FILE,
     class_components,
@@ -91,7 +91,7 @@ def test_diagonal_statistics_are_one_component_per_class():
 
 
 def test_a_density_with_gaussian_components_plugs_in():
-    class Mixture:  # the shape catvae.latent.densities' densities give
+    class Mixture:  # the shape catvae.densities.base' densities give
         def gaussian_components(self):
             return [(torch.tensor([0.25, 0.75]), torch.zeros(2, 3), torch.eye(3).repeat(2, 1, 1))]
 

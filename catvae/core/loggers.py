@@ -9,7 +9,7 @@ from typing import Any
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger, WandbLogger
 
-from catvae.core.config import instantiate
+from catvae.config.registry import instantiate
 
 
 def build_loggers(cfg: DictConfig | None) -> list[Logger]:

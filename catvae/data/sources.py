@@ -24,5 +24,5 @@ class Splits(NamedTuple):
 
 def class_label_names(names: Sequence[str] | None, num_classes: int) -> list[str]:
     """How plots, grids and ``generate label=NAME`` call each class: ``names`` (``data.class_names``,
-    one per class, checked by :func:`catvae.core.validate.check_data`), or the label numbers."""
+    one per class, checked by :func:`catvae.config.validate.check_data`), or the label numbers."""
     return [str(name) for name in names] if names is not None else [str(label) for label in range(num_classes)]

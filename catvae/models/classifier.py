@@ -17,7 +17,7 @@ class Classifier(pl.LightningModule):
 
     Training steps only add to on-device sums (:mod:`catvae.models.epoch_means`); validation runs few,
     large batches, where torchmetrics' per-batch cost does not matter. Test accuracies are
-    ``ClassifierNet.accuracy`` on the trained network (``catvae.pipeline.stages.train_classifier``).
+    ``ClassifierNet.accuracy`` on the trained network (``catvae.training.stages.train_classifier``).
     """
 
     def __init__(
@@ -33,7 +33,7 @@ class Classifier(pl.LightningModule):
         self.save_hyperparameters()
         self.net = ClassifierNet(num_classes, dropout_conv, dropout_fc)
         self.lr, self.schedule = lr, check_schedule(schedule)
-        self.prefix = log_prefix  # "judge" for the independent judge (catvae.pipeline.judge)
+        self.prefix = log_prefix  # "judge" for the independent judge (catvae.training.judge)
         # torch's Module.to stub lacks the memory_format keyword that Module.to accepts at run time.
         self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # see ClassifierNet.forward
         self.train_means = EpochMeans(("loss", "acc"))

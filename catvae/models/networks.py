@@ -2,7 +2,7 @@
 
 They hold no training logic, so ``catvae.generate`` can load them without Lightning. A VAE's pair
 of networks is described by a :class:`NetworkSpec` (what ``vae.pt`` stores, so
-:func:`catvae.core.artifacts.read_vae` rebuilds the same classes); :func:`build_networks` makes it.
+:func:`catvae.artifacts.read_vae` rebuilds the same classes); :func:`build_networks` makes it.
 
 Every encoder is called ``encoder(x, labels=None) -> (mean, logvar)`` and every decoder
 ``decoder(z, labels=None) -> logits`` / ``decoder.images(z, labels=None)``. A conditional pair
@@ -219,7 +219,7 @@ class ClassifierNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Channels-last: the convolutions run about 1.4× faster that way on CPU (and on GPUs'
         # tensor cores), more so with channels-last weights (the Classifier module and
-        # ``catvae.core.artifacts.load_models`` convert them). A 1-channel input needs no copy for it.
+        # ``catvae.artifacts.load_models`` convert them). A 1-channel input needs no copy for it.
         return self.net(x.reshape(-1, 1, IMAGE_SIDE, IMAGE_SIDE).contiguous(memory_format=torch.channels_last))
 
     @torch.inference_mode()

@@ -8,7 +8,7 @@ accuracy counts argmaxes. A smooth surrogate stands in for it while θ is fitted
 
 where CE is the mean cross-entropy of the target labels (a surrogate for 1 − accuracy) and cos̄
 the mean pairwise cosine similarity of eq. 5 within each label (differentiable as written in
-:func:`catvae.latent.metrics.cosine_pairwise`). w = 0 asks for correct images only (θ shrinks);
+:func:`catvae.evaluation.metrics.cosine_pairwise`). w = 0 asks for correct images only (θ shrinks);
 a large w asks for diverse ones (θ grows). One Adam run per weight, each started from the previous
 weight's θ (a continuation along the front, so later weights need few steps), projected onto
 [0, ``theta_high``] after every step. Each fitted θ is then scored with the true metrics, like any
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from catvae.core.files import write_json
-from catvae.latent.metrics import cosine_pairwise
+from catvae.evaluation.metrics import cosine_pairwise
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def frozen(*modules: torch.nn.Module) -> Iterator[None]:
 
 
 def settings_from(cfg: DictConfig, bf16: bool) -> GradientSettings:
-    """The settings ``conf/search/gradient.yaml`` gives (ranges: :func:`catvae.core.validate.check_search`)."""
+    """The settings ``conf/search/gradient.yaml`` gives (ranges: :func:`catvae.config.validate.check_search`)."""
     search = cfg.search
     return GradientSettings(
         weights=tuple(float(w) for w in search.weights),
@@ -159,13 +159,13 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
     """Fit the front on the trained artifacts ``cfg`` names, score every point on
     ``eval.samples_per_label`` samples per label (eval seed, like every trial), write each as
     ``output_dir/<i>/result.json`` and log it; returns the best result by the objective."""
+    from catvae.config.validate import check_against_artifacts
     from catvae.core.loggers import log_summary
     from catvae.core.provenance import provenance
-    from catvae.core.validate import check_against_artifacts
-    from catvae.latent.densities import sample_codes
-    from catvae.latent.evaluation import classify_in_bf16, evaluate_generator
-    from catvae.latent.generators import build_generator
-    from catvae.latent.sample_metrics import METRIC_GROUPS
+    from catvae.densities.base import sample_codes
+    from catvae.evaluation.evaluator import classify_in_bf16, evaluate_generator
+    from catvae.evaluation.sample_metrics import METRIC_GROUPS
+    from catvae.generators.gaussian import build_generator
     from catvae.search import RESULT_FILE, SAMPLE_METRIC_KEYS, job_models, job_reference, models_record
 
     started = time.perf_counter()
@@ -255,7 +255,7 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
     best = min(range(len(results)), key=lambda i: results[i]["objective"])
     if cfg.eval.get("cas", False):
         # CAS trains a classifier on the samples: for the best point only, as a sweep's re-scored best.
-        from catvae.pipeline.stages import cas_recipe
+        from catvae.training.stages import cas_recipe
 
         results[best]["cas"] = score(results[best]["config"], (), cas_recipe(cfg))["cas"]
         write_json(results[best], output_dir / str(best) / RESULT_FILE)

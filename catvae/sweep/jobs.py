@@ -21,7 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.core.artifacts import ArtifactKey, fingerprint
+from catvae.artifacts import ArtifactKey, fingerprint
 from catvae.core.device import resolve_device
 
 log = logging.getLogger(__name__)

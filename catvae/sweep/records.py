@@ -5,7 +5,7 @@ Layout: ``{search_records_dir}/{data}/{vae}-{latent_dim}/seed{seed}/{latent}-{ge
 ``latent.name``: a θ tuned on the mixture is no θ for the diagonal Gaussian). Only the search's sweep summary
 writes here; the artifact folder stays ``catvae.train``'s alone, so retraining cannot delete a
 record and a search cannot touch the models. Each record names the models it scored by their
-fingerprint (:func:`catvae.core.artifacts.fingerprint`): a record made on other models (the key
+fingerprint (:func:`catvae.artifacts.fingerprint`): a record made on other models (the key
 was retrained since) is refused where it would be used, and replaced by the next search.
 
 ``generator.from_search=best`` is resolved here, by the entry points, into plain θ and n before
@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.core.artifacts import ArtifactKey, Models
+from catvae.artifacts import ArtifactKey, Models
 from catvae.core.errors import ArtifactError, ConfigError, MissingArtifactsError
 from catvae.core.files import write_json
 
@@ -115,7 +115,7 @@ def load_best(records_dir: str | Path, key: ArtifactKey, generator: str, models:
 def check_recorded_theta(record: dict, path: Path, generator: str, models: Models, key: ArtifactKey, latent: str) -> None:
     """A record's θ and n fit the generator on these models (a hand-edited or foreign record would
     otherwise fail deep in sampling); an ArtifactError naming the record if not."""
-    from catvae.latent.generators import Medium1, Medium2, Simple, ThetaError, check_theta
+    from catvae.generators.gaussian import Medium1, Medium2, Simple, ThetaError, check_theta
 
     kind = {cls.name: cls for cls in (Simple, Medium1, Medium2)}.get(generator, Simple)
     config = record["config"]
@@ -139,7 +139,7 @@ def resolve_generator(node: DictConfig, records_dir: str | Path, key: ArtifactKe
     """``cfg.generator`` with ``from_search`` resolved: ``best`` replaces θ and n by those of the
     record made on ``models`` with the class density ``latent`` (see :func:`load_best`); null leaves
     them as configured."""
-    from catvae.latent.generators import generator_name
+    from catvae.generators.gaussian import generator_name
 
     params: Any = OmegaConf.to_container(node, resolve=True)
     source = params.pop("from_search", None)

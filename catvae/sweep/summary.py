@@ -149,7 +149,7 @@ def summarize(
     of those is the sweep's best; best.json then holds the re-scored metrics and, under
     ``trial``, those the sweep ran on.
     """
-    from catvae.core.artifacts import ArtifactKey
+    from catvae.artifacts import ArtifactKey
     from catvae.core.files import write_json
     from catvae.search import SAMPLE_METRIC_KEYS
     from catvae.sweep.records import record_best, record_path
@@ -211,7 +211,7 @@ def log_sweep_to_wandb(sweep_dir: Path, rows: list[dict], best: dict, figure: Pa
     """One W&B run (job type ``sweep-summary``) with the trials table, a scatter plot, Figure 1 and the best."""
     import wandb
 
-    from catvae.core.config import wandb_offline
+    from catvae.config.registry import wandb_offline
 
     run = wandb.init(
         project=project,
@@ -246,7 +246,7 @@ class SweepSummary(Callback):
         self.refused = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from catvae.core.task import command_errors
+        from catvae.config.task import command_errors
         from catvae.sweep.trials import check_sweep_folder
 
         self.refused = True  # until the check passes: a refused sweep's folder is not summarised

@@ -235,7 +235,7 @@ class ResumeStudy(Callback):
         self.grace = timedelta(seconds=float(grace_s))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from catvae.core.task import command_errors
+        from catvae.config.task import command_errors
         from catvae.sweep.storage import open_study
 
         _asked.clear()

@@ -2,7 +2,7 @@
 
 A diverged VAE keeps "training" on NaN weights to the last epoch and would be scored, saved and
 swapped in over the previous good artifacts of its key. Raising from the Trainer's own hook ends
-``fit`` at once; the error travels up through :func:`catvae.core.artifacts.staged_folder`, which
+``fit`` at once; the error travels up through :func:`catvae.artifacts.staged_folder`, which
 removes its staging folder, so the published folder stays exactly as it was.
 """
 

@@ -1,6 +1,6 @@
 """Class latent statistics: per label y, the mean μ_y and spread σ_y of the encoded training set.
 
-They are the paper's class density (§3.5.1, eq. 3), ``diag`` among :mod:`catvae.latent.densities`:
+They are the paper's class density (§3.5.1, eq. 3), ``diag`` among :mod:`catvae.densities.base`:
 N(μ_y, diag σ_y²), drawn as z = μ_y + θ ⊙ σ_y ⊙ ε̄ (ε̄ the mean of n standard normal draws).
 """
 

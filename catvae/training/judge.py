@@ -3,7 +3,7 @@
 The paper's classifier learns from one VAE's reconstructions, so it judges that VAE's samples by
 the VAE's own blur. The judge is trained once per (dataset, judge seed) on the real training split
 and shared by every VAE of that dataset; it scores ``judge_accuracy`` and supplies the feature
-space of the sample metrics (:mod:`catvae.latent.sample_metrics`). ``python -m catvae.judge`` trains
+space of the sample metrics (:mod:`catvae.evaluation.sample_metrics`). ``python -m catvae.judge`` trains
 it, and ``catvae.train`` does when it is missing. It is published in
 ``{artifacts_dir}/{data}/judge/seed{seed}/`` (``judge.pt``, ``summary.json``), staged and swapped
 in whole like the VAEs' artifacts, and resumes from its own checkpoint when killed.
@@ -20,17 +20,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger
 
-from catvae.core import artifacts
-from catvae.core.config import instantiate
+from catvae import artifacts
+from catvae.config.registry import instantiate
 from catvae.core.files import write_json
 from catvae.core.provenance import provenance
 from catvae.data.datamodule import ImageDataModule, TensorDataModule
-from catvae.latent.evaluation import classify_in_bf16, reference_scores
-from catvae.latent.sample_metrics import METRIC_GROUPS, RealReference
+from catvae.evaluation.evaluator import classify_in_bf16, reference_scores
+from catvae.evaluation.sample_metrics import METRIC_GROUPS, RealReference
 from catvae.models.classifier import Classifier
 from catvae.models.networks import ClassifierNet
-from catvae.pipeline import distributed, resume
-from catvae.pipeline.stages import make_trainer, training_device
+from catvae.training import distributed, resume
+from catvae.training.stages import make_trainer, training_device
 
 log = logging.getLogger(__name__)
 

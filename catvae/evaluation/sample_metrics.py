@@ -1,7 +1,7 @@
 """Sample metrics beyond eq. 4, scored against real images by an independent judge (issue 8).
 
 All feature-space metrics use the judge's penultimate layer (Table 3's 128-unit ReLU layer of a
-classifier trained on *real* training images, :mod:`catvae.pipeline.judge`):
+classifier trained on *real* training images, :mod:`catvae.training.judge`):
 
 - ``fid``: Fréchet distance between Gaussians fitted to generated and real test features
   (Heusel et al. 2017, "GANs trained by a two time-scale update rule…"), computed by torchmetrics'
@@ -90,7 +90,7 @@ def frechet(real: torch.Tensor) -> FrechetInceptionDistance:
     """A FID metric holding ``real`` features' statistics, kept across ``reset`` (reset_real_features=False)."""
     # sync_on_compute=False: the features are all here. After a DDP training (trainer=ddp) the
     # process group is still up, and torchmetrics would otherwise wait for the other processes,
-    # which do not evaluate (catvae.pipeline.distributed).
+    # which do not evaluate (catvae.training.distributed).
     metric = FrechetInceptionDistance(feature=GivenFeatures(real.shape[1]), reset_real_features=False, sync_on_compute=False)
     metric.update(real.double(), real=True)
     return metric

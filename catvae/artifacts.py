@@ -1,7 +1,7 @@
 """Trained artifacts of one (dataset, vae, latent_dim, seed), found again by later commands.
 
 Layout: ``{artifacts_dir}/{data}/{vae}-{latent_dim}/seed{seed}/`` holding ``vae.pt``,
-``classifier.pt``, ``stats.pt``, ``densities.pt`` (every class density, :mod:`catvae.latent.densities`),
+``classifier.pt``, ``stats.pt``, ``densities.pt`` (every class density, :mod:`catvae.densities.base`),
 ``summary.json`` and ``samples.png``. Training writes into a
 staging folder beside it and swaps it in only when every stage finished, so an interrupted or
 failed run never leaves half-written artifacts and never destroys the previous good ones.
@@ -27,8 +27,8 @@ from omegaconf import DictConfig
 from catvae.core import artifact_format
 from catvae.core.errors import MissingArtifactsError
 from catvae.core.files import swap_folder
-from catvae.latent.densities import ClassDensity, load_densities
-from catvae.latent.statistics import ClassLatentStats
+from catvae.densities.base import ClassDensity, load_densities
+from catvae.densities.diag import ClassLatentStats
 from catvae.models.networks import ARCHITECTURES, ClassifierNet, ImageDecoder, ImageEncoder, NetworkSpec, build_networks
 
 VAE_FILE, CLASSIFIER_FILE, STATS_FILE, DENSITIES_FILE, SUMMARY_FILE, SAMPLES_FILE = (
@@ -53,7 +53,7 @@ class ArtifactKey:
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> ArtifactKey:
-        """The key named by ``data.name``, ``vae.name``, ``latent_dim`` and ``seed`` (ranges: catvae.core.validate)."""
+        """The key named by ``data.name``, ``vae.name``, ``latent_dim`` and ``seed`` (ranges: catvae.config.validate)."""
         return cls(str(cfg.data.name), str(cfg.vae.name), int(cfg.latent_dim), int(cfg.seed))
 
     def folder(self, artifacts_dir: str | Path) -> Path:
@@ -78,7 +78,7 @@ class Models:
     stats: ClassLatentStats  # the paper's diagonal density, ``density("diag")``
     folder: Path
     fingerprint: dict[str, str] = field(default_factory=dict)  # see :func:`fingerprint`
-    densities: dict[str, ClassDensity] = field(default_factory=dict)  # by name (catvae.latent.densities)
+    densities: dict[str, ClassDensity] = field(default_factory=dict)  # by name (catvae.densities.base)
 
     def density(self, name: str) -> ClassDensity:
         """The class density ``name`` (``latent.name``: diag, full, gmm, kde, prior)."""
@@ -254,7 +254,7 @@ def save_judge(net: ClassifierNet, path: Path) -> None:
 
 def load_judge(data_name: str, seed: int, artifacts_dir: str | Path, device: torch.device | str = "cpu") -> ClassifierNet:
     """The independent judge of ``data_name`` (a Table-3 classifier trained on *real* training images,
-    :mod:`catvae.pipeline.judge`) in evaluation mode on ``device``.
+    :mod:`catvae.training.judge`) in evaluation mode on ``device``.
 
     Missing: a :class:`MissingArtifactsError` naming ``python -m catvae.judge data=… seed=…`` (``catvae.train``
     also trains it when missing); a corrupt file: an ArtifactError naming the file and that command.

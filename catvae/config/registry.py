@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from catvae.core.schema import register_schemas
+from catvae.config.schema import register_schemas
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 

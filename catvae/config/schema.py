@@ -3,9 +3,9 @@
 Each primary YAML (``conf/train.yaml``, ``search_job.yaml``, ``generate.yaml``) lists its schema
 first in its defaults, so Hydra merges every group file and every override into these dataclasses
 while it composes: ``latent_dim=abc``, ``vae.epochs=1.5``, ``vae.schedule=cosine`` or ``vae.lrr=1``
-are refused before any code of ours runs (:mod:`catvae.core.task` words the refusal). Types and
+are refused before any code of ours runs (:mod:`catvae.config.task` words the refusal). Types and
 closed choices only; ranges and rules between keys (``latent_dim >= 1``, θ's shape for the
-generator, a GPU only where there is one) are :mod:`catvae.core.validate`'s.
+generator, a GPU only where there is one) are :mod:`catvae.config.validate`'s.
 
 Values come from the YAML files, not from here: a field is ``MISSING`` unless some group option
 leaves the key out (then its default is what the code assumes without it). Nodes whose keys are
@@ -28,10 +28,10 @@ from typing import Any, Dict, List, Literal, Optional
 from omegaconf import MISSING, DictConfig, ListConfig
 
 Schedule = Literal["constant", "onecycle"]  # catvae.models.optim.SCHEDULES
-Cos = Literal["pairwise", "to_mean"]  # catvae.latent.metrics.COS_CHOICES
-DensityName = Literal["diag", "full", "gmm", "kde", "prior"]  # catvae.latent.densities.DENSITY_NAMES
+Cos = Literal["pairwise", "to_mean"]  # catvae.evaluation.metrics.COS_CHOICES
+DensityName = Literal["diag", "full", "gmm", "kde", "prior"]  # catvae.densities.base.DENSITY_NAMES
 Arch = Literal["mlp", "conv"]  # catvae.models.networks.ARCHITECTURES
-ObjectiveClassifier = Literal["paper", "judge"]  # catvae.latent.evaluation.OBJECTIVE_CLASSIFIERS
+ObjectiveClassifier = Literal["paper", "judge"]  # catvae.evaluation.evaluator.OBJECTIVE_CLASSIFIERS
 
 # Names in Hydra's ConfigStore that the primary YAML files list first in their defaults.
 TRAIN_SCHEMA, SEARCH_SCHEMA, GENERATE_SCHEMA = "catvae_train_schema", "catvae_search_schema", "catvae_generate_schema"
@@ -159,7 +159,7 @@ class PathsConfig:
     log_dir: str = MISSING
     artifacts_dir: str = MISSING
     output_dir: Optional[str] = MISSING  # ${hydra:runtime.output_dir}: unset in a multirun's shared config
-    checkpoints_dir: str = MISSING  # train's resumable Lightning checkpoints (catvae.pipeline.resume)
+    checkpoints_dir: str = MISSING  # train's resumable Lightning checkpoints (catvae.training.resume)
     search_records_dir: str = MISSING  # search's best configurations (catvae.sweep.records)
 
 

@@ -1,8 +1,8 @@
 """§3.5 Generators: draw latent codes of a chosen class from a class density.
 
 With the paper's diagonal density all three draw z_y = (1/n) Σ_i z_i with z_i ~ N(μ_y, θ ⊙ σ_y)
-(θ scales the standard deviation); with any density of :mod:`catvae.latent.densities` they draw
-z = centre + θ ⊙ spread (:func:`~catvae.latent.densities.sample_codes`). They differ only in the shape of θ:
+(θ scales the standard deviation); with any density of :mod:`catvae.densities.base` they draw
+z = centre + θ ⊙ spread (:func:`~catvae.densities.base.sample_codes`). They differ only in the shape of θ:
 
 - Simple (§3.5.1, eq. 3): one scalar θ;
 - Medium-1 (§3.5.2): θ_d, one per latent dimension (a vector of length D);
@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.core.config import instantiate
-from catvae.latent.densities import ClassDensity, sample_codes
+from catvae.config.registry import instantiate
+from catvae.densities.base import ClassDensity, sample_codes
 from catvae.models.networks import ImageDecoder
 
 Theta = float | Sequence | Mapping | None
@@ -146,7 +146,7 @@ class Simple:
 
     def sample(self, stats: ClassDensity, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One latent code per entry of ``labels`` (K), K×D, on the density's device:
-        z = centre + θ[label] ⊙ spread (:func:`~catvae.latent.densities.sample_codes`).
+        z = centre + θ[label] ⊙ spread (:func:`~catvae.densities.base.sample_codes`).
 
         The noise is drawn on the CPU (from ``generator``) and moved in one copy, so a seed gives
         the same codes on every device.
@@ -187,7 +187,7 @@ class Medium2(Simple):
 
 
 def generator_name(node: DictConfig | Mapping) -> str:
-    """``catvae.latent.generators.Medium1`` → ``medium1``: the name a config's target goes by."""
+    """``catvae.generators.gaussian.Medium1`` → ``medium1``: the name a config's target goes by."""
     return str(node["_target_"]).rsplit(".", 1)[-1].lower()
 
 

@@ -73,7 +73,7 @@ def world_size(cfg: DictConfig) -> int:
     nodes = OmegaConf.select(cfg, "trainer.num_nodes", default=1)
     if isinstance(devices, int) and isinstance(nodes, int):
         return devices * nodes
-    return 1  # refused by catvae.core.validate.check_distributed
+    return 1  # refused by catvae.config.validate.check_distributed
 
 
 def is_distributed() -> bool:

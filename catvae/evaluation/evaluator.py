@@ -12,10 +12,10 @@ from omegaconf import DictConfig
 from torchmetrics.functional.classification import multiclass_accuracy
 
 from catvae.core.device import fast_bf16
-from catvae.latent.densities import ClassDensity
-from catvae.latent.generators import target_labels
-from catvae.latent.metrics import cosine_pairwise, score_samples
-from catvae.latent.sample_metrics import RealReference, judge_outputs, sample_metrics
+from catvae.densities.base import ClassDensity
+from catvae.evaluation.metrics import cosine_pairwise, score_samples
+from catvae.evaluation.sample_metrics import RealReference, judge_outputs, sample_metrics
+from catvae.generators.gaussian import target_labels
 from catvae.models.networks import ClassifierNet, ImageDecoder
 
 EVAL_PRECISIONS = ("auto", "32", "bf16")  # eval.precision: bf16 where native, fp32, bf16
@@ -92,7 +92,7 @@ def judge_scores(
     timing: dict[str, float] | None = None,
 ) -> dict:
     """The judge's view of ``images`` with target ``labels``: ``judge_accuracy`` and the sample
-    metric ``groups`` (:mod:`catvae.latent.sample_metrics`), overall (mean over labels, like
+    metric ``groups`` (:mod:`catvae.evaluation.sample_metrics`), overall (mean over labels, like
     eq. 4's accuracy; the feature metrics on all samples at once) and under ``per_label``."""
     clock = StageClock(images.device, timing)
     predictions, features = judge_outputs(reference.judge, images, reference.bf16)

@@ -2,7 +2,7 @@
 loggers are always closed, and a bug keeps its traceback and says where its run folder is.
 
 - :func:`hydra_command` is the ``main`` of ``catvae.train``, ``catvae.search`` and ``catvae.generate``:
-  Hydra composes the config (typed by :mod:`catvae.core.schema`), and a composition error (a wrong
+  Hydra composes the config (typed by :mod:`catvae.config.schema`), and a composition error (a wrong
   type, an unknown key or group option) is worded as ``KEY=VALUE is not allowed: …``.
 - :func:`run_task` runs one job: validate the config, open its loggers, run the stage, close the
   loggers with the job's status (a W&B run is finished, so each job of a multirun is its own run).
@@ -39,7 +39,7 @@ def hydra_command(config_name: str) -> Callable[[Callable[[DictConfig], T]], Cal
     """
     import hydra
 
-    from catvae.core.config import TRUSTED_TARGETS
+    from catvae.config.registry import TRUSTED_TARGETS
 
     def decorate(job: Callable[[DictConfig], T]) -> Callable[[], T | None]:
         hydra_main = hydra.main(config_path="pkg://catvae.conf", config_name=config_name, execution_whitelist=TRUSTED_TARGETS)(
@@ -75,7 +75,7 @@ class ValidateSweep(Callback):
     Optuna trial exists. Each job still validates its own config (its swept values)."""
 
     def __init__(self, command: str):
-        from catvae.core.validate import VALIDATORS
+        from catvae.config.validate import VALIDATORS
 
         self.validate = VALIDATORS[command]
 
@@ -172,7 +172,7 @@ def composition_error(error: BaseException, argv: Sequence[str] = ()) -> ConfigE
     from hydra.errors import CompactHydraException, MissingConfigException
     from omegaconf.errors import OmegaConfBaseException
 
-    from catvae.core.validate import schema_error
+    from catvae.config.validate import schema_error
 
     if isinstance(error, MissingConfigException) and error.missing_cfg_file and error.options:
         group, _, option = error.missing_cfg_file.rpartition("/")

@@ -17,33 +17,33 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.loggers import Logger
 
-from catvae.core import artifacts
-from catvae.core.artifacts import ArtifactKey
-from catvae.core.config import instantiate
+from catvae import artifacts
+from catvae.artifacts import ArtifactKey
+from catvae.config.registry import instantiate
 from catvae.core.device import resolve_device
 from catvae.core.files import write_json
 from catvae.core.images import save_grid
 from catvae.core.loggers import log_image, log_summary
 from catvae.core.provenance import provenance
 from catvae.data.datamodule import ImageDataModule, TensorDataModule
-from catvae.latent import views as views_module
-from catvae.latent.densities import ClassDensity, FitOptions, fit_densities, save_densities
-from catvae.latent.evaluation import class_mean_check, classify_in_bf16, evaluate_generator, reference_scores
-from catvae.latent.generators import build_generator, generate_images, target_labels
-from catvae.latent.sample_metrics import RealReference
-from catvae.latent.statistics import ClassLatentStats
+from catvae.densities.base import ClassDensity, FitOptions, fit_densities, save_densities
+from catvae.densities.diag import ClassLatentStats
+from catvae.evaluation import views as views_module
+from catvae.evaluation.evaluator import class_mean_check, classify_in_bf16, evaluate_generator, reference_scores
+from catvae.evaluation.sample_metrics import RealReference
+from catvae.generators.gaussian import build_generator, generate_images, target_labels
 from catvae.models.classifier import Classifier
 from catvae.models.vae import VAE
-from catvae.pipeline import distributed, resume
-from catvae.pipeline.divergence import DivergenceGuard
-from catvae.pipeline.precision import precision_arguments
+from catvae.training import distributed, resume
+from catvae.training.divergence import DivergenceGuard
+from catvae.training.precision import precision_arguments
 
 log = logging.getLogger(__name__)
 
 
 def make_trainer(cfg: DictConfig, stage: str, max_epochs: int, loggers: list[Logger], checkpoint_dir: Path) -> pl.Trainer:
     """A Trainer for one stage; it keeps one checkpoint, ``checkpoint_dir/stage/last.ckpt``, rewritten
-    atomically at the end of each epoch, from which a killed run resumes (:mod:`catvae.pipeline.resume`)."""
+    atomically at the end of each epoch, from which a killed run resumes (:mod:`catvae.training.resume`)."""
     # The newest checkpoint (top 1 with no monitor), always under one name. (save_last alone
     # writes only when a top-k checkpoint was written, i.e. with save_top_k=0 at the end of fit.)
     checkpoint = ModelCheckpoint(
@@ -162,7 +162,7 @@ def train_classifier(
 
 
 def fit_class_densities(cfg: DictConfig, vae: VAE, data: ImageDataModule) -> tuple[dict[str, ClassDensity], dict]:
-    """Every class density (:mod:`catvae.latent.densities`; diag is the paper's μ_y, σ_y) fitted on
+    """Every class density (:mod:`catvae.densities.base`; diag is the paper's μ_y, σ_y) fitted on
     the encoder means of the training split with the options ``densities.*``, on the VAE's device,
     and the fit's report (seconds per density, GMM components, KDE bandwidths)."""
     images, labels = data.train
@@ -178,7 +178,7 @@ VIEW_CAPTIONS = {
 
 
 def latent_views(cfg: DictConfig, vae: VAE, data: ImageDataModule, density: ClassDensity, folder: Path) -> dict[str, Path]:
-    """``latent.png`` and ``manifold.png`` (:mod:`catvae.latent.views`) from the encoded test images, with
+    """``latent.png`` and ``manifold.png`` (:mod:`catvae.evaluation.views`) from the encoded test images, with
     ``density`` drawn as the ellipses of its Gaussian components (a KDE or the prior has none: the
     diagonal statistics are drawn instead)."""
     images, labels = data.test["test"]
@@ -197,10 +197,10 @@ def cas_recipe(cfg: DictConfig) -> dict | None:
 def judge_reference(
     cfg: DictConfig, vae: VAE, data: ImageDataModule, loggers: list[Logger], bf16: bool
 ) -> tuple[RealReference, dict]:
-    """The judge (trained first if this dataset has none: :func:`catvae.pipeline.judge.ensure_judge`),
+    """The judge (trained first if this dataset has none: :func:`catvae.training.judge.ensure_judge`),
     the real images it compares samples with, and the ``reference`` block of the summary: the
     judge's scores of the VAE's reconstructions of the test images, the decoder's bound."""
-    from catvae.pipeline.judge import ensure_judge
+    from catvae.training.judge import ensure_judge
 
     judge = ensure_judge(cfg, loggers, data)
     test_images, test_labels = (t.to(vae.device) for t in data.test["test"])
@@ -214,9 +214,9 @@ def judge_reference(
 
 
 def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path | None:
-    """Train and evaluate everything for ``cfg`` (checked by :func:`catvae.core.validate.validate_train` first);
+    """Train and evaluate everything for ``cfg`` (checked by :func:`catvae.config.validate.validate_train` first);
     returns the published ``summary.json``. One training per artifact key at a time
-    (:func:`catvae.pipeline.resume.training_lock`): a second one is refused before it touches anything.
+    (:func:`catvae.training.resume.training_lock`): a second one is refused before it touches anything.
     """
     with resume.training_lock(cfg):
         return train_and_publish(cfg, loggers)
@@ -225,7 +225,7 @@ def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path | None:
 def train_and_publish(cfg: DictConfig, loggers: list[Logger]) -> Path | None:
     """:func:`run_pipeline`'s stages, run while this process holds the key's training lock.
 
-    Under DDP (``trainer=ddp``, :mod:`catvae.pipeline.distributed`) every process runs this: all take
+    Under DDP (``trainer=ddp``, :mod:`catvae.training.distributed`) every process runs this: all take
     part in the training stages (the VAE's fit and test, the classifier's fit, the judge's fit when
     it is trained), then the others return None and rank 0 alone evaluates and publishes. The
     stages after training are cheap next to training and have nothing to split across processes,
@@ -255,7 +255,7 @@ def train_and_publish(cfg: DictConfig, loggers: list[Logger]) -> Path | None:
     classifier, clf_scores = train_classifier(cfg, vae, data, loggers, checkpoints)
     classifier_seconds = time.perf_counter() - started - vae_seconds
     if not distributed.is_global_zero():
-        from catvae.pipeline.judge import follow_judge
+        from catvae.training.judge import follow_judge
 
         follow_judge(cfg, loggers, data)  # the judge's fit, if rank 0 trains one, needs every process
         return None

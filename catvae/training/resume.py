@@ -33,9 +33,9 @@ import torch
 from lightning_fabric.plugins import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.core.artifacts import ArtifactKey
+from catvae.artifacts import ArtifactKey
 from catvae.core.files import atomic_write
-from catvae.pipeline.distributed import global_rank, is_global_zero
+from catvae.training.distributed import global_rank, is_global_zero
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def training_lock(cfg: DictConfig) -> Iterator[None]:
     from filelock import FileLock, Timeout
 
     from catvae.core.errors import UserError
-    from catvae.pipeline import distributed
+    from catvae.training import distributed
 
     if not distributed.is_global_zero():
         yield

@@ -2,7 +2,7 @@
 
 The paper (§3.5.1, eq. 3) fits one diagonal Gaussian per class, N(μ_y, diag σ_y²). Beyond it:
 
-- ``diag``  (the paper, :class:`~catvae.latent.statistics.ClassLatentStats`): z = μ_y + θ ⊙ σ_y ⊙ ε̄;
+- ``diag``  (the paper, :class:`~catvae.densities.diag.ClassLatentStats`): z = μ_y + θ ⊙ σ_y ⊙ ε̄;
 - ``full``  (:class:`FullGaussian`): one full-covariance Gaussian N(μ_y, Σ_y = L_y L_yᵀ) per class,
   z = μ_y + θ ⊙ L_y ε̄;
 - ``gmm``   (:class:`GaussianMixture`): a mixture Σ_k w_{y,k} N(μ_{y,k}, Σ_{y,k}) per class (scikit-learn's
@@ -37,7 +37,7 @@ import torch
 
 from catvae.core import artifact_format
 from catvae.core.errors import DataError
-from catvae.latent.statistics import ClassLatentStats
+from catvae.densities.diag import ClassLatentStats
 
 DENSITY_NAMES = ("diag", "full", "gmm", "kde", "prior")
 FITTED = ("full", "gmm", "kde")  # what densities.pt holds; diag is stats.pt, prior has no parameters

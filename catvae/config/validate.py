@@ -1,6 +1,6 @@
 """One check per command of its composed config, before anything is loaded, trained or written.
 
-The schema (:mod:`catvae.core.schema`) has already fixed the types while Hydra composed; this
+The schema (:mod:`catvae.config.schema`) has already fixed the types while Hydra composed; this
 module checks what types cannot say: ranges (``latent_dim >= 1``, learning rates > 0, dropout in
 [0, 1)), rules between keys (θ's shape for the chosen generator, ``latent_dim`` and the dataset's
 classes), the machine (a GPU only where there is one) and keys a ``+key=`` override added that no
@@ -23,10 +23,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from catvae.config.schema import GenerateSchema, JudgeSchema, SearchSchema, TrainSchema, allowed_for
 from catvae.core.errors import ConfigError
-from catvae.core.schema import GenerateSchema, JudgeSchema, SearchSchema, TrainSchema, allowed_for
 from catvae.data.checks import VAL_SIZE_ALLOWED, val_size_allowed
-from catvae.pipeline.distributed import BATCH_KEYS
+from catvae.training.distributed import BATCH_KEYS
 
 
 def validate_train(cfg: DictConfig) -> None:
@@ -258,11 +258,11 @@ def check_trainer(cfg: DictConfig, batch_keys: Sequence[str] = ()) -> None:
 
 def check_distributed(cfg: DictConfig, batch_keys: Sequence[str]) -> None:
     """``trainer.strategy``, ``trainer.devices`` and ``trainer.num_nodes`` (``trainer=ddp``,
-    :mod:`catvae.pipeline.distributed`): a strategy the pipeline runs under, whole numbers of
+    :mod:`catvae.training.distributed`): a strategy the pipeline runs under, whole numbers of
     processes, no more GPUs than this machine has, several nodes only where srun or torchrun started
     the processes, one training per command, and batch sizes (``batch_keys``: they are global)
     that split evenly across the processes."""
-    from catvae.pipeline.distributed import STRATEGIES
+    from catvae.training.distributed import STRATEGIES
 
     strategy = cfg.trainer.get("strategy", "auto")
     if strategy not in STRATEGIES:
@@ -325,7 +325,7 @@ def check_gpu_count(cfg: DictConfig, devices: int) -> None:
 def launched_per_process() -> bool:
     """Whether a cluster launcher started this process as one of many: srun (SLURM) or torchrun.
     Both say each process's rank before it starts, which the pipeline needs before its first
-    Trainer (:mod:`catvae.pipeline.distributed`)."""
+    Trainer (:mod:`catvae.training.distributed`)."""
     from lightning_fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 
     return SLURMEnvironment.detect() or TorchElasticEnvironment.detect()
@@ -340,8 +340,8 @@ def multirun() -> bool:
 
 
 def check_precision(cfg: DictConfig) -> None:
-    """``eval.precision``: how the classifiers score (catvae.latent.evaluation.EVAL_PRECISIONS)."""
-    from catvae.latent.evaluation import EVAL_PRECISIONS
+    """``eval.precision``: how the classifiers score (catvae.evaluation.evaluator.EVAL_PRECISIONS)."""
+    from catvae.evaluation.evaluator import EVAL_PRECISIONS
 
     if str(cfg.eval.precision) not in EVAL_PRECISIONS:
         raise ConfigError("eval.precision", cfg.eval.precision, f"one of {', '.join(EVAL_PRECISIONS)}")
@@ -358,8 +358,8 @@ def check_eval(cfg: DictConfig) -> None:
 
 
 def check_sample_metrics(cfg: DictConfig) -> None:
-    """``eval.sample_metrics``: a list of distinct groups of :data:`catvae.latent.sample_metrics.METRIC_GROUPS`."""
-    from catvae.latent.sample_metrics import METRIC_GROUPS
+    """``eval.sample_metrics``: a list of distinct groups of :data:`catvae.evaluation.sample_metrics.METRIC_GROUPS`."""
+    from catvae.evaluation.sample_metrics import METRIC_GROUPS
 
     groups = OmegaConf.select(cfg, "eval.sample_metrics")
     if groups is None:
@@ -436,7 +436,7 @@ def check_generator(cfg: DictConfig, num_classes: int | None = None) -> None:
     """n >= 1, fill >= 0, and θ: entries >= 0 in the shape the generator takes for these
     artifacts (Simple: a number; Medium-1: ``latent_dim`` entries; Medium-2: classes × ``latent_dim``,
     the classes ``data.num_classes`` unless given)."""
-    from catvae.latent.generators import ThetaError, check_theta
+    from catvae.generators.gaussian import ThetaError, check_theta
 
     node = cfg.generator
     at_least(cfg, "generator.n", 1)
@@ -509,7 +509,7 @@ def target(node: DictConfig) -> Any:
     instantiating it refuses it)."""
     from hydra.utils import get_object
 
-    from catvae.core.config import TRUSTED_TARGETS
+    from catvae.config.registry import TRUSTED_TARGETS
 
     path = node.get("_target_") if isinstance(node, DictConfig) else None
     if not isinstance(path, str) or not any(fnmatch.fnmatchcase(path, pattern) for pattern in TRUSTED_TARGETS):
