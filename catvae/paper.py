@@ -1,6 +1,6 @@
 """``python -m catvae.paper [--set paper|frontier|fashion]``: a results section in one command.
 
-Runs a named set of experiments (``catvae/conf/experiment/<set>_*.yaml``), then ``catvae.report``:
+Runs a named set of experiments (``conf/experiment/<set>_*.yaml``), then ``catvae.report``:
 
 - ``paper`` (default): the paper's §4.3. The training runs first (ELBO-20, MMD-20, MMD-10), then the
   searches (the Simple paper grid on ELBO-20 and MMD-20, Optuna searches of Medium-1 and Medium-2 on

@@ -1,19 +1,65 @@
-"""``python -m catvae.bench`` at tiny sizes: it runs and writes every figure it promises (speed is never asserted)."""
+"""``python -m catvae.bench``: its FLOPs (Lightning's ``measure_flops``) against hand-counted ones, and at tiny
+sizes it runs and writes every figure it promises (speed is never asserted)."""
 
 import json
 import os
 import subprocess
 import sys
 
-from catvae.bench import vae_step_flops
+import pytest
+import torch
+
+from catvae.models.objectives import ELBO
+from catvae.models.vae import VAE
+from catvae.training.benchmark import step_flops, vae_loss
+
+BATCH = (torch.rand(5, 784), torch.arange(5))
 
 
-def test_vae_step_flops_by_hand():
-    # D=2, hidden [3]: encoder 784-3-4, decoder 2-3-784. Forward 2·in·out per layer; backward the
-    # same for weights and inputs, except the input gradient of the encoder's first layer.
-    encoder = 2 * 784 * 3 * 2 + 2 * 3 * 4 * 3
-    decoder = 2 * 2 * 3 * 3 + 2 * 3 * 784 * 3
-    assert vae_step_flops(2, [3], batch=5) == 5 * (encoder + decoder)
+def passes(layer_flops: int, data_input: bool = False) -> int:
+    """A layer's FLOPs in one training step: its forward, its weight gradient and its input gradient
+    (none for a layer whose input is the data, which needs no gradient)."""
+    return layer_flops * (2 if data_input else 3)
+
+
+def test_step_flops_of_the_mlp_by_hand():
+    # D=2, hidden [3]: encoder 784-3-4, decoder 2-3-784; a Linear's forward is 2·in·out per sample.
+    encoder = passes(2 * 784 * 3, data_input=True) + passes(2 * 3 * 4)
+    decoder = passes(2 * 2 * 3) + passes(2 * 3 * 784)
+    assert encoder + decoder == 23628
+    assert step_flops(VAE(2, ELBO(), [3], 1e-3), vae_loss, BATCH) == encoder + decoder
+
+
+@pytest.mark.parametrize(
+    ("channels", "kernel", "expected"),
+    [
+        # 1 -> 2 channels, kernel 4: conv 28 -> 14, the code from 2·14·14 features; the mirror back up.
+        (
+            [2],
+            4,
+            passes(2 * 1 * 2 * 16 * 14 * 14, data_input=True)
+            + passes(2 * 392 * 4)
+            + passes(2 * 2 * 392)
+            + passes(2 * 2 * 1 * 16 * 14 * 14),
+        ),
+        # 1 -> 2 -> 3 channels, kernel 3: 28 -> 14 -> 7, the code from 3·7·7 features; back 7 -> 14 -> 28.
+        (
+            [2, 3],
+            3,
+            passes(2 * 1 * 2 * 9 * 14 * 14, data_input=True)
+            + passes(2 * 2 * 3 * 9 * 7 * 7)
+            + passes(2 * 147 * 4)
+            + passes(2 * 2 * 147)
+            + passes(2 * 3 * 2 * 9 * 7 * 7)
+            + passes(2 * 2 * 1 * 9 * 14 * 14),
+        ),
+    ],
+)
+def test_step_flops_of_the_conv_networks_by_hand(channels, kernel, expected):
+    # A convolution (or transposed convolution) costs 2·(its weights)·(the positions of its smaller
+    # map) per sample and pass: the weights slide over the output map, or over the input map going up.
+    vae = VAE(2, ELBO(), [], 1e-3, arch="conv", channels=channels, kernel=kernel)
+    assert step_flops(vae, vae_loss, BATCH) == expected
 
 
 def test_bench_writes_bench_json(tmp_path):

@@ -14,11 +14,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from wandb_files import find_run_files, read_run
 
 from catvae.artifacts import ArtifactKey, load_models
 from catvae.config.validate import validate_judge, validate_train
 from catvae.core.errors import ConfigError
-from catvae.core.wandb_files import find_run_files, read_run
 from catvae.data.datamodule import TensorBatches, TensorDataModule
 from catvae.models.epoch_means import EpochMeans
 

@@ -20,10 +20,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 from test_search import search, sweep_dir
+from wandb_files import find_run_files, read_finished_run
 
 from catvae.config.registry import CONF_DIR, TRUSTED_TARGETS
 from catvae.core import threads
-from catvae.core.wandb_files import find_run_files, read_finished_run
 from catvae.search import RESULT_FILE
 from catvae.sweep import trials
 

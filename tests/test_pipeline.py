@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 from matplotlib.image import imread
+from wandb_files import find_run_files, read_finished_run
 
 from catvae.artifacts import ArtifactKey, load_models, staged_folder
-from catvae.core.wandb_files import find_run_files, read_finished_run
 from catvae.generate import generate
 
 

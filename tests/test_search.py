@@ -9,8 +9,8 @@ from pathlib import Path
 
 import optuna
 import pytest
+from wandb_files import find_run_files, read_finished_run
 
-from catvae.core.wandb_files import find_run_files, read_finished_run
 from catvae.report import report
 
 # The trained fixture's data (its real test and training images are what the judge compares samples with).

@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import bench_study
 import optuna
 import psycopg
 import pytest
@@ -16,7 +17,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from test_search import TINY_EVAL, search, sweep_dir
 
-from catvae import bench_study
 from catvae.core.errors import ConfigError
 from catvae.sweep import storage as study_storage
 from catvae.sweep.trials import ResumeStudy
@@ -138,7 +138,7 @@ def test_reduced_load_test_two_processes_twenty_trials(trained, postgres_url):
     assert len(study.trials) == 20 and {t.state.name for t in study.trials} == {"COMPLETE"}
     assert row["trials_per_s"] == pytest.approx(20 / row["wall_s"], rel=0.01) and row["trial_s"] > row["compute_s"] > 0
     # W&B: every job's run is in the study's group, whichever process ran it (the check the load test makes).
-    from catvae.core.wandb_files import find_run_files, read_finished_run
+    from wandb_files import find_run_files, read_finished_run
 
     runs = [read_finished_run(p) for folder in row["sweep_folders"] for p in find_run_files(folder)]
     assert sorted(r.group for r in runs if r.job_type == "search") == ["load"] * 20

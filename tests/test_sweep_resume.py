@@ -13,8 +13,8 @@ import pytest
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 from test_search import search, sweep_dir
+from wandb_files import find_run_files, read_finished_run
 
-from catvae.core.wandb_files import find_run_files, read_finished_run
 from catvae.search import RESULT_FILE, score
 from catvae.sweep import trials
 

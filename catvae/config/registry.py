@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import importlib.resources
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from catvae.config.schema import register_schemas
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+def find_conf_dir() -> tuple[str, str]:
+    """Where the Hydra configs are: ``(folder, config_path for hydra.main)``.
+
+    The repository's top-level ``conf/`` is installed as the package ``catvae.conf`` (pyproject.toml's
+    ``package-dir``): inside the wheel by ``pip install .``, mapped onto ``conf/`` by ``pip install -e .``.
+    Where ``catvae`` is imported from a checkout that was not installed that way (the source tree on
+    ``sys.path`` ahead of a wheel install), ``catvae.conf`` does not exist: the checkout's ``conf/`` then.
+    """
+    if importlib.util.find_spec("catvae.conf") is not None:
+        return str(importlib.resources.files("catvae.conf")), "pkg://catvae.conf"
+    checkout = Path(__file__).resolve().parents[2] / "conf"
+    return str(checkout), str(checkout)
+
+
+CONF_DIR, CONFIG_PATH = find_conf_dir()
 
 # Packages whose classes and functions a config may name as ``_target_`` (Hydra's execution
 # whitelist). Extend it here if your own configs name targets elsewhere.
@@ -23,6 +40,15 @@ TRUSTED_TARGETS = [
     "wandb.Settings",
     "hydra_plugins.hydra_optuna_sweeper.*",
 ]
+
+
+def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
+    """The primary config ``config_name`` (``train``, ``search_job``, …) with ``overrides``, composed as
+    its command composes it (outside a Hydra run: no run folder, no ``hydra.runtime``)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONF_DIR):
+        return compose(config_name, overrides=overrides)
 
 
 def instantiate(node: Any, /, **kwargs: Any) -> Any:

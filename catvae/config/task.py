@@ -39,12 +39,10 @@ def hydra_command(config_name: str) -> Callable[[Callable[[DictConfig], T]], Cal
     """
     import hydra
 
-    from catvae.config.registry import TRUSTED_TARGETS
+    from catvae.config.registry import CONFIG_PATH, TRUSTED_TARGETS
 
     def decorate(job: Callable[[DictConfig], T]) -> Callable[[], T | None]:
-        hydra_main = hydra.main(config_path="pkg://catvae.conf", config_name=config_name, execution_whitelist=TRUSTED_TARGETS)(
-            job
-        )
+        hydra_main = hydra.main(config_path=CONFIG_PATH, config_name=config_name, execution_whitelist=TRUSTED_TARGETS)(job)
 
         @functools.wraps(job)
         def main() -> T | None:

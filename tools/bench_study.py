@@ -1,4 +1,4 @@
-"""``python -m catvae.bench_study``: load test of one Optuna study shared by concurrent sweep processes.
+"""``python tools/bench_study.py``: load test of one Optuna study shared by concurrent sweep processes.
 
 For each count P of ``--processes`` it starts P ``python -m catvae.search -m search=optuna``
 processes at once, all on one new study of ``--trials`` trials in total (split as evenly as
@@ -19,9 +19,12 @@ It reports, per P: wall time (launch of the first process to exit of the last), 
 per-trial cost inside a process (median spacing of consecutive jobs' ends), its compute (sample,
 decode, classify, score) and the overhead (the rest: Hydra, the loggers, Optuna's ask and tell on
 the shared storage), and the time from launch to a process's first finished job. Models are
-freshly initialised networks of the real sizes (as in :mod:`catvae.bench`: a trial's cost does not
+freshly initialised networks of the real sizes (as in ``python -m catvae.bench``: a trial's cost does not
 depend on the weights), unless ``--log-dir`` names a folder with trained artifacts. It prints a
 table and writes ``load_test.json``, whose path it prints last. Exit status 1 when a check fails.
+
+A developer tool of the checkout (``tools/``, not shipped in the wheel): run it as a script from the
+repository, with catvae installed; it reads the jobs' W&B runs back with ``tools/wandb_files.py``.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ RESULT_FILE = "result.json"
 
 
 def postgres_script() -> Path | None:
-    """``.ci/postgres`` of the checkout we run from (the working directory's, or the package's parent)."""
+    """``.ci/postgres`` of the checkout we run from (the working directory's, or this script's)."""
     for root in (Path.cwd(), Path(__file__).resolve().parents[1]):
         if (root / ".ci" / "postgres").is_file():
             return root / ".ci" / "postgres"
@@ -217,7 +220,7 @@ def check_study_summary(log_dir: Path, study: str, trials: int, outputs: list[st
 def check_wandb_groups(folders: list[Path], study: str, trials: int) -> list[str]:
     """Every job's offline W&B run is in the group named after the study, and so is the study's one
     sweep-summary run (``folders``: the processes' sweep folders and the study summary's)."""
-    from catvae.core.wandb_files import find_run_files, read_finished_run
+    from wandb_files import find_run_files, read_finished_run
 
     runs = [read_finished_run(path) for folder in folders for path in find_run_files(folder)]
     jobs = [run for run in runs if run.job_type == "search"]
@@ -256,7 +259,7 @@ def per_trial_costs(jobs: list[list[dict]], started: float) -> dict[str, float]:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m catvae.bench_study", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python tools/bench_study.py", description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200, help="trials of each study, in all")
     parser.add_argument("--processes", default="1,2,4", help="comma-separated counts of concurrent processes, one study each")
     parser.add_argument("--storage", default=None, help="SQLAlchemy URL; default: a throw-away PostgreSQL (.ci/postgres)")
@@ -326,7 +329,7 @@ def load_test(args: argparse.Namespace) -> Path:
             storage = stack.enter_context(throwaway_postgres(script))
         log_dir = args.log_dir
         if log_dir is None:
-            from catvae.bench import write_fresh_artifacts
+            from catvae.training.benchmark import write_fresh_artifacts
 
             log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="catvae-load-"))) / "logs"
             write_fresh_artifacts(log_dir / "artifacts", args.latent_dim)

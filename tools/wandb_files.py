@@ -7,6 +7,10 @@ wandb 0.31 ships no Python reader for it (the old
 ``wandb.sdk.internal.datastore`` module is gone; the writer is the Go
 ``wandb-core`` service).  This module is a small self-contained reader.
 
+A developer tool (``tools/``, not shipped in the wheel): the tests check the runs
+catvae writes with it (pytest puts ``tools/`` on ``sys.path``: pyproject.toml's
+``pythonpath``), and so does ``tools/bench_study.py``.
+
 File format (verified against files written by wandb 0.31.0)
 -------------------------------------------------------------
 * A 7-byte file header, ``struct '<4sHB'``::
