@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 
 from catvae.config.registry import compose_config
-from catvae.training.benchmark import PRECISIONS, accelerator, devices, measure
+from catvae.training.benchmark import PRECISIONS, accelerator, measure, parse_devices
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> Path:
     args = parse(argv)
     with command_errors():
         check_args(args)
-        chosen = devices(args.devices)  # auto: the CPU, and CUDA when present; refused when asked for and absent
+        chosen = parse_devices(args.devices)  # auto: the CPU, and CUDA when present; refused when asked for and absent
         cfg = compose_config("train", [])
         args.vae_batch = args.vae_batch or int(cfg.data.batch_size)
         args.classifier_batch = args.classifier_batch or int(cfg.classifier.batch_size)

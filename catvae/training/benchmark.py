@@ -68,7 +68,7 @@ def describe(device: torch.device) -> str:
     return f"cpu: {model}, {torch.get_num_threads()} threads"
 
 
-def devices(names: str) -> list[torch.device]:
+def parse_devices(names: str) -> list[torch.device]:
     """The devices ``--devices`` names (``auto``: the CPU, and CUDA when present); refused when unknown,
     or CUDA asked for on a machine without."""
     from catvae.core.errors import ConfigError
