@@ -33,6 +33,7 @@ in ``stats.pt``, as before).
 from __future__ import annotations
 
 import copy
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -196,8 +197,7 @@ def number_option(argument: str, value: Any, low: float, *, above: bool = False,
         value = float(value)
     ok = (
         isinstance(value, float)
-        and value == value
-        and abs(value) != float("inf")
+        and math.isfinite(value)
         and (value > low if above else value >= low)
         and (below is None or value < below)
     )
@@ -245,8 +245,9 @@ def fit_densities(
     for name, node in nodes.items():
         started = time.perf_counter()
         density = build_density(node, name).fit(codes, labels, num_classes)
+        elapsed = round(time.perf_counter() - started, 3)
         if density.state_dict():  # the prior has nothing to fit
-            seconds[name] = round(time.perf_counter() - started, 3)
+            seconds[name] = elapsed
         chosen.update({f"{name}_{key}": value for key, value in density.fit_report().items()})
         densities[name] = density
     return densities, {"fit_seconds": seconds, **chosen}
