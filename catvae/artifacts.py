@@ -27,7 +27,7 @@ from omegaconf import DictConfig
 from catvae.core import artifact_format
 from catvae.core.errors import MissingArtifactsError
 from catvae.core.files import swap_folder
-from catvae.densities.base import ClassDensity, load_densities
+from catvae.densities.base import ClassDensity, load_densities, require
 from catvae.densities.diag import ClassLatentStats
 from catvae.models.networks import ARCHITECTURES, ClassifierNet, ImageDecoder, ImageEncoder, NetworkSpec, build_networks
 
@@ -81,12 +81,11 @@ class Models:
     densities: dict[str, ClassDensity] = field(default_factory=dict)  # by name (catvae.densities.base)
 
     def density(self, name: str) -> ClassDensity:
-        """The class density ``name`` (``latent.name``: diag, full, gmm, kde, prior)."""
+        """The class density ``name`` (``latent.name``: diag, full, gmm, kde, prior or one of your own);
+        one that densities.pt lacks, or cannot rebuild here, is an ArtifactError saying why."""
         if name == "diag":
             return self.stats
-        if name not in self.densities:
-            raise KeyError(f"no class density {name!r} among {', '.join(['diag', *self.densities])}")
-        return self.densities[name]
+        return require(self.densities, name, self.folder / DENSITIES_FILE)
 
 
 def save_vae(encoder: ImageEncoder, decoder: ImageDecoder, path: Path) -> None:

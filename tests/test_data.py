@@ -228,4 +228,4 @@ def test_statistics_fit_refuses_a_rare_class_as_data_error():
     from catvae.densities.diag import ClassLatentStats
 
     with pytest.raises(DataError, match="class 1 has 1 encoded training images; need at least 2"):
-        ClassLatentStats.fit(torch.zeros(3, 2), torch.tensor([0, 0, 1]), num_classes=2)
+        ClassLatentStats().fit(torch.zeros(3, 2), torch.tensor([0, 0, 1]), num_classes=2)

@@ -1,31 +1,35 @@
-"""Class latent densities (catvae.densities.base): fitted values, draws, θ's gradient, the file."""
+"""Class latent densities (catvae.densities): fitted values, draws, θ's gradient, the file (and its earlier format)."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
-from catvae.config.validate import validate_train
+from catvae.config.validate import validate_search, validate_train
 from catvae.core import artifact_format
 from catvae.core.errors import ArtifactError, ConfigError
-from catvae.densities.base import (
-    DENSITY_NAMES,
-    FitOptions,
-    FullGaussian,
-    GaussianMixture,
-    KernelDensity,
-    Prior,
-    fit_densities,
-    load_densities,
-    sample_codes,
-    save_densities,
-)
+from catvae.densities.base import fit_densities, load_densities, require, sample_codes, save_densities
 from catvae.densities.diag import ClassLatentStats
+from catvae.densities.full import FullGaussian
+from catvae.densities.gmm import GaussianMixture
+from catvae.densities.kde import KernelDensity
+from catvae.densities.prior import Prior
 from catvae.generators.gaussian import Medium1, Medium2, Simple, target_labels
 
-OPTIONS = FitOptions(gmm_components=(1, 2, 3), kde_bandwidths=(0.05, 0.1, 0.2, 0.5, 1.0), seed=0)
+DENSITY_NAMES = ("diag", "full", "gmm", "kde", "prior")  # train's default set (conf/train.yaml)
+# The nodes of conf/latent with smaller option grids (what train's config hands fit_densities, resolved).
+NODES = {
+    "diag": {"_target_": "catvae.densities.diag.ClassLatentStats"},
+    "full": {"_target_": "catvae.densities.full.FullGaussian"},
+    "gmm": {"_target_": "catvae.densities.gmm.GaussianMixture", "components": [1, 2, 3], "max_iter": 100, "reg_covar": 1e-6}
+    | {"seed": 0},
+    "kde": {"_target_": "catvae.densities.kde.KernelDensity", "bandwidths": [0.05, 0.1, 0.2, 0.5, 1.0], "holdout": 0.2}
+    | {"seed": 0},
+    "prior": {"_target_": "catvae.densities.prior.Prior"},
+}
 
 
 def two_classes(per_class: int = 400, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,7 +47,7 @@ def two_classes(per_class: int = 400, seed: int = 0) -> tuple[torch.Tensor, torc
 @pytest.fixture(scope="module")
 def fitted():
     codes, labels = two_classes()
-    densities, report = fit_densities(codes, labels, 2, OPTIONS)
+    densities, report = fit_densities(codes, labels, 2, NODES)
     return codes, labels, densities, report
 
 
@@ -51,7 +55,7 @@ def test_full_covariance_recovers_a_known_gaussian():
     g = torch.Generator().manual_seed(1)
     chol = torch.tensor([[2.0, 0.0], [1.5, 0.5]])  # Σ = [[4, 3], [3, 2.5]]
     codes = torch.tensor([3.0, -1.0]) + torch.randn(50_000, 2, generator=g) @ chol.T
-    full = FullGaussian.fit(codes, torch.zeros(50_000, dtype=torch.long), 1)
+    full = FullGaussian().fit(codes, torch.zeros(50_000, dtype=torch.long), 1)
     sigma = full.chol[0] @ full.chol[0].T
     assert full.mean[0].tolist() == pytest.approx([3.0, -1.0], abs=0.03)
     assert sigma.flatten().tolist() == pytest.approx([4.0, 3.0, 3.0, 2.5], rel=0.03)
@@ -86,7 +90,7 @@ def test_gmm_finds_two_separated_clusters_by_bic(fitted):
 
 def test_gmm_with_one_candidate_fixes_the_number():
     codes, labels = two_classes()
-    gmm = GaussianMixture.fit(codes, labels, 2, [3], seed=0)
+    gmm = GaussianMixture(components=[3], seed=0).fit(codes, labels, 2)
     assert gmm.components == [3, 3] and gmm.weights.sum(1).tolist() == pytest.approx([1.0, 1.0])
 
 
@@ -113,7 +117,7 @@ def test_kde_draws_stay_within_a_few_bandwidths_of_a_training_code(fitted):
 
 
 def test_prior_is_standard_normal_scaled_by_theta_over_sqrt_n():
-    prior = Prior(num_classes=3, latent_dim=2)
+    prior = Prior().load_state_dict({}, num_classes=3, latent_dim=2)
     theta = torch.tensor([[0.5, 1.0], [2.0, 2.0], [1.0, 1.0]])
     labels = torch.tensor([0, 1]).repeat_interleave(100_000)
     z = sample_codes(prior, theta, 4, labels, torch.Generator().manual_seed(0))
@@ -182,12 +186,12 @@ def test_diag_components_and_fit_report(fitted):
 def test_densities_file_round_trip(fitted, tmp_path):
     _, _, densities, _ = fitted
     path = tmp_path / "densities.pt"
-    save_densities(densities, path, OPTIONS)
+    save_densities(densities, path)
     again = load_densities(path, densities["diag"])
     assert set(again) == set(DENSITY_NAMES)
     for name in ("full", "gmm", "kde"):
-        for field, tensor in densities[name].state().items():  # type: ignore[attr-defined]
-            assert torch.equal(again[name].state()[field], tensor)  # type: ignore[attr-defined]
+        for field, tensor in densities[name].state_dict().items():
+            assert torch.equal(again[name].state_dict()[field], tensor)
         labels = target_labels(2, 20)
         assert torch.equal(
             Medium2(0.7, 1).sample(again[name], labels, torch.Generator().manual_seed(9)),
@@ -206,16 +210,117 @@ def test_a_corrupt_densities_file_is_an_artifact_error(fitted, tmp_path):
     stats.save(path)  # another kind of artifact
     with pytest.raises(ArtifactError, match="holds a 'stats' artifact where a 'densities' one belongs"):
         load_densities(path, stats)
-    state = {name: densities[name].state() for name in ("full", "gmm", "kde")}  # type: ignore[attr-defined]
+    state = {name: densities[name].state_dict() for name in ("full", "gmm", "kde")}  # the earlier format
     state["gmm"]["means"] = state["gmm"]["means"][:, :, :2]  # another latent_dim
     torch.save(artifact_format.stamp("densities", state), path)
     with pytest.raises(ArtifactError, match="its gmm density has shapes"):
         load_densities(path, stats)
-    state = {name: densities[name].state() for name in ("full", "gmm", "kde")}  # type: ignore[attr-defined]
+    state = {name: densities[name].state_dict() for name in ("full", "gmm", "kde")}  # the earlier format
     state["full"]["chol"] = torch.full_like(state["full"]["chol"], math.nan)
     torch.save(artifact_format.stamp("densities", state), path)
     with pytest.raises(ArtifactError, match="its full density holds NaN"):
         load_densities(path, stats)
+
+
+FORMAT1 = Path(__file__).parent / "fixtures" / "densities-format1.pt"
+
+
+def test_a_densities_file_of_the_earlier_format_still_loads():
+    """``fixtures/densities-format1.pt`` was written by catvae before each entry carried its node
+    (commit 3b1fb7b: ``save_densities`` of ``fit_densities(*two_classes(60, seed=7), 2, FitOptions(
+    gmm_components=(1, 2, 3), kde_bandwidths=(0.05, 0.1, 0.2, 0.5, 1.0), seed=0))``): the states of
+    full, gmm and kde at its top level. It loads with every density, and holds what the classes fit
+    today from the same codes, tensor for tensor."""
+    raw = torch.load(FORMAT1, weights_only=True)
+    assert {"full", "gmm", "kde", "options"} <= set(raw) and "densities" not in raw
+    codes, labels = two_classes(per_class=60, seed=7)
+    today, report = fit_densities(codes, labels, 2, NODES)
+    stats = today["diag"]
+    loaded = load_densities(FORMAT1, stats)
+    assert list(loaded) == list(DENSITY_NAMES) and loaded["diag"] is stats
+    assert report["gmm_components"] == [1, 2] and report["kde_bandwidth_multiple"] == [0.484313, 0.484313]
+    for name in ("full", "gmm", "kde"):
+        assert type(loaded[name]) is type(today[name])
+        for field, tensor in today[name].state_dict().items():
+            assert torch.equal(loaded[name].state_dict()[field], tensor), (name, field)
+    assert loaded["gmm"].components == [1, 2]
+    assert loaded["prior"].mean.shape == (2, 3) and loaded["prior"].mean.abs().sum().item() == 0.0
+    labels_drawn = target_labels(2, 25)
+    for name in DENSITY_NAMES:
+        assert torch.equal(
+            Medium2(0.6, 2).sample(loaded[name], labels_drawn, torch.Generator().manual_seed(1)),
+            Medium2(0.6, 2).sample(today[name], labels_drawn, torch.Generator().manual_seed(1)),
+        )
+
+
+def test_each_entry_carries_the_node_that_rebuilds_it(fitted, tmp_path):
+    """densities.pt holds, by name, each density's resolved node and state: a density added to the
+    set (here a second mixture with its own options) is saved and rebuilt like the others, and a
+    file without it names what it holds."""
+    codes, labels, densities, _ = fitted
+    extra = {"gmm2": {"_target_": "catvae.densities.gmm.GaussianMixture", "components": [2], "seed": 0}}
+    more, report = fit_densities(codes, labels, 2, NODES | extra)
+    assert report["gmm2_components"] == [2, 2] and report["gmm_components"] == [1, 2]
+    path = tmp_path / "densities.pt"
+    save_densities(more, path)
+    entries = torch.load(path, weights_only=True)["densities"]
+    assert list(entries) == [*DENSITY_NAMES, "gmm2"]
+    assert entries["gmm"]["target"] == NODES["gmm"] and entries["gmm2"]["target"] == extra["gmm2"]
+    assert entries["prior"]["state"] == {} and set(entries["kde"]["state"]) == {"codes", "offsets", "bandwidth"}
+    again = load_densities(path, densities["diag"])
+    assert again["gmm2"].name == "gmm2" and again["gmm2"].candidates == (2,) and again["gmm2"].components == [2, 2]
+    assert torch.equal(again["gmm2"].means, more["gmm2"].means) and torch.equal(again["diag"].std, densities["diag"].std)
+    save_densities({name: more[name] for name in DENSITY_NAMES}, path)
+    with pytest.raises(ArtifactError, match=r"holds no class density 'gmm2' \(it holds diag, full, gmm, kde, prior\)") as missing:
+        require(load_densities(path, densities["diag"]), "gmm2", path)
+    assert "+latent@densities.gmm2=gmm2" in str(missing.value)
+    state = torch.load(path, weights_only=True)
+    state["densities"]["gmm"]["state"]["chol"] = state["densities"]["gmm"]["state"]["chol"][:1]
+    torch.save(state, path)
+    with pytest.raises(ArtifactError, match=r"its gmm density has shapes .* \(expected 2 classes × 3 dimensions\)"):
+        load_densities(path, densities["diag"])
+
+
+def test_an_entry_whose_class_is_not_here_leaves_the_others_usable(fitted, tmp_path):
+    """A density whose module is not importable (or not trusted) in this process: the file's other
+    densities load; asking for that one says what it is and what to do."""
+    _, _, densities, _ = fitted
+    path = tmp_path / "densities.pt"
+    save_densities(densities, path)
+    state = torch.load(path, weights_only=True)
+    state["densities"]["box"] = {"target": {"_target_": "mylab.densities.Box", "side": 1.0}, "state": {}}
+    torch.save(state, path)
+    loaded = load_densities(path, densities["diag"])
+    assert torch.equal(require(loaded, "kde", path).codes, densities["kde"].codes)
+    with pytest.raises(ArtifactError, match=r"its box density is a mylab.densities.Box, which cannot be built here") as refused:
+        require(loaded, "box", path)
+    assert "CATVAE_TRUSTED_TARGETS" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("+densities.gmm.n_init=3", "densities.gmm.n_init=3 is not allowed: an argument of catvae.densities.gmm.GaussianMixture"),
+        ("~latent@densities.diag", "densities=['full', 'gmm', 'kde', 'prior'] is not allowed: class density nodes with diag"),
+        ("latent@densities.kde=gmm", "densities.kde.name='gmm' is not allowed: 'kde': a class density's name is its key"),
+        ("densities.full._target_=os.system", "densities.full._target_='os.system' is not allowed: an importable class density"),
+        ("densities.gmm.seed=-1", "densities.gmm.seed=-1 is not allowed: an integer >= 0"),
+        ("+densities.diag.mean=1", "densities.diag.mean=1 is not allowed: a tensor of fitted statistics (diag has no"),
+        ("+latent.components=[0]", "latent.components=[0] is not allowed: an argument of catvae.densities.diag.ClassLatentStats"),
+    ],
+)
+def test_density_nodes_are_built_dry(make_config, override, message):
+    with pytest.raises(ConfigError) as caught:
+        validate_train(make_config("train", [override]))
+    assert str(caught.value).startswith(message)
+
+
+def test_latent_must_be_one_train_fits_and_builds_in_search(make_config):
+    fitted_here = r"latent='kde' is not allowed: one of the densities train fits \(diag, full, gmm, prior\)"
+    with pytest.raises(ConfigError, match=fitted_here):
+        validate_train(make_config("train", ["latent=kde", "~latent@densities.kde"]))
+    with pytest.raises(ConfigError, match=r"latent.components.0=0 is not allowed: an integer >= 1"):
+        validate_search(make_config("search_job", ["latent=gmm", "latent.components=[0]"]))
 
 
 @pytest.mark.parametrize(
@@ -240,7 +345,8 @@ def test_latent_group_selects_a_density(make_config):
     validate_train(cfg)
     for name in ("search_job", "generate"):
         assert make_config(name, ["latent=kde"]).latent.name == "kde"
-    assert FitOptions.from_config(cfg.densities, 3).seed == 3
+    assert list(cfg.densities) == list(DENSITY_NAMES) and cfg.latent.name in cfg.densities
+    assert make_config("train", ["seed=3"]).densities.gmm.seed == 3  # the fits' random_state is the run's seed
 
 
 def test_class_mean_check_decodes_each_mixtures_main_mode():

@@ -19,7 +19,7 @@ def make_stats() -> ClassLatentStats:
 def test_statistics_fit_known_values(tmp_path):
     codes = torch.tensor([[0.0, 1.0], [2.0, 3.0], [10.0, 10.0], [10.0, 14.0]])
     labels = torch.tensor([0, 0, 1, 1])
-    stats = ClassLatentStats.fit(codes, labels, num_classes=2)
+    stats = ClassLatentStats().fit(codes, labels, num_classes=2)
     assert stats.mean.tolist() == [[1.0, 2.0], [10.0, 12.0]]
     assert stats.std[0].tolist() == pytest.approx([math.sqrt(2), math.sqrt(2)])
     assert stats.std[1].tolist() == pytest.approx([0.0, math.sqrt(8)])
@@ -30,7 +30,7 @@ def test_statistics_fit_known_values(tmp_path):
 
 def test_statistics_need_two_members_per_class():
     with pytest.raises(ValueError, match="class 1 has 0"):
-        ClassLatentStats.fit(torch.zeros(3, 2), torch.tensor([0, 0, 2]), num_classes=3)
+        ClassLatentStats().fit(torch.zeros(3, 2), torch.tensor([0, 0, 2]), num_classes=3)
 
 
 def test_theta_zero_gives_the_class_mean():

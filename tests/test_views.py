@@ -36,7 +36,7 @@ def clustered_codes(dim: int, count: int = 2000, seed: int = 0) -> tuple[torch.T
 @pytest.mark.parametrize("dim", [2, 5])
 def test_views_write_pngs_of_the_expected_size(dim, tmp_path):
     codes, labels = clustered_codes(dim)
-    stats = ClassLatentStats.fit(codes, labels, 10)
+    stats = ClassLatentStats().fit(codes, labels, 10)
     written = write_views(codes, labels, stats, NAMES, Decoder(dim, [32]).eval(), tmp_path, f"test D={dim}")
     assert written == {LATENT_FILE: tmp_path / LATENT_FILE, MANIFOLD_FILE: tmp_path / MANIFOLD_FILE}
     assert imread(tmp_path / LATENT_FILE).shape[:2] == (720, 864)  # 7.2×6 inches at 120 dpi
@@ -47,7 +47,7 @@ def test_conditional_decoder_gets_no_manifold(tmp_path):
     codes, labels = clustered_codes(3)
     decoder = Decoder(3, [16], num_classes=10).eval()  # a CVAE's decoder: it takes the labels
     assert decoder.conditional
-    written = write_views(codes, labels, ClassLatentStats.fit(codes, labels, 10), NAMES, decoder, tmp_path, "cvae")
+    written = write_views(codes, labels, ClassLatentStats().fit(codes, labels, 10), NAMES, decoder, tmp_path, "cvae")
     assert list(written) == [LATENT_FILE] and not (tmp_path / MANIFOLD_FILE).exists()
 
 
@@ -114,5 +114,5 @@ def test_latent_plane_needs_two_dimensions():
 
 def test_write_views_leaves_nothing_else(tmp_path: Path):
     codes, labels = clustered_codes(2, count=200)
-    write_views(codes, labels, ClassLatentStats.fit(codes, labels, 10), NAMES, Decoder(2, [8]).eval(), tmp_path, "t")
+    write_views(codes, labels, ClassLatentStats().fit(codes, labels, 10), NAMES, Decoder(2, [8]).eval(), tmp_path, "t")
     assert sorted(p.name for p in tmp_path.iterdir()) == [LATENT_FILE, MANIFOLD_FILE]  # written atomically, no leftovers

@@ -10,7 +10,7 @@ generator, a GPU only where there is one) are :mod:`catvae.config.validate`'s.
 Values come from the YAML files, not from here: a field is ``MISSING`` unless some group option
 leaves the key out (then its default is what the code assumes without it). Nodes whose keys are
 really open stay untyped: ``_target_`` nodes whose arguments depend on the class (the VAE
-objective, the data source, the Lightning Trainer), the loggers, and θ, which is a number, a list
+objective, the data source, the Lightning Trainer, the class densities), the loggers, and θ, which is a number, a list
 or a mapping (``+generator.theta.3=0.2``). validate checks their argument names against the
 classes they name.
 
@@ -29,7 +29,6 @@ from omegaconf import MISSING, DictConfig, ListConfig
 
 Schedule = Literal["constant", "onecycle"]  # catvae.models.optim.SCHEDULES
 Cos = Literal["pairwise", "to_mean"]  # catvae.evaluation.metrics.COS_CHOICES
-DensityName = Literal["diag", "full", "gmm", "kde", "prior"]  # catvae.densities.base.DENSITY_NAMES
 Arch = Literal["mlp", "conv"]  # catvae.models.networks.ARCHITECTURES
 ObjectiveClassifier = Literal["paper", "judge"]  # catvae.evaluation.evaluator.OBJECTIVE_CLASSIFIERS
 
@@ -118,38 +117,6 @@ class GeneratorConfig:
     n: int = MISSING
     fill: float = 1.0  # the generators' own default; simple.yaml does not set it
     from_search: Optional[str] = None
-
-
-@dataclass
-class LatentConfig:
-    """``conf/latent``: which class density (all fitted by train) evaluation, search and generate draw from."""
-
-    name: DensityName = MISSING
-
-
-@dataclass
-class GmmFitConfig:
-    """``densities.gmm``: the mixture per class (scikit-learn GaussianMixture, full covariances)."""
-
-    components: List[int] = MISSING  # candidates, the lowest BIC wins; one entry fixes the number
-    max_iter: int = MISSING
-    reg_covar: float = MISSING
-
-
-@dataclass
-class KdeFitConfig:
-    """``densities.kde``: the bandwidth multiples of σ_y tried and the held-out share that scores them."""
-
-    bandwidths: List[float] = MISSING
-    holdout: float = MISSING
-
-
-@dataclass
-class DensitiesConfig:
-    """``densities`` (train only): how every class density is fitted, whichever ``latent`` is selected."""
-
-    gmm: GmmFitConfig = field(default_factory=GmmFitConfig)
-    kde: KdeFitConfig = field(default_factory=KdeFitConfig)
 
 
 @dataclass
@@ -245,8 +212,10 @@ class TrainSchema:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    latent: LatentConfig = field(default_factory=LatentConfig)
-    densities: DensitiesConfig = field(default_factory=DensitiesConfig)
+    # conf/latent: class density nodes (_target_, its fit options, name), open: the class checks its own
+    # options (validate builds each node dry). `latent` is the one evaluated; train fits every `densities` node.
+    latent: Dict[str, Any] = field(default_factory=dict)
+    densities: Dict[str, Any] = field(default_factory=dict)
     # Lightning Trainer arguments, open to any of them (+trainer.gradient_clip_val=1); validate
     # checks the names against the Trainer's signature and the accelerator against this machine.
     trainer: Dict[str, Any] = field(default_factory=dict)
@@ -267,7 +236,7 @@ class SearchSchema:
     data: DataConfig = field(default_factory=DataConfig)
     vae: VaeConfig = field(default_factory=VaeConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    latent: LatentConfig = field(default_factory=LatentConfig)
+    latent: Dict[str, Any] = field(default_factory=dict)  # conf/latent: the class density drawn from (validate builds it dry)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     logger: Dict[str, Any] = field(default_factory=dict)
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -302,7 +271,7 @@ class GenerateSchema:
     data: DataConfig = field(default_factory=DataConfig)
     vae: VaeConfig = field(default_factory=VaeConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    latent: LatentConfig = field(default_factory=LatentConfig)
+    latent: Dict[str, Any] = field(default_factory=dict)  # conf/latent: the class density drawn from (validate builds it dry)
     paths: PathsConfig = field(default_factory=PathsConfig)
     latent_dim: int = MISSING
     seed: int = MISSING

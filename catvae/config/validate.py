@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from catvae.config.schema import GenerateSchema, JudgeSchema, SearchSchema, TrainSchema, allowed_for
-from catvae.core.errors import ConfigError
+from catvae.core.errors import ArgumentError, ConfigError
 from catvae.data.checks import VAL_SIZE_ALLOWED, val_size_allowed
 from catvae.training.distributed import BATCH_KEYS
 
@@ -41,6 +41,7 @@ def validate_train(cfg: DictConfig) -> None:
     check_generator(cfg)
     check_from_search(cfg, training=True)
     check_eval(cfg)
+    check_latent(cfg)
     check_densities(cfg)
     at_least(cfg, "eval.grid_per_label", 1)
 
@@ -374,21 +375,58 @@ def check_sample_metrics(cfg: DictConfig) -> None:
 
 
 def check_densities(cfg: DictConfig) -> None:
-    """``densities.*``: GMM candidates >= 1 (at least one), EM iterations >= 1, a ridge >= 0; KDE
-    bandwidth multiples > 0 (at least one) and a held-out share in (0, 1)."""
-    components = list(cfg.densities.gmm.components)
-    if not components:
-        raise ConfigError("densities.gmm.components", components, "a non-empty list of integers >= 1")
-    for index, value in enumerate(components):
-        integer_at_least(f"densities.gmm.components.{index}", value, 1)
-    at_least(cfg, "densities.gmm.max_iter", 1)
-    number(cfg, "densities.gmm.reg_covar", 0)
-    bandwidths = list(cfg.densities.kde.bandwidths)
-    if not bandwidths:
-        raise ConfigError("densities.kde.bandwidths", bandwidths, "a non-empty list of numbers > 0")
-    for index in range(len(bandwidths)):
-        number(cfg, f"densities.kde.bandwidths.{index}", 0, above=True)
-    number(cfg, "densities.kde.holdout", 0, above=True, below=1)
+    """``densities`` (train): class density nodes, each under its own name, each built dry
+    (:func:`check_density`), ``diag`` among them (stats.pt, the paper's generator) and ``latent``'s."""
+    names = [str(name) for name in cfg.densities]
+    if "diag" not in names:
+        allowed = "class density nodes with diag among them (stats.pt, the paper's density: +latent@densities.diag=diag)"
+        raise ConfigError("densities", names, allowed)
+    for name in names:
+        node = cfg.densities[name]
+        if not isinstance(node, DictConfig) or node.get("name") != name:
+            value = node.get("name") if isinstance(node, DictConfig) else node
+            raise ConfigError(f"densities.{name}.name", value, f"{name!r}: a class density's name is its key in densities")
+        check_density(node, f"densities.{name}")
+    latent = cfg.latent.get("name")
+    if latent not in names:
+        allowed = f"one of the densities train fits ({', '.join(names)}); fit one more with +latent@densities.{latent}={latent}"
+        raise ConfigError("latent", latent, allowed)
+
+
+def check_latent(cfg: DictConfig) -> None:
+    """``latent``: the class density drawn from, a named node that builds (:func:`check_density`)."""
+    name = cfg.latent.get("name")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ConfigError("latent.name", name, "a name (diag, full, gmm, kde, prior or one of your own conf/latent files)")
+    check_density(cfg.latent, "latent")
+
+
+def check_density(node: DictConfig, key: str) -> None:
+    """A class density node at ``key`` built dry (its class's constructor, which checks its fit options):
+    a key its class takes no argument for, an argument the class refuses (an
+    :class:`~catvae.core.errors.ArgumentError`, named below ``key``), another ``ValueError`` of
+    the class's, or a ``_target_`` that cannot be built here, each a :class:`ConfigError`."""
+    from hydra.errors import InstantiationException
+
+    from catvae.config.registry import TRUSTED_TARGETS_ENV, trusted_targets
+    from catvae.densities.base import build_density
+
+    check_arguments(node, key, ignore=("name",))
+    try:
+        build_density(node, str(node.get("name")))
+    except ArgumentError as error:
+        raise ConfigError(f"{key}.{error.key}", error.value, error.allowed) from None
+    except ConfigError:
+        raise
+    except InstantiationException as error:
+        reason = str(error.__cause__ or error).strip().splitlines()[0]
+        allowed = (
+            f"an importable class density of a trusted package ({', '.join(trusted_targets())}; "
+            f"trust your own with {TRUSTED_TARGETS_ENV}=yourpackage.*): {reason}"
+        )
+        raise ConfigError(f"{key}._target_", node.get("_target_"), allowed) from None
+    except (ValueError, TypeError) as error:
+        raise ConfigError(key, OmegaConf.to_container(node, resolve=True), str(error)) from None
 
 
 def check_search(cfg: DictConfig) -> None:
@@ -465,6 +503,7 @@ def check_trained_generator(cfg: DictConfig, schema: type) -> None:
     check_device(cfg, "device")
     check_generator(cfg)
     check_from_search(cfg, training=False)
+    check_latent(cfg)
 
 
 def check_from_search(cfg: DictConfig, training: bool) -> None:
@@ -509,10 +548,10 @@ def target(node: DictConfig) -> Any:
     instantiating it refuses it)."""
     from hydra.utils import get_object
 
-    from catvae.config.registry import TRUSTED_TARGETS
+    from catvae.config.registry import trusted_targets
 
     path = node.get("_target_") if isinstance(node, DictConfig) else None
-    if not isinstance(path, str) or not any(fnmatch.fnmatchcase(path, pattern) for pattern in TRUSTED_TARGETS):
+    if not isinstance(path, str) or not any(fnmatch.fnmatchcase(path, pattern) for pattern in trusted_targets()):
         return None
     try:
         return get_object(path)

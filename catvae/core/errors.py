@@ -35,3 +35,9 @@ class MissingArtifactsError(ArtifactError, FileNotFoundError):
 
 class DivergenceError(UserError, FloatingPointError):
     """Training produced a NaN or infinite loss; nothing was published."""
+
+
+class ArgumentError(ConfigError):
+    """A constructor's argument that is not allowed (a class density's fit option, say). ``key`` is the
+    argument (``components.1``, a path below the node); validation puts the node's config key in front
+    (``densities.gmm.components.1``), so the class states each rule once."""

@@ -2,53 +2,67 @@
 
 They are the paper's class density (§3.5.1, eq. 3), ``diag`` among :mod:`catvae.densities.base`:
 N(μ_y, diag σ_y²), drawn as z = μ_y + θ ⊙ σ_y ⊙ ε̄ (ε̄ the mean of n standard normal draws).
+Config: ``conf/latent/diag.yaml`` (no fit options). Besides ``densities.pt`` they are published
+on their own in ``stats.pt`` (:meth:`ClassLatentStats.save`), what the paper's generator reads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Self
 
 import torch
 
 from catvae.core import artifact_format
-from catvae.core.errors import DataError
+from catvae.core.errors import ArgumentError
+from catvae.densities.base import ClassDensity, expect, members, tensors
 
 
-@dataclass
-class ClassLatentStats:
-    """Diagonal Gaussian per class: ``mean`` and ``std`` are L×D, ``count`` is L (the ``diag`` density)."""
+class ClassLatentStats(ClassDensity):
+    """Diagonal Gaussian per class: ``mean`` and ``std`` are L×D, ``count`` is L (the ``diag`` density).
 
+    It has no fit options: ``ClassLatentStats()`` is unfitted (:meth:`fit`); ``ClassLatentStats(mean,
+    std, count)`` holds given statistics."""
+
+    name = "diag"
     mean: torch.Tensor
     std: torch.Tensor
     count: torch.Tensor
-    name: ClassVar[str] = "diag"
 
-    @property
-    def num_classes(self) -> int:
-        return self.mean.shape[0]
+    def __init__(
+        self, mean: torch.Tensor | None = None, std: torch.Tensor | None = None, count: torch.Tensor | None = None
+    ) -> None:
+        for argument, value in (("mean", mean), ("std", std), ("count", count)):
+            if value is not None and not isinstance(value, torch.Tensor):
+                raise ArgumentError(argument, value, "a tensor of fitted statistics (diag has no fit options)")
+        if mean is not None and std is not None and count is not None:
+            self.mean, self.std, self.count = mean, std, count
 
-    @property
-    def latent_dim(self) -> int:
-        return self.mean.shape[1]
+    def __repr__(self) -> str:
+        return f"ClassLatentStats(mean={getattr(self, 'mean', None)}, std={getattr(self, 'std', None)})"
 
-    @classmethod
-    def fit(cls, codes: torch.Tensor, labels: torch.Tensor, num_classes: int) -> ClassLatentStats:
+    def fit(self, codes: torch.Tensor, labels: torch.Tensor, num_classes: int) -> Self:
         """Per-class mean and (unbiased) standard deviation of N×D codes."""
         means, stds, counts = [], [], []
         for label in range(num_classes):
-            members = codes[labels == label]
-            if len(members) < 2:
-                raise DataError(f"class {label} has {len(members)} encoded training images; need at least 2")
-            means.append(members.mean(dim=0))
-            stds.append(members.std(dim=0))
-            counts.append(len(members))
-        return cls(torch.stack(means), torch.stack(stds), torch.tensor(counts, device=codes.device))
+            chosen = members(codes, labels, label, minimum=2)
+            means.append(chosen.mean(dim=0))
+            stds.append(chosen.std(dim=0))
+            counts.append(len(chosen))
+        self.mean, self.std, self.count = torch.stack(means), torch.stack(stds), torch.tensor(counts, device=codes.device)
+        return self
 
-    def to(self, device: torch.device | str) -> ClassLatentStats:
-        """The same statistics on ``device``."""
-        return ClassLatentStats(self.mean.to(device), self.std.to(device), self.count.to(device))
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"mean": self.mean.cpu(), "std": self.std.cpu(), "count": self.count.cpu()}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor], num_classes: int, latent_dim: int) -> Self:
+        mean, std, count = tensors(state, ("mean", "std", "count"))
+        shapes = f"has shapes {tuple(mean.shape)}, {tuple(std.shape)}, {tuple(count.shape)}"
+        ok = mean.shape == std.shape == (num_classes, latent_dim) and count.shape == (num_classes,)
+        expect(ok, shapes, num_classes, latent_dim)
+        self.mean, self.std, self.count = mean.float(), std.float(), count
+        return self
 
     def draw(
         self, labels: torch.Tensor, noise: torch.Tensor, generator: torch.Generator | None = None

@@ -271,7 +271,7 @@ def write_fresh_artifacts(artifacts_dir: Path, latent_dim: int = 20) -> None:
     """Artifacts of the real sizes with freshly initialised weights, keyed mnist/elbo-D/seed0."""
     from catvae import artifacts
     from catvae.artifacts import ArtifactKey
-    from catvae.densities.base import FitOptions, fit_densities, save_densities
+    from catvae.densities.base import fit_densities, save_densities
     from catvae.densities.diag import ClassLatentStats
     from catvae.models.networks import ClassifierNet, Decoder, Encoder
 
@@ -285,7 +285,10 @@ def write_fresh_artifacts(artifacts_dir: Path, latent_dim: int = 20) -> None:
     )
     # The other class densities, fitted on random codes (a search loads them with the rest).
     codes, labels = torch.randn(1000, latent_dim), torch.arange(10).repeat(100)
-    densities, _ = fit_densities(codes, labels, 10, FitOptions(gmm_components=(2,)))
+    classes = {"diag": "diag.ClassLatentStats", "full": "full.FullGaussian", "gmm": "gmm.GaussianMixture"}
+    classes |= {"kde": "kde.KernelDensity", "prior": "prior.Prior"}
+    nodes = {name: {"_target_": f"catvae.densities.{path}"} for name, path in classes.items()}
+    densities, _ = fit_densities(codes, labels, 10, nodes | {"gmm": {**nodes["gmm"], "components": [2]}})
     save_densities(densities, folder / artifacts.DENSITIES_FILE)
     judge = artifacts.judge_folder(artifacts_dir, "mnist", 0)  # search jobs score judge_accuracy too
     judge.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from catvae.core.images import save_grid
 from catvae.core.loggers import log_image, log_summary
 from catvae.core.provenance import provenance
 from catvae.data.datamodule import ImageDataModule, TensorDataModule
-from catvae.densities.base import ClassDensity, FitOptions, fit_densities, save_densities
+from catvae.densities.base import ClassDensity, fit_densities, save_densities
 from catvae.densities.diag import ClassLatentStats
 from catvae.evaluation import views as views_module
 from catvae.evaluation.evaluator import class_mean_check, classify_in_bf16, evaluate_generator, reference_scores
@@ -162,12 +162,13 @@ def train_classifier(
 
 
 def fit_class_densities(cfg: DictConfig, vae: VAE, data: ImageDataModule) -> tuple[dict[str, ClassDensity], dict]:
-    """Every class density (:mod:`catvae.densities.base`; diag is the paper's μ_y, σ_y) fitted on
-    the encoder means of the training split with the options ``densities.*``, on the VAE's device,
+    """Every class density of ``densities`` (:mod:`catvae.densities`; diag is the paper's μ_y, σ_y),
+    each built from its node, fitted on the encoder means of the training split, on the VAE's device,
     and the fit's report (seconds per density, GMM components, KDE bandwidths)."""
     images, labels = data.train
     codes = vae.encode_means(images.to(vae.device), labels.to(vae.device))  # a CVAE encodes with the labels
-    densities, report = fit_densities(codes, labels, data.num_classes, FitOptions.from_config(cfg.densities, int(cfg.seed)))
+    nodes = {str(name): OmegaConf.to_container(node, resolve=True) for name, node in cfg.densities.items()}
+    densities, report = fit_densities(codes, labels, data.num_classes, nodes)
     return {name: density.to(vae.device) for name, density in densities.items()}, report
 
 
@@ -301,7 +302,7 @@ def train_and_publish(cfg: DictConfig, loggers: list[Logger]) -> Path | None:
         artifacts.save_vae(vae.encoder, vae.decoder, stage / artifacts.VAE_FILE)
         artifacts.save_classifier(net, stage / artifacts.CLASSIFIER_FILE)
         stats.save(stage / artifacts.STATS_FILE)
-        save_densities(densities, stage / artifacts.DENSITIES_FILE, FitOptions.from_config(cfg.densities, int(cfg.seed)))
+        save_densities(densities, stage / artifacts.DENSITIES_FILE)
         columns = int(cfg.eval.grid_per_label)
         labels = target_labels(density.num_classes, columns)
         grid = save_grid(
