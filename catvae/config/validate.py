@@ -23,7 +23,17 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from catvae.config.schema import GenerateSchema, JudgeSchema, SearchSchema, TrainSchema, allowed_for
+from catvae.config.schema import (
+    SEARCH_SCHEMAS,
+    GenerateSchema,
+    GradientSearchConfig,
+    JudgeSchema,
+    OptunaSearchConfig,
+    SearchSchema,
+    TrainSchema,
+    allowed_for,
+    search_options_taking,
+)
 from catvae.core.errors import ConfigError
 from catvae.data.checks import VAL_SIZE_ALLOWED, val_size_allowed
 from catvae.training.distributed import BATCH_KEYS
@@ -160,8 +170,22 @@ def schema_error(error: OmegaConfBaseException, value: Any) -> ConfigError:
         where = f"'{parent}'" if parent else "the config"
         keys = f"; its keys are {', '.join(map(str, known))}" if known else ""
         added = f" ({ADDED_BY[key]})" if key in ADDED_BY else ""
+        if parent == "search" and not added:
+            added = other_search_method(error.parent_node, name)
         return ConfigError(key, value, f"{where} has no key '{name}'{added}{keys}")
     return ConfigError(key, error.value if error.value is not None else value, allowed_for(error))
+
+
+def other_search_method(search: Any, name: str) -> str:
+    """For a key ``name`` the search option ``search`` (its node) has not: the options that take it,
+    in words (`` under search=paper_grid (steps is a key of search=gradient only)``), or "" when none does."""
+    takers = search_options_taking(name)
+    if not takers or not isinstance(search, DictConfig):
+        return ""
+    options = next((opts for schema, _, opts in SEARCH_SCHEMAS.values() if OmegaConf.get_type(search) is schema), ())
+    chosen = str(search.get("name"))
+    option = chosen if chosen in options else (options[0] if options else chosen)
+    return f" under search={option} ({name} is a key of {' and '.join(f'search={taker}' for taker in takers)} only)"
 
 
 def check_key(cfg: DictConfig) -> None:
@@ -392,7 +416,35 @@ def check_densities(cfg: DictConfig) -> None:
 
 
 def check_search(cfg: DictConfig) -> None:
-    """The Optuna space (θ from ``theta_low`` to ``theta_high`` in steps), cheap trials and re-scoring."""
+    """By the search's method (its schema, :data:`catvae.config.schema.SEARCH_SCHEMAS`): a grid has
+    nothing to check; Optuna its space (θ from ``theta_low`` to ``theta_high`` in steps), cheap trials
+    and re-scoring; gradient its front and optimiser."""
+    method = search_method(cfg.search)
+    given = OmegaConf.to_container(cfg.search, resolve=False)
+    try:  # composition typed it by its option's schema; a config built otherwise is checked here
+        OmegaConf.merge({"search": structured(method)}, {"search": given})
+    except OmegaConfBaseException as error:
+        raise schema_error(error, OmegaConf.select(cfg, str(error.full_key), default=None)) from None
+    if method is GradientSearchConfig:
+        number(cfg, "search.theta_high", 0)
+        check_gradient_search(cfg)
+    elif method is OptunaSearchConfig:
+        check_optuna_search(cfg)
+
+
+def search_method(search: DictConfig) -> type:
+    """The schema of ``search``'s method: its own type where composition gave it one, else the one
+    its ``name`` names (``grid`` and ``paper_grid``: a grid)."""
+    typed = OmegaConf.get_type(search)
+    schemas = [schema for schema, _, _ in SEARCH_SCHEMAS.values()]
+    if typed in schemas:
+        return typed
+    name = str(search.get("name"))
+    return SEARCH_SCHEMAS.get("grid" if name == "paper_grid" else name, SEARCH_SCHEMAS["grid"])[0]
+
+
+def check_optuna_search(cfg: DictConfig) -> None:
+    """``search=optuna``: the space (θ from ``theta_low`` to ``theta_high`` in steps), cheap trials and re-scoring."""
     search = cfg.search
     samples = search.get("trial_samples_per_label")
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 2):
@@ -406,8 +458,6 @@ def check_search(cfg: DictConfig) -> None:
     number(cfg, "search.theta_step", 0, above=True, optional=True)
     if search.get("sampler_seed") is not None:
         at_least(cfg, "search.sampler_seed", 0)
-    if search.name == "gradient":
-        check_gradient_search(cfg)
 
 
 def check_gradient_search(cfg: DictConfig) -> None:
