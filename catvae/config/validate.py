@@ -34,7 +34,7 @@ from catvae.config.schema import (
     allowed_for,
     search_options_taking,
 )
-from catvae.core.errors import ConfigError
+from catvae.core.errors import ArgumentError, ConfigError
 from catvae.data.checks import VAL_SIZE_ALLOWED, val_size_allowed
 from catvae.training.distributed import BATCH_KEYS
 
@@ -483,15 +483,18 @@ def check_against_artifacts(cfg: DictConfig, stats: Any) -> None:
 
 
 def check_generator(cfg: DictConfig, num_classes: int | None = None) -> None:
-    """n >= 1, fill >= 0, and θ: entries >= 0 in the shape the generator takes for these
-    artifacts (Simple: a number; Medium-1: ``latent_dim`` entries; Medium-2: classes × ``latent_dim``,
-    the classes ``data.num_classes`` unless given)."""
-    from catvae.generators.gaussian import ThetaError, check_theta
+    """The generator's own arguments, checked by building it dry (its class owns n >= 1, fill >= 0
+    and θ's entries >= 0), and θ in the shape the generator takes for these artifacts (Simple: a
+    number; Medium-1: ``latent_dim`` entries; Medium-2: classes × ``latent_dim``, the classes
+    ``data.num_classes`` unless given)."""
+    from catvae.generators.gaussian import ThetaError, build_generator, check_theta
 
     node = cfg.generator
-    at_least(cfg, "generator.n", 1)
-    number(cfg, "generator.fill", 0)
     check_arguments(node, "generator", ignore=("from_search",))
+    dry = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(dry, dict)
+    dry["from_search"] = None  # resolved later from its record (check_from_search); the values here are built
+    built_dry(lambda: build_generator(dry), "generator", passing=(ThetaError,))  # θ: worded with its shape below
     generator = target(node)
     if generator is None or not hasattr(generator, "theta_shape_for"):
         return
@@ -506,6 +509,26 @@ def check_generator(cfg: DictConfig, num_classes: int | None = None) -> None:
         key = ".".join(["generator.theta", *map(str, error.path)])
         sizes = f"latent_dim={latent_dim}" + (f", {num_classes} classes" if len(shape) == 2 else "")
         raise ConfigError(key, error.value, f"{error.allowed} ({generator.name}, {sizes})") from None
+
+
+def built_dry(build: Any, key: str, passing: tuple[type[BaseException], ...] = ()) -> Any:
+    """``build()`` (a config node instantiated as its command will), so that its class checks its own
+    arguments: its :class:`ArgumentError` becomes the :class:`ConfigError` of ``key.<argument>``
+    (``n=0`` → ``generator.n=0 is not allowed: an integer >= 1``). Errors of ``passing`` types are
+    left for the caller to word; None is returned then."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return build()
+    except Exception as error:
+        cause: BaseException = error
+        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+            cause = cause.__cause__  # Hydra wraps the target's own error
+        if isinstance(cause, ArgumentError):
+            raise ConfigError(f"{key}.{cause.argument}", cause.value, cause.allowed) from None
+        if isinstance(cause, passing):
+            return None
+        raise
 
 
 def check_trained_generator(cfg: DictConfig, schema: type) -> None:

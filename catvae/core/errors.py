@@ -21,6 +21,17 @@ class ConfigError(UserError, ValueError):
         super().__init__(f"{key}={value!r} is not allowed: {allowed}")
 
 
+class ArgumentError(ValueError):
+    """A domain class refusing one of its own constructor's arguments: ``argument=value is not
+    allowed: allowed``. The class owns the rule; validation builds the config's node dry and names
+    the config key (``generator.n``) in a :class:`ConfigError` (:func:`catvae.config.validate.built_dry`).
+    Not a UserError by itself: code that passes a bad argument is a bug until a config gave it."""
+
+    def __init__(self, argument: str, value: Any, allowed: str):
+        self.argument, self.value, self.allowed = argument, value, allowed
+        super().__init__(f"{argument}={value!r} is not allowed: {allowed}")
+
+
 class DataError(UserError, ValueError):
     """A dataset that cannot be used as it is (unreadable, malformed, too small, a class too rare)."""
 
