@@ -169,3 +169,18 @@ def test_a_bug_stays_a_bug():
     """A RuntimeError that is not torch's writer, and an OSError of another kind, keep their traceback."""
     assert user_message(RuntimeError("shape mismatch")) is None
     assert user_message(OSError(errno.EIO, "Input/output error", f"/tmp/{uuid.uuid4().hex}")) is None
+
+
+def test_sizes_and_settings_in_words(tmp_path):
+    """A large file system in GiB, a small one in MiB; the closest ``paths.*`` setting is named."""
+    from omegaconf import OmegaConf
+
+    from catvae.config.task import file_system_size, moving_setting
+
+    status = os.statvfs("/")
+    expected = status.f_blocks * status.f_frsize / 2**30
+    assert expected >= 1 and file_system_size("/") == f"{expected:.1f} GiB in all"
+    cfg = OmegaConf.create({"paths": {"log_dir": "/x/logs", "artifacts_dir": "/x/logs/artifacts", "checkpoints_dir": "/y"}})
+    assert moving_setting("/x/logs/artifacts/mnist/a.pt", cfg) == "paths.artifacts_dir (or paths.log_dir, which holds it)"
+    assert moving_setting("/y/mnist/vae/last.ckpt", cfg) == "paths.checkpoints_dir"
+    assert moving_setting("/data/mnist.idx", cfg) is None

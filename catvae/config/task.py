@@ -212,7 +212,8 @@ def storage_message(refusal: OSError, cfg: DictConfig | None = None) -> str:
     mount = existing
     while not os.path.ismount(mount) and os.path.dirname(mount) != mount:
         mount = os.path.dirname(mount)
-    setting = moving_setting(path, cfg)
+    setting_known = moving_setting(path, cfg)
+    setting = setting_known or "paths.log_dir"
     reason = refusal.strerror or os.strerror(refusal.errno or 0)
     if refusal.errno in (errno.ENOSPC, errno.EDQUOT):
         what = "the disk is full" if refusal.errno == errno.ENOSPC else "the disk quota is used up"
@@ -229,23 +230,27 @@ def storage_message(refusal: OSError, cfg: DictConfig | None = None) -> str:
     access = "read" if os.path.exists(path) and not os.access(path, os.R_OK) else "write"
     status = os.stat(existing)
     tools = "chmod, chown, or chattr -i where it is immutable" if refusal.errno == errno.EPERM else "chmod, chown"
+    # a file read outside the run's folders (a dataset's) has no setting to move it
+    elsewhere = "" if access == "read" and not setting_known else f", or set {setting} to a folder {user} can {access}"
     return (
         f"permission denied: {user} may not {access} {path} ({reason}; {existing} has mode "
         f"{status.st_mode & 0o7777:o}, owner uid {status.st_uid}). Give {user} {access} permission there "
-        f"({tools}), or set {setting} to a folder {user} can {access}, and run the command again"
+        f"({tools}){elsewhere}, and run the command again"
     )
 
 
 def file_system_size(mount: str) -> str:
+    """``3.0 MiB in all``, ``251.9 GiB in all``: the size of the file system at ``mount``."""
     try:
         status = os.statvfs(mount)
-    except (OSError, AttributeError):
+    except (OSError, AttributeError):  # AttributeError: no statvfs (Windows)
         return "size unknown"
-    return f"{status.f_blocks * status.f_frsize / 2**20:.1f} MiB in all"
+    size = status.f_blocks * status.f_frsize
+    return f"{size / 2**30:.1f} GiB in all" if size >= 2**30 else f"{size / 2**20:.1f} MiB in all"
 
 
-def moving_setting(path: str, cfg: DictConfig | None) -> str:
-    """The ``paths.*`` key whose folder holds ``path`` most closely (``paths.log_dir`` when none is known)."""
+def moving_setting(path: str, cfg: DictConfig | None) -> str | None:
+    """The ``paths.*`` key whose folder holds ``path`` most closely; None when none does (or ``cfg`` is unknown)."""
     holding = []
     for key in ("paths.log_dir", "paths.artifacts_dir", "paths.checkpoints_dir", "paths.search_records_dir"):
         folder = configured_path(cfg, key)
@@ -254,7 +259,7 @@ def moving_setting(path: str, cfg: DictConfig | None) -> str:
             if path == folder or path.startswith(folder + os.sep):
                 holding.append((len(folder), key))
     if not holding:
-        return "paths.log_dir"
+        return None
     holding.sort(reverse=True)
     closest = holding[0][1]
     under_log_dir = closest != "paths.log_dir" and any(key == "paths.log_dir" for _, key in holding)
