@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 
 from catvae.core import artifact_format
 from catvae.core.errors import MissingArtifactsError
-from catvae.core.files import swap_folder
+from catvae.core.files import storage_error, swap_folder
 from catvae.densities.base import ClassDensity, load_densities, require
 from catvae.densities.diag import ClassLatentStats
 from catvae.models.networks import ARCHITECTURES, ClassifierNet, ImageDecoder, ImageEncoder, NetworkSpec, build_networks
@@ -219,14 +219,18 @@ def _file_digest(path: str, size: int, mtime_ns: int) -> str:
 
 @contextlib.contextmanager
 def staged_folder(final: Path) -> Iterator[Path]:
-    """Yield an empty staging folder; on success it replaces ``final`` atomically, on error it is removed."""
+    """Yield an empty staging folder; on success it replaces ``final`` atomically, on error it is removed
+    (a full disk, a read-only file system or a missing permission raised as an OSError naming ``final``)."""
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = final.parent / f".{final.name}.staging-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
         yield staging
-    except BaseException:
+    except BaseException as error:
+        refusal = storage_error(error, final, staging)  # measured while the staged files still hold their space
         shutil.rmtree(staging, ignore_errors=True)
+        if refusal is not None and refusal is not error:
+            raise refusal from error
         raise
     swap_folder(staging, final)
 

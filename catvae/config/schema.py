@@ -167,8 +167,16 @@ class RunConfig:
 
 
 @dataclass
-class SearchConfig:
-    """``conf/search``: the sweep's name and, for Optuna, its space, storage and cheap trials."""
+class GridSearchConfig:
+    """``conf/search/none.yaml``, ``paper_grid.yaml``: a grid through Hydra's basic sweeper (or one
+    job), named; it takes no other key."""
+
+    name: str = MISSING
+
+
+@dataclass
+class OptunaSearchConfig:
+    """``conf/search/optuna.yaml``: Optuna's space for θ, its storage, and cheap trials re-scored."""
 
     name: str = MISSING
     theta_low: float = 0.0
@@ -178,13 +186,40 @@ class SearchConfig:
     storage_url: Optional[str] = None
     trial_samples_per_label: Optional[int] = None
     rescore_top: int = 0
-    grace_s: float = 3600.0  # Optuna: when a silent process on another host counts as gone (catvae.sweep.trials, .study)
-    # search=gradient (catvae.sweep.gradient): the front's weights and each point's optimiser
+    grace_s: float = 3600.0  # when a silent process on another host counts as gone (catvae.sweep.trials, .study)
+
+
+@dataclass
+class GradientSearchConfig:
+    """``conf/search/gradient.yaml`` (catvae.sweep.gradient): the front's weights and each point's optimiser."""
+
+    name: str = MISSING
     weights: Optional[List[float]] = None
     steps: int = 40
     lr: float = 0.05
     batch_per_label: int = 32
     theta_init: float = 1.0
+    theta_high: float = 1.0
+
+
+# Each option of ``conf/search`` lists its method's schema first in its defaults (stored in the group
+# under these names), so a key of another method (``search=paper_grid search.steps=5``) is refused
+# while Hydra composes. By method: the schema, its name in the ConfigStore, the group's options.
+SEARCH_SCHEMAS: dict[str, tuple[type, str, tuple[str, ...]]] = {
+    "grid": (GridSearchConfig, "catvae_grid_schema", ("none", "paper_grid")),
+    "optuna": (OptunaSearchConfig, "catvae_optuna_schema", ("optuna",)),
+    "gradient": (GradientSearchConfig, "catvae_gradient_schema", ("gradient",)),
+}
+
+
+def search_options_taking(key: str) -> list[str]:
+    """The options of ``conf/search`` whose method has the key ``key`` (``steps`` → ``["gradient"]``)."""
+    return [
+        option
+        for schema, _, options in SEARCH_SCHEMAS.values()
+        if key in {f.name for f in dataclasses.fields(schema)}
+        for option in options
+    ]
 
 
 @dataclass
@@ -240,7 +275,7 @@ class SearchSchema:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     logger: Dict[str, Any] = field(default_factory=dict)
     paths: PathsConfig = field(default_factory=PathsConfig)
-    search: SearchConfig = field(default_factory=SearchConfig)
+    search: Any = MISSING  # typed by the search option's own schema (SEARCH_SCHEMAS)
     latent_dim: int = MISSING
     seed: int = MISSING
     device: str = MISSING
@@ -297,6 +332,8 @@ def register_schemas() -> None:
     for name, schema in schemas:
         store.store(name=name, node=schema)
     store.store(group="cluster", name=CLUSTER_SCHEMA, node=ClusterConfig)
+    for method_schema, method_name, _ in SEARCH_SCHEMAS.values():
+        store.store(group="search", name=method_name, node=method_schema, package="search")
 
 
 def allowed_for(error: Any) -> str:

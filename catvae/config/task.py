@@ -8,11 +8,16 @@ loggers are always closed, and a bug keeps its traceback and says where its run 
   loggers with the job's status (a W&B run is finished, so each job of a multirun is its own run).
 - :func:`command_errors` gives the argparse commands (``report``, ``paper``, ``bench``) the same
   mapping of errors.
+- The machine's own refusals (a full disk or quota, a read-only file system, a missing permission)
+  are user errors too: one line naming the path, its file system and what to free or fix
+  (:func:`storage_message`), exit status 2. The writes they interrupt leave no half-written file
+  (:mod:`catvae.core.files`, :func:`catvae.artifacts.staged_folder`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import sys
@@ -24,6 +29,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from catvae.core.errors import ConfigError, UserError
+from catvae.core.files import STORAGE_ERRNOS, TORCH_WRITER_FAILURES, storage_error
 
 T = TypeVar("T")
 USER_ERROR_STATUS = 2
@@ -116,7 +122,7 @@ def run_task(
             after(result)
         return result
     except Exception as error:
-        message = user_message(error)
+        message = user_message(error, cfg=cfg)
         if message is not None:
             exit_user_error(message)
         error.add_note(f"run folder (config and logs): {run_folder(cfg)}")
@@ -149,9 +155,10 @@ def exit_user_error(message: str) -> NoReturn:
     sys.exit(USER_ERROR_STATUS)
 
 
-def user_message(error: BaseException, argv: Sequence[str] = ()) -> str | None:
+def user_message(error: BaseException, argv: Sequence[str] = (), cfg: DictConfig | None = None) -> str | None:
     """The message for an error the user can fix, None for a bug. ``argv``: the command line, to
-    quote the value of an override that names an unknown key."""
+    quote the value of an override that names an unknown key; ``cfg``: the job's config, to name
+    the ``paths.*`` setting that moves a folder the machine refused."""
     from hydra.errors import InstantiationException
 
     cause = error
@@ -160,8 +167,101 @@ def user_message(error: BaseException, argv: Sequence[str] = ()) -> str | None:
         cause = cause.__cause__
     if isinstance(cause, UserError):
         return str(cause)
+    refusal = machine_refusal(cause, cfg)
+    if refusal is not None:
+        return storage_message(refusal, cfg)
     worded = composition_error(cause, argv)
     return None if worded is None else str(worded)
+
+
+def machine_refusal(error: BaseException, cfg: DictConfig | None = None) -> OSError | None:
+    """The full disk, read-only file system or missing permission behind ``error`` (in its chain of
+    causes), naming a path: its own, else the log folder (``paths.log_dir``, else the working folder)."""
+    chained = [error]
+    while chained[-1].__cause__ is not None and len(chained) < 16:
+        chained.append(chained[-1].__cause__)
+    refused = any(isinstance(link, OSError) and link.errno in STORAGE_ERRNOS for link in chained)
+    torch_writer = isinstance(error, RuntimeError) and any(text in str(error) for text in TORCH_WRITER_FAILURES)
+    if not (refused or torch_writer):  # torch's writer: storage_error looks at its context and the disk
+        return None
+    return storage_error(error, configured_path(cfg, "paths.log_dir") or os.getcwd())
+
+
+def configured_path(cfg: DictConfig | None, key: str) -> str | None:
+    """``cfg``'s value of ``key`` resolved, None where it has none or it does not resolve here."""
+    if cfg is None:
+        return None
+    try:
+        value = OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
+    except Exception:
+        return None
+    return None if value is None else str(value)
+
+
+def storage_message(refusal: OSError, cfg: DictConfig | None = None) -> str:
+    """One line for the machine's refusal to write (or read) ``refusal.filename``: what happened, the
+    path and its file system, and what to free or fix; the ``paths.*`` setting that moves it elsewhere."""
+    import getpass
+
+    path = os.path.abspath(os.fsdecode(refusal.filename))
+    existing = path
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    mount = existing
+    while not os.path.ismount(mount) and os.path.dirname(mount) != mount:
+        mount = os.path.dirname(mount)
+    setting_known = moving_setting(path, cfg)
+    setting = setting_known or "paths.log_dir"
+    reason = refusal.strerror or os.strerror(refusal.errno or 0)
+    if refusal.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = "the disk is full" if refusal.errno == errno.ENOSPC else "the disk quota is used up"
+        return (
+            f"{what}: writing {path} failed ({reason}) on the file system at {mount} ({file_system_size(mount)}). "
+            f"Free space there, or set {setting} to a folder on a disk with room, and run the command again"
+        )
+    if refusal.errno == errno.EROFS:
+        return (
+            f"the file system is read-only: writing {path} failed ({reason}; {mount} is mounted read-only). "
+            f"Remount it read-write, or set {setting} to a writable folder, and run the command again"
+        )
+    user = getpass.getuser()
+    access = "read" if os.path.exists(path) and not os.access(path, os.R_OK) else "write"
+    status = os.stat(existing)
+    tools = "chmod, chown, or chattr -i where it is immutable" if refusal.errno == errno.EPERM else "chmod, chown"
+    # a file read outside the run's folders (a dataset's) has no setting to move it
+    elsewhere = "" if access == "read" and not setting_known else f", or set {setting} to a folder {user} can {access}"
+    return (
+        f"permission denied: {user} may not {access} {path} ({reason}; {existing} has mode "
+        f"{status.st_mode & 0o7777:o}, owner uid {status.st_uid}). Give {user} {access} permission there "
+        f"({tools}){elsewhere}, and run the command again"
+    )
+
+
+def file_system_size(mount: str) -> str:
+    """``3.0 MiB in all``, ``251.9 GiB in all``: the size of the file system at ``mount``."""
+    try:
+        status = os.statvfs(mount)
+    except (OSError, AttributeError):  # AttributeError: no statvfs (Windows)
+        return "size unknown"
+    size = status.f_blocks * status.f_frsize
+    return f"{size / 2**30:.1f} GiB in all" if size >= 2**30 else f"{size / 2**20:.1f} MiB in all"
+
+
+def moving_setting(path: str, cfg: DictConfig | None) -> str | None:
+    """The ``paths.*`` key whose folder holds ``path`` most closely; None when none does (or ``cfg`` is unknown)."""
+    holding = []
+    for key in ("paths.log_dir", "paths.artifacts_dir", "paths.checkpoints_dir", "paths.search_records_dir"):
+        folder = configured_path(cfg, key)
+        if folder is not None:
+            folder = os.path.abspath(folder)
+            if path == folder or path.startswith(folder + os.sep):
+                holding.append((len(folder), key))
+    if not holding:
+        return None
+    holding.sort(reverse=True)
+    closest = holding[0][1]
+    under_log_dir = closest != "paths.log_dir" and any(key == "paths.log_dir" for _, key in holding)
+    return f"{closest} (or paths.log_dir, which holds it)" if under_log_dir else closest
 
 
 def composition_error(error: BaseException, argv: Sequence[str] = ()) -> ConfigError | str | None:

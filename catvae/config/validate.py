@@ -23,7 +23,17 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from catvae.config.schema import GenerateSchema, JudgeSchema, SearchSchema, TrainSchema, allowed_for
+from catvae.config.schema import (
+    SEARCH_SCHEMAS,
+    GenerateSchema,
+    GradientSearchConfig,
+    JudgeSchema,
+    OptunaSearchConfig,
+    SearchSchema,
+    TrainSchema,
+    allowed_for,
+    search_options_taking,
+)
 from catvae.core.errors import ArgumentError, ConfigError
 from catvae.data.checks import VAL_SIZE_ALLOWED, val_size_allowed
 from catvae.training.distributed import BATCH_KEYS
@@ -161,8 +171,22 @@ def schema_error(error: OmegaConfBaseException, value: Any) -> ConfigError:
         where = f"'{parent}'" if parent else "the config"
         keys = f"; its keys are {', '.join(map(str, known))}" if known else ""
         added = f" ({ADDED_BY[key]})" if key in ADDED_BY else ""
+        if parent == "search" and not added:
+            added = other_search_method(error.parent_node, name)
         return ConfigError(key, value, f"{where} has no key '{name}'{added}{keys}")
     return ConfigError(key, error.value if error.value is not None else value, allowed_for(error))
+
+
+def other_search_method(search: Any, name: str) -> str:
+    """For a key ``name`` the search option ``search`` (its node) has not: the options that take it,
+    in words (`` under search=paper_grid (steps is a key of search=gradient only)``), or "" when none does."""
+    takers = search_options_taking(name)
+    if not takers or not isinstance(search, DictConfig):
+        return ""
+    options = next((opts for schema, _, opts in SEARCH_SCHEMAS.values() if OmegaConf.get_type(search) is schema), ())
+    chosen = str(search.get("name"))
+    option = chosen if chosen in options else (options[0] if options else chosen)
+    return f" under search={option} ({name} is a key of {' and '.join(f'search={taker}' for taker in takers)} only)"
 
 
 def check_key(cfg: DictConfig) -> None:
@@ -415,7 +439,7 @@ def check_density(node: DictConfig, key: str) -> None:
     try:
         build_density(node, str(node.get("name")))
     except ArgumentError as error:
-        raise ConfigError(f"{key}.{error.key}", error.value, error.allowed) from None
+        raise ConfigError(f"{key}.{error.argument}", error.value, error.allowed) from None
     except ConfigError:
         raise
     except InstantiationException as error:
@@ -430,7 +454,35 @@ def check_density(node: DictConfig, key: str) -> None:
 
 
 def check_search(cfg: DictConfig) -> None:
-    """The Optuna space (θ from ``theta_low`` to ``theta_high`` in steps), cheap trials and re-scoring."""
+    """By the search's method (its schema, :data:`catvae.config.schema.SEARCH_SCHEMAS`): a grid has
+    nothing to check; Optuna its space (θ from ``theta_low`` to ``theta_high`` in steps), cheap trials
+    and re-scoring; gradient its front and optimiser."""
+    method = search_method(cfg.search)
+    given = OmegaConf.to_container(cfg.search, resolve=False)
+    try:  # composition typed it by its option's schema; a config built otherwise is checked here
+        OmegaConf.merge({"search": structured(method)}, {"search": given})
+    except OmegaConfBaseException as error:
+        raise schema_error(error, OmegaConf.select(cfg, str(error.full_key), default=None)) from None
+    if method is GradientSearchConfig:
+        number(cfg, "search.theta_high", 0)
+        check_gradient_search(cfg)
+    elif method is OptunaSearchConfig:
+        check_optuna_search(cfg)
+
+
+def search_method(search: DictConfig) -> type:
+    """The schema of ``search``'s method: its own type where composition gave it one, else the one
+    its ``name`` names (``grid`` and ``paper_grid``: a grid)."""
+    typed = OmegaConf.get_type(search)
+    schemas = [schema for schema, _, _ in SEARCH_SCHEMAS.values()]
+    if typed in schemas:
+        return typed
+    name = str(search.get("name"))
+    return SEARCH_SCHEMAS.get("grid" if name == "paper_grid" else name, SEARCH_SCHEMAS["grid"])[0]
+
+
+def check_optuna_search(cfg: DictConfig) -> None:
+    """``search=optuna``: the space (θ from ``theta_low`` to ``theta_high`` in steps), cheap trials and re-scoring."""
     search = cfg.search
     samples = search.get("trial_samples_per_label")
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 2):
@@ -444,8 +496,6 @@ def check_search(cfg: DictConfig) -> None:
     number(cfg, "search.theta_step", 0, above=True, optional=True)
     if search.get("sampler_seed") is not None:
         at_least(cfg, "search.sampler_seed", 0)
-    if search.name == "gradient":
-        check_gradient_search(cfg)
 
 
 def check_gradient_search(cfg: DictConfig) -> None:
@@ -471,15 +521,18 @@ def check_against_artifacts(cfg: DictConfig, stats: Any) -> None:
 
 
 def check_generator(cfg: DictConfig, num_classes: int | None = None) -> None:
-    """n >= 1, fill >= 0, and θ: entries >= 0 in the shape the generator takes for these
-    artifacts (Simple: a number; Medium-1: ``latent_dim`` entries; Medium-2: classes × ``latent_dim``,
-    the classes ``data.num_classes`` unless given)."""
-    from catvae.generators.gaussian import ThetaError, check_theta
+    """The generator's own arguments, checked by building it dry (its class owns n >= 1, fill >= 0
+    and θ's entries >= 0), and θ in the shape the generator takes for these artifacts (Simple: a
+    number; Medium-1: ``latent_dim`` entries; Medium-2: classes × ``latent_dim``, the classes
+    ``data.num_classes`` unless given)."""
+    from catvae.generators.gaussian import ThetaError, build_generator, check_theta
 
     node = cfg.generator
-    at_least(cfg, "generator.n", 1)
-    number(cfg, "generator.fill", 0)
     check_arguments(node, "generator", ignore=("from_search",))
+    dry = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(dry, dict)
+    dry["from_search"] = None  # resolved later from its record (check_from_search); the values here are built
+    built_dry(lambda: build_generator(dry), "generator", passing=(ThetaError,))  # θ: worded with its shape below
     generator = target(node)
     if generator is None or not hasattr(generator, "theta_shape_for"):
         return
@@ -494,6 +547,26 @@ def check_generator(cfg: DictConfig, num_classes: int | None = None) -> None:
         key = ".".join(["generator.theta", *map(str, error.path)])
         sizes = f"latent_dim={latent_dim}" + (f", {num_classes} classes" if len(shape) == 2 else "")
         raise ConfigError(key, error.value, f"{error.allowed} ({generator.name}, {sizes})") from None
+
+
+def built_dry(build: Any, key: str, passing: tuple[type[BaseException], ...] = ()) -> Any:
+    """``build()`` (a config node instantiated as its command will), so that its class checks its own
+    arguments: its :class:`ArgumentError` becomes the :class:`ConfigError` of ``key.<argument>``
+    (``n=0`` → ``generator.n=0 is not allowed: an integer >= 1``). Errors of ``passing`` types are
+    left for the caller to word; None is returned then."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return build()
+    except Exception as error:
+        cause: BaseException = error
+        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+            cause = cause.__cause__  # Hydra wraps the target's own error
+        if isinstance(cause, ArgumentError):
+            raise ConfigError(f"{key}.{cause.argument}", cause.value, cause.allowed) from None
+        if isinstance(cause, passing):
+            return None
+        raise
 
 
 def check_trained_generator(cfg: DictConfig, schema: type) -> None:

@@ -37,7 +37,14 @@ class DivergenceError(UserError, FloatingPointError):
     """Training produced a NaN or infinite loss; nothing was published."""
 
 
-class ArgumentError(ConfigError):
-    """A constructor's argument that is not allowed (a class density's fit option, say). ``key`` is the
-    argument (``components.1``, a path below the node); validation puts the node's config key in front
-    (``densities.gmm.components.1``), so the class states each rule once."""
+class ArgumentError(ValueError):
+    """A domain class refusing one of its own constructor's arguments (a generator's ``n``, a class
+    density's fit option ``components.1``): ``argument=value is not allowed: allowed``. The class owns
+    the rule; validation builds the config's node dry and puts the node's config key in front of
+    ``argument`` (``generator.n``, ``densities.gmm.components.1``) in a :class:`ConfigError`
+    (:func:`catvae.config.validate.built_dry`), so each rule is stated once, in the class it is about.
+    Not a UserError by itself: code that passes a bad argument is a bug until a config gave it."""
+
+    def __init__(self, argument: str, value: Any, allowed: str):
+        self.argument, self.value, self.allowed = argument, value, allowed
+        super().__init__(f"{argument}={value!r} is not allowed: {allowed}")

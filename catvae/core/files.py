@@ -4,13 +4,15 @@ A record or artifact is written to a temporary file in the same folder (so the r
 one file system), flushed and fsynced, then renamed over the target with ``os.replace``, which
 POSIX and Windows make atomic: a reader (or the next run after a kill, a crash or a full disk)
 finds either the previous file, byte for byte, or the new one, never a truncated mix. On any
-error the temporary file is removed. Folders of several files are published the same way by
-:func:`swap_folder`.
+error the temporary file is removed; a full disk, a read-only file system or a missing permission
+is raised as an OSError naming the file (:func:`storage_error`), whatever torch made of it.
+Folders of several files are published the same way by :func:`swap_folder`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -19,6 +21,55 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+# The machine's own refusals of a write: a full disk or quota, a read-only file system, a missing
+# permission. catvae.config.task words them as one line naming the path and what to free or fix.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+# A write that fails with less than this free on its file system failed for want of space.
+FULL_BELOW_BYTES = 1 << 20
+# What torch's zip writer says when a write under it failed; for a path (not a file object) it
+# drops the OSError and its errno ("basic_ios::clear: iostream error", "unexpected pos 576 vs 534").
+TORCH_WRITER_FAILURES = ("inline_container.cc", "PytorchStreamWriter", "iostream error")
+
+
+def free_bytes(path: str | Path) -> int | None:
+    """Bytes an unprivileged user may still write on the file system of ``path`` (its nearest existing
+    folder); None where that cannot be read."""
+    folder = Path(path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        status = os.statvfs(folder)
+    except (OSError, AttributeError):  # AttributeError: no statvfs (Windows)
+        return None
+    return status.f_bavail * status.f_frsize
+
+
+def storage_error(error: BaseException, path: str | Path, scratch: str | Path | None = None) -> OSError | None:
+    """The machine's refusal behind ``error``, raised while writing ``path``, as an OSError naming
+    the file it names, else ``path`` (also for a file in ``scratch``, the temporary file or staging
+    folder that is removed); None when ``error`` is something else.
+
+    An OSError of :data:`STORAGE_ERRNOS` in ``error``'s chain (torch's writer raises its own
+    RuntimeError over the ENOSPC of a file object's ``write``), or torch's writer failing on a file
+    system with under :data:`FULL_BELOW_BYTES` free (that is ENOSPC: for a path torch keeps no errno).
+    Call it before the half-written file is removed: until then it holds the space that ran out.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in STORAGE_ERRNOS:
+            named = cause.filename
+            if named is not None and not (scratch is not None and Path(os.fsdecode(named)).is_relative_to(scratch)):
+                return cause
+            return OSError(cause.errno, cause.strerror or os.strerror(cause.errno), str(path))
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(error, RuntimeError) and any(text in str(error) for text in TORCH_WRITER_FAILURES):
+        free = free_bytes(path)
+        if free is not None and free < FULL_BELOW_BYTES:
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return None
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -64,9 +115,12 @@ def atomic_write(path: str | Path, binary: bool = False, **open_kwargs: Any) -> 
             os.fsync(handle.fileno())
         os.chmod(temporary, _default_mode())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
+        refusal = storage_error(error, path, temporary)  # measured while the temporary file still holds its space
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+        if refusal is not None and refusal is not error:
+            raise refusal from error
         raise
     _fsync_folder(path.parent)
 

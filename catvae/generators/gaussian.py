@@ -21,6 +21,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from catvae.config.registry import instantiate
+from catvae.core.errors import ArgumentError
 from catvae.densities.base import ClassDensity, sample_codes
 from catvae.models.networks import ImageDecoder
 
@@ -122,9 +123,9 @@ class Simple:
 
     def __init__(self, theta: Theta = 0.4, n: int = 2, fill: float = 1.0):
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n={n!r} is not allowed: an integer >= 1")
+            raise ArgumentError("n", n, "an integer >= 1")
         if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not math.isfinite(fill) or fill < 0:
-            raise ValueError(f"fill={fill!r} is not allowed: a number >= 0")
+            raise ArgumentError("fill", fill, "a number >= 0")
         self.n = n
         self.fill = float(fill)
         self.theta = _plain(theta)  # entries are checked here; the shape once statistics are known
