@@ -9,20 +9,14 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from catvae.config.schema import register_schemas
+from catvae.core import targets
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 # Packages whose classes and functions a config may name as ``_target_`` (Hydra's execution
-# whitelist). Extend it here if your own configs name targets elsewhere.
-TRUSTED_TARGETS = [
-    "catvae.*",
-    "pytorch_lightning.*",
-    "torch.optim.*",
-    "torchmetrics.*",
-    "optuna.samplers.*",
-    "wandb.Settings",
-    "hydra_plugins.hydra_optuna_sweeper.*",
-]
+# whitelist): catvae.core.targets, where artifacts check them too. Extend it for one run with the
+# root key ``extra_trusted_targets`` (a list of ``package.*`` patterns), or there for good.
+TRUSTED_TARGETS = targets.TRUSTED_TARGETS
 
 
 def instantiate(node: Any, /, **kwargs: Any) -> Any:
