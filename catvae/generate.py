@@ -22,7 +22,6 @@ from catvae.core.files import atomic_write
 from catvae.core.images import save_grid
 from catvae.data.sources import class_label_names
 from catvae.generators.gaussian import build_generator, generate_images, target_labels
-from catvae.models.networks import IMAGE_SIDE
 from catvae.sweep.records import resolve_generator
 
 MAX_GRID_COLUMNS = 16
@@ -66,9 +65,11 @@ def write_samples(cfg: DictConfig) -> dict[str, str]:
         shown = images.view(-1, num, images.shape[1])[:, :columns].reshape(-1, images.shape[1])
     else:
         columns, shown = max(1, math.ceil(math.sqrt(num))), images
-    written = {"png": str(save_grid(shown, png, columns=columns, row_labels=row_labels))}
+    written = {"png": str(save_grid(shown, png, columns=columns, image_shape=models.decoder.image_shape, row_labels=row_labels))}
     if out is not None:
-        write_npz(out, images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE).cpu().numpy().astype(np.float32), labels.numpy())
+        channels, height, width = models.decoder.image_shape  # stored in vae.pt: the training data's shape
+        shape = (height, width) if channels == 1 else (channels, height, width)  # N×H×W grey levels, N×C×H×W colours
+        write_npz(out, images.reshape(-1, *shape).cpu().numpy().astype(np.float32), labels.numpy())
         written["npz"] = str(out)
     which = "all classes" if cfg.label == "all" else f"class {wanted[0]} ({names[wanted[0]]})"
     print(

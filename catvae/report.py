@@ -17,6 +17,7 @@ from pathlib import Path
 from catvae.config.task import command_errors
 from catvae.core.errors import ConfigError
 from catvae.core.files import write_text
+from catvae.evaluation.metric_keys import SAMPLE_METRICS
 from catvae.sweep.summary import plot_figure1, read_results, read_trials
 
 # Paper, Table 4 (VAE, generator) → (θ / n as printed, cos(x, x'), accuracy).
@@ -100,18 +101,12 @@ def report(sweep_dirs: list[Path], out: Path) -> dict[str, Path]:
 
 FRONTIER_LEVELS = (0.99, 0.97, 0.95)  # judge accuracies at which the table compares the curves
 FRONTIER_LOWEST = 0.9  # the frontier plot's accuracy axis starts here: the levels above are what it compares
-# (result key, column title): eq. 4's terms, then the sample metrics of catvae.evaluation.sample_metrics
+# (result key, column title): eq. 4's terms, then the sample metrics, as catvae.evaluation.sample_metrics declares them
 FRONTIER_COLUMNS = (
     ("judge_accuracy", "judge acc"),
     ("cos_pairwise", "cos"),
     ("accuracy", "paper acc"),
-    ("fid", "FID"),
-    ("precision", "precision"),
-    ("recall", "recall"),
-    ("density", "density"),
-    ("coverage", "coverage"),
-    ("near_copies", "near copies"),
-    ("cas", "CAS"),
+    *((metric.key, metric.title) for metric in SAMPLE_METRICS if metric.table),
 )
 METHOD_TITLES = {"gradient": "gradient", "optuna": "Optuna", "paper_grid": "grid", "grid": "grid"}
 

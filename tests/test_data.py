@@ -143,15 +143,32 @@ def test_valid_toy_dataset_sets_up():
     assert torch.bincount(data.train[1], minlength=10).min() >= 2
 
 
+def test_image_shape_comes_from_the_data():
+    """Flat MNIST-sized rows are 1×28×28; N×C×H×W tensors carry their shape; data.image_shape must agree."""
+    data = ImageDataModule(lambda: splits(), "toy", val_size=0)
+    data.setup()
+    assert data.image_shape == (1, 28, 28)
+    rgb = splits(train_x=torch.rand(40, 3, 32, 32), test_x=torch.rand(10, 3, 32, 32))
+    data = ImageDataModule(lambda: rgb, "rgb", val_size=0, image_shape=[3, 32, 32])
+    data.setup()
+    assert data.image_shape == (3, 32, 32) and data.train[0].shape == (40, 3072)
+    assert torch.equal(data.test["test"][0], rgb.test_images.flatten(1))
+    assert "data.image_shape=[1, 28, 28]; set data.image_shape=[3, 32, 32] or null" in setup_error(rgb, image_shape=[1, 28, 28])
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
         (
-            splits(train_x=torch.zeros(40, 1024), image_shape=(32, 32)),
-            "dataset 'toy' (/data/toy): training images are 32×32 = 1024 pixels; the networks take 28×28 = 784",
+            splits(train_x=torch.zeros(40, 1000), image_shape=(32, 32)),
+            "dataset 'toy' (/data/toy): training images are 1000 pixels, but the source's image_shape 32×32 holds 1024",
         ),
-        (splits(test_x=torch.zeros(10, 100)), "dataset 'toy' (/data/toy): test images are 100 pixels; the networks take 28×28"),
-        (splits(train_x=torch.zeros(40, 28, 28)), "training images are a tensor of shape 40×28×28"),
+        (
+            splits(test_x=torch.zeros(10, 100)),
+            "dataset 'toy' (/data/toy): test images are 1×10×10 (channels×height×width) but the training images are 1×28×28",
+        ),
+        (splits(train_x=torch.zeros(40, 780)), "training images are 780 pixels; expected N×C×H×W or N×H×W tensors"),
+        (splits(train_x=torch.zeros(40, 2, 1, 28, 28)), "training images are a tensor of shape 40×2×1×28×28"),
         (splits(train_x=torch.zeros(0, 784), train_y=torch.zeros(0, dtype=torch.int64)), "training set is empty"),
         (splits(test_x=torch.zeros(0, 784), test_y=torch.zeros(0, dtype=torch.int64)), "test set is empty"),
         (splits(train_y=torch.arange(39) % 10), "training labels have shape 39; expected one label for each of the 40"),
@@ -182,7 +199,8 @@ def test_valid_toy_dataset_sets_up():
     ids=[
         "32x32",
         "100px",
-        "3d",
+        "780px",
+        "5d",
         "empty-train",
         "empty-test",
         "count",

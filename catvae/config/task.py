@@ -86,7 +86,19 @@ class ValidateSweep(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Hydra turns a callback's exceptions into warnings; exiting is what stops the sweep.
         with command_errors():
+            trust_configured_targets(config)
             self.validate(config)
+
+
+def trust_configured_targets(cfg: DictConfig) -> None:
+    """Add the root key ``extra_trusted_targets`` (``package.*`` patterns of a researcher's own
+    modules: networks, metrics, datasets named by ``_target_``) to the trusted targets of this process."""
+    from catvae.core.targets import trust
+
+    extra = cfg.get("extra_trusted_targets") or []
+    if not all(isinstance(pattern, str) and pattern.strip() for pattern in extra):
+        raise ConfigError("extra_trusted_targets", list(extra), 'a list of "package.*" patterns or dotted paths')
+    trust(extra)
 
 
 def run_task(
@@ -107,6 +119,7 @@ def run_task(
     its traceback, noted with the run folder that holds the job's config and logs.
     """
     try:
+        trust_configured_targets(cfg)
         validate(cfg)
         finished = done(cfg) if done is not None else None
         if finished is not None:

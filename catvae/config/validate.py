@@ -226,21 +226,12 @@ def check_data(cfg: DictConfig) -> None:
 
 
 def check_vae(cfg: DictConfig) -> None:
-    """Epochs, learning rate, layer widths, the convolutions of ``vae.arch=conv`` and the
-    objective's arguments (MMD: weight >= 0, scale > 0 or null)."""
+    """Epochs, learning rate, the networks ``vae.net`` (built dry, on the meta device, for the data's
+    ``data.image_shape`` when the data config declares it: the networks' own refusals, named
+    ``vae.net.<argument>``) and the objective's arguments (MMD: weight >= 0, scale > 0 or null)."""
     at_least(cfg, "vae.epochs", 1)
     number(cfg, "vae.lr", 0, above=True)
-    for index, width in enumerate(cfg.vae.hidden):
-        integer_at_least(f"vae.hidden.{index}", width, 1)
-    if cfg.vae.arch == "conv":  # catvae.models.networks.ConvEncoder
-        channels = list(cfg.vae.channels)
-        if not 1 <= len(channels) <= 2:
-            allowed = "a list of 1 or 2 channel counts (each stride-2 convolution halves the side: 28 → 14 → 7)"
-            raise ConfigError("vae.channels", channels, allowed)
-        for index, width in enumerate(channels):
-            integer_at_least(f"vae.channels.{index}", width, 1)
-        if cfg.vae.kernel not in (3, 4):
-            raise ConfigError("vae.kernel", cfg.vae.kernel, "3 or 4 (stride-2 convolutions with padding 1)")
+    check_networks(cfg)
     objective = cfg.vae.objective
     check_arguments(objective, "vae.objective")
     if "weight" in objective:
@@ -389,13 +380,21 @@ def check_sample_metrics(cfg: DictConfig) -> None:
     groups = OmegaConf.select(cfg, "eval.sample_metrics")
     if groups is None:
         return
-    values = list(groups)
+    values = [value for value in groups if not isinstance(value, DictConfig)]
     if any(value not in METRIC_GROUPS for value in values) or len(set(values)) != len(values):
         raise ConfigError(
             "eval.sample_metrics",
             OmegaConf.to_container(groups),
             f"a list of distinct names among {', '.join(METRIC_GROUPS)} (or [])",
         )
+    for index, node in enumerate(groups):  # a metric group of one's own: a trusted _target_ node
+        if isinstance(node, DictConfig):
+            if target(node) is None:
+                from catvae.config.registry import TRUSTED_TARGETS
+
+                allowed = f"a target in the trusted packages ({', '.join(TRUSTED_TARGETS)}; extra_trusted_targets adds yours)"
+                raise ConfigError(f"eval.sample_metrics.{index}._target_", node.get("_target_"), allowed)
+            check_arguments(node, f"eval.sample_metrics.{index}")
 
 
 def check_densities(cfg: DictConfig) -> None:
@@ -630,6 +629,38 @@ def target(node: DictConfig) -> Any:
         return get_object(path)
     except Exception:
         raise ConfigError(f"{node._get_full_key(None) or 'node'}._target_", path, "an importable class or function") from None
+
+
+def check_networks(cfg: DictConfig) -> None:
+    """``vae.net`` names trusted networks taking its keys, and they build for the data's image shape."""
+    import torch
+
+    from catvae.models.networks import build_networks
+
+    net = cfg.vae.net
+    path = net.get("_target_") if isinstance(net, DictConfig) else None
+    if not isinstance(path, str):
+        raise ConfigError("vae.net", net, "a _target_ node naming the networks (conf/vae/net: mlp, conv)")
+    if target(net) is None:
+        from catvae.config.registry import TRUSTED_TARGETS
+
+        allowed = f"a target in the trusted packages ({', '.join(TRUSTED_TARGETS)}; extra_trusted_targets adds yours)"
+        raise ConfigError("vae.net._target_", path, allowed)
+    check_arguments(net, "vae.net", ignore=("latent_dim", "image_shape", "num_classes"))
+    shape = cfg.data.get("image_shape")
+    if shape is None:
+        return  # the source's shape is known once it loads: the networks refuse then
+    try:
+        with torch.device("meta"):
+            build_networks(
+                OmegaConf.to_container(net, resolve=True),  # type: ignore[arg-type]
+                latent_dim=int(cfg.latent_dim),
+                image_shape=list(shape),
+                num_classes=int(cfg.data.num_classes) if cfg.vae.conditional else 0,
+            )
+    except ConfigError as error:
+        key = error.key if error.key == "image_shape" else f"vae.net.{error.key}"
+        raise ConfigError("data.image_shape" if key == "image_shape" else key, error.value, error.allowed) from None
 
 
 def check_arguments(node: DictConfig, key: str, ignore: tuple[str, ...] = ()) -> None:

@@ -31,7 +31,7 @@ Net = TypeVar("Net", bound=nn.Module)
 
 # Fields the files held before they carried a format version (catvae before issue 7).
 _UNVERSIONED_FIELDS = {
-    "vae": {"latent_dim", "hidden", "encoder", "decoder"},
+    "vae": {"encoder", "decoder"},  # beside latent_dim and hidden then (the networks' "net" node since)
     "classifier": {"num_classes", "state_dict"},
     "stats": {"mean", "std", "count"},
 }

@@ -9,31 +9,51 @@ from typing import BinaryIO, cast
 import numpy as np
 import torch
 
+from catvae.core.errors import ConfigError
 from catvae.core.files import atomic_write
-from catvae.models.networks import IMAGE_SIDE
+
+ImageShape = tuple[int, int, int]  # (channels, height, width), as the data module reports it
+
+
+def image_shape_of(shape: Sequence[int]) -> ImageShape:
+    """``shape`` as (channels, height, width): a (height, width) pair is one channel."""
+    dims = tuple(int(d) for d in shape)
+    if len(dims) == 2:
+        dims = (1, *dims)
+    if len(dims) != 3 or min(dims) < 1:
+        raise ConfigError("image_shape", list(shape), "[channels, height, width] of positive integers")
+    return dims[0], dims[1], dims[2]
+
 
 LABEL_DPI = 100  # pixels per inch of a labelled grid: sizes below are in pixels
 LABEL_PAD = 4  # pixels either side of the row names
 
 
-def tile(images: torch.Tensor, columns: int, pad: int = 2) -> np.ndarray:
-    """Tile N×784 images into one grey-level array, ``columns`` per row, row-major, on black."""
+def tile(images: torch.Tensor, columns: int, image_shape: Sequence[int], pad: int = 2) -> np.ndarray:
+    """Tile N flat images of ``image_shape`` (C×H×W) into one array, ``columns`` per row, row-major,
+    on black: H×W grey levels for one channel, H×W×C colours for three."""
+    channels, height, width = image_shape_of(image_shape)
     count = images.shape[0]
     rows = max(1, -(-count // columns))
-    side = IMAGE_SIDE + pad
-    canvas = np.zeros((rows * side + pad, columns * side + pad), dtype=np.float32)
-    pictures = images.detach().cpu().reshape(count, IMAGE_SIDE, IMAGE_SIDE).numpy()
+    canvas = np.zeros((rows * (height + pad) + pad, columns * (width + pad) + pad, channels), dtype=np.float32)
+    pictures = images.detach().cpu().reshape(count, channels, height, width).permute(0, 2, 3, 1).numpy()
     for index, picture in enumerate(pictures):
         row, column = divmod(index, columns)
-        top, left = pad + row * side, pad + column * side
-        canvas[top : top + IMAGE_SIDE, left : left + IMAGE_SIDE] = picture
-    return canvas
+        top, left = pad + row * (height + pad), pad + column * (width + pad)
+        canvas[top : top + height, left : left + width] = picture
+    return canvas[..., 0] if channels == 1 else canvas
 
 
 def save_grid(
-    images: torch.Tensor, path: str | Path, columns: int, scale: int = 2, row_labels: Sequence[str] | None = None
+    images: torch.Tensor,
+    path: str | Path,
+    columns: int,
+    image_shape: Sequence[int],
+    scale: int = 2,
+    row_labels: Sequence[str] | None = None,
 ) -> Path:
-    """Write a PNG grid of N×784 images in [0, 1] (each pixel enlarged ``scale`` times).
+    """Write a PNG grid of N flat images of ``image_shape`` (C×H×W) in [0, 1] (each pixel enlarged
+    ``scale`` times); grey levels for one channel, colours for three.
 
     With ``row_labels`` (one per row of the grid, e.g. the class names) each row's name is written
     in a margin on the left; the grid's own pixels are the same as without them."""
@@ -42,8 +62,8 @@ def save_grid(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    canvas = tile(images.clamp(0, 1), columns)
-    canvas = np.kron(canvas, np.ones((scale, scale), dtype=np.float32))
+    canvas = tile(images.clamp(0, 1), columns, image_shape)
+    canvas = canvas.repeat(scale, axis=0).repeat(scale, axis=1)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image_format = path.suffix.lstrip(".") or "png"
@@ -51,7 +71,7 @@ def save_grid(
         with atomic_write(path, binary=True) as handle:
             plt.imsave(cast(BinaryIO, handle), canvas, cmap="gray", vmin=0.0, vmax=1.0, format=image_format)
         return path
-    height, width = canvas.shape
+    height, width = canvas.shape[:2]
     row_height = height / len(row_labels)
     figure = plt.figure(figsize=(width / LABEL_DPI, height / LABEL_DPI), dpi=LABEL_DPI, facecolor="black")
     texts = [

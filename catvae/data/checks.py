@@ -1,7 +1,8 @@
 """Checks on a dataset before any training: what a source returned, and what the split leaves.
 
 A source (MNIST, an IDX folder, a user's own callable) may hand back anything; the networks take
-28×28 = 784 grey levels in [0, 1] and labels 0..L−1, and the class statistics need σ_y, which
+images of one shape (channels × height × width, :func:`flat_images`) with values in [0, 1] and
+labels 0..L−1, and the class statistics need σ_y, which
 needs at least two training images of every class. Checking here, once, turns what would be a
 shape error in a matmul, NaN statistics or an IndexError in the classifier's loss into a
 :class:`~catvae.core.errors.DataError` that names the dataset and what is wrong with it.
@@ -15,7 +16,7 @@ from typing import TypeGuard
 import torch
 
 from catvae.core.errors import DataError
-from catvae.models.networks import IMAGE_PIXELS, IMAGE_SIDE
+from catvae.core.images import ImageShape, image_shape_of
 
 VAL_SIZE_ALLOWED = "a fraction in [0, 1) of the training images, or a whole number of images >= 0"
 
@@ -31,33 +32,60 @@ def _value_counts(values: torch.Tensor, limit: int = 5) -> str:
     return shown + (f", … ({len(distinct) - limit} more values)" if len(distinct) > limit else "")
 
 
+def flat_images(
+    images: torch.Tensor, split: str, dataset: str, declared: tuple[int, ...] | None = None
+) -> tuple[torch.Tensor, ImageShape]:
+    """A ``split``'s images as flat N×(C·H·W) rows and their shape (channels, height, width).
+
+    N×C×H×W and N×H×W tensors carry their shape; flat N×P ones take the source's ``declared``
+    ``image_shape`` ((C, H, W), or (H, W) of one channel, as an IDX header gives it), or without one
+    are taken as square grey-level images (P = side²). Anything else is a :class:`DataError`."""
+    where = f"{dataset}: {split}"
+    shape: tuple[int, ...] | None = None
+    if images.dim() in (3, 4):
+        shape = tuple(images.shape[1:])
+        images = images.flatten(1)
+    elif images.dim() == 2 and declared is not None:
+        shape = tuple(declared)
+        if math.prod(shape) != images.shape[1]:
+            raise DataError(
+                f"{where} images are {images.shape[1]} pixels, but the source's image_shape {_shape_text(shape)} "
+                f"holds {math.prod(shape)}"
+            )
+    elif images.dim() == 2 and images.shape[1] and math.isqrt(images.shape[1]) ** 2 == images.shape[1]:
+        side = math.isqrt(images.shape[1])
+        shape = (side, side)
+    if shape is None:
+        got = f"{images.shape[1]} pixels" if images.dim() == 2 else f"a tensor of shape {_shape_text(tuple(images.shape))}"
+        raise DataError(
+            f"{where} images are {got}; expected N×C×H×W or N×H×W tensors, or flat N×(C·H·W) ones with the "
+            "source's image_shape=(channels, height, width) (flat ones without it must be square grey-level images)"
+        )
+    return images, image_shape_of(shape)
+
+
+def check_same_shape(train: ImageShape, test: ImageShape, dataset: str) -> None:
+    """The test images have the training images' shape (one set of networks takes both)."""
+    if train != test:
+        raise DataError(
+            f"{dataset}: test images are {_shape_text(test)} (channels×height×width) but the training images are "
+            f"{_shape_text(train)}; one set of networks takes both"
+        )
+
+
 def check_split(
     images: torch.Tensor,
     labels: torch.Tensor,
     split: str,
     dataset: str,
     num_classes: int,
-    image_shape: tuple[int, int] | None = None,
     limit: str = "",
 ) -> None:
-    """Refuse a ``split`` ("training" or "test") that the networks cannot take.
+    """Refuse a ``split`` ("training" or "test", flat images: :func:`flat_images`) that the networks cannot take.
 
-    ``image_shape`` is the source's rows × cols when it knows them (an IDX header does), so that a
-    32×32 dataset is named as such rather than as 1024 pixels; ``limit`` (``data.limit_train=0``)
-    is the setting that emptied the split, if any.
+    ``limit`` (``data.limit_train=0``) is the setting that emptied the split, if any.
     """
     where = f"{dataset}: {split}"
-    if images.dim() != 2 or images.shape[1] != IMAGE_PIXELS:
-        if images.dim() == 2 and image_shape is not None and math.prod(image_shape) == images.shape[1]:
-            got = f"{_shape_text(image_shape)} = {images.shape[1]} pixels"
-        elif images.dim() == 2:
-            got = f"{images.shape[1]} pixels"
-        else:
-            got = f"a tensor of shape {_shape_text(tuple(images.shape))}"
-        raise DataError(
-            f"{where} images are {got}; the networks take {IMAGE_SIDE}×{IMAGE_SIDE} = {IMAGE_PIXELS} "
-            f"grey levels per image (a source returns N×{IMAGE_PIXELS} tensors)"
-        )
     if len(images) == 0:
         raise DataError(f"{where} set is empty" + (f" after {limit}" if limit else ""))
     if labels.dim() != 1 or len(labels) != len(images):

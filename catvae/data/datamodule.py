@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterator, Sequence
 import pytorch_lightning as pl
 import torch
 
-from catvae.data.checks import check_class_counts, check_split, validation_count
+from catvae.core.errors import DataError
+from catvae.core.images import ImageShape, image_shape_of
+from catvae.data.checks import check_class_counts, check_same_shape, check_split, flat_images, validation_count
 from catvae.data.sources import Splits, class_label_names
 
 Pair = tuple[torch.Tensor, torch.Tensor]
@@ -164,7 +166,9 @@ class ImageDataModule(TensorDataModule):
     image; the default 1/12 keeps MNIST's 5,000 of 60,000 and scales down to small datasets), an
     int ≥ 0 a number of images. ``limit_train``/``limit_test`` keep only the first images of each
     set (tests, quick runs). ``class_names`` are how plots and grids call the classes (the label
-    numbers when not given). ``setup`` refuses data the pipeline cannot use (see
+    numbers when not given). After ``setup`` images are flat N×(C·H·W) rows and ``image_shape``
+    is their (channels, height, width), what the networks, grids and metrics are sized by.
+    ``setup`` refuses data the pipeline cannot use (see
     :mod:`catvae.data.checks`) with a :class:`~catvae.core.errors.DataError` naming the dataset.
     """
 
@@ -181,12 +185,17 @@ class ImageDataModule(TensorDataModule):
         seed: int = 0,
         root: str | None = None,
         class_names: Sequence[str] | None = None,
+        image_shape: Sequence[int] | None = None,
     ):
         super().__init__((torch.empty(0), torch.empty(0)), None, {}, batch_size, eval_batch_size, seed)
         self.root = root  # where a folder-based source reads from (data=idx), kept for the record
         self.source, self.name, self.num_classes = source, name, num_classes
         self.val_size, self.limit_train, self.limit_test = val_size, limit_train, limit_test
         self.class_names = class_label_names(class_names, num_classes)
+        # (channels, height, width): ``image_shape`` (data.image_shape) if given, checked against the
+        # source's images at setup; otherwise known after setup.
+        self.declared_shape = image_shape_of(image_shape) if image_shape is not None else None
+        self.image_shape: ImageShape = self.declared_shape or (0, 0, 0)
         self._loaded = False
 
     def setup(self, stage: str | None = None) -> None:
@@ -201,14 +210,15 @@ class ImageDataModule(TensorDataModule):
         if self.limit_test is not None:
             test_x, test_y = test_x[: self.limit_test], test_y[: self.limit_test]
         dataset = self.describe()
-        shape = getattr(splits, "image_shape", None)
+        declared = getattr(splits, "image_shape", None)
+        train_x, self.image_shape = flat_images(train_x, "training", dataset, declared)
+        test_x, test_shape = flat_images(test_x, "test", dataset, declared)
         check_split(
             train_x,
             train_y,
             "training",
             dataset,
             self.num_classes,
-            shape,
             f"data.limit_train={self.limit_train}" if self.limit_train is not None else "",
         )
         check_split(
@@ -217,9 +227,14 @@ class ImageDataModule(TensorDataModule):
             "test",
             dataset,
             self.num_classes,
-            shape,
             f"data.limit_test={self.limit_test}" if self.limit_test is not None else "",
         )
+        check_same_shape(self.image_shape, test_shape, dataset)
+        if self.declared_shape is not None and self.image_shape != self.declared_shape:
+            raise DataError(
+                f"{dataset}: the images are {'×'.join(map(str, self.image_shape))} (channels×height×width), but "
+                f"data.image_shape={list(self.declared_shape)}; set data.image_shape={list(self.image_shape)} or null"
+            )
         val_count = validation_count(self.val_size, len(train_x), dataset)
         order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(self.seed))
         val_idx, train_idx = order[:val_count], order[val_count:]

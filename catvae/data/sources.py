@@ -9,17 +9,19 @@ import torch
 
 
 class Splits(NamedTuple):
-    """A dataset as flat tensors: images are float32 N×784 in [0, 1], labels int64.
+    """A dataset: images are float32 in [0, 1], labels int64.
 
-    ``image_shape`` is rows × cols where the source knows them (an IDX header does), so that a
-    dataset of another size is refused by name (``32×32``), not by a pixel count.
+    Images are N×C×H×W, N×H×W (one channel) or flat N×(C·H·W) with ``image_shape`` saying the
+    shape: (channels, height, width), or (height, width) of one channel, as an IDX header gives it.
+    Flat images without a shape are taken as square grey-level images (N×784: 1×28×28). The data
+    module reports the shape (``ImageDataModule.image_shape``); networks, grids and metrics follow it.
     """
 
     train_images: torch.Tensor
     train_labels: torch.Tensor
     test_images: torch.Tensor
     test_labels: torch.Tensor
-    image_shape: tuple[int, int] | None = None
+    image_shape: tuple[int, ...] | None = None
 
 
 def class_label_names(names: Sequence[str] | None, num_classes: int) -> list[str]:

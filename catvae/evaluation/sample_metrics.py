@@ -32,21 +32,42 @@ import copy
 import math
 import time
 from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
+from catvae.core.targets import instantiate_trusted
+from catvae.evaluation.metric_keys import (  # each group's declared result keys and titles
+    CAS_KEYS,
+    GROUP_KEYS,
+    METRIC_GROUP_KEYS,
+    METRIC_GROUPS,
+    SAMPLE_METRIC_KEYS,
+    SAMPLE_METRIC_TITLES,
+    SAMPLE_METRICS,
+    MetricKey,
+)
 from catvae.models.networks import ClassifierNet
+
+__all__ = [
+    "CAS_KEYS",
+    "GROUP_KEYS",
+    "METRIC_GROUPS",
+    "METRIC_GROUP_KEYS",
+    "SAMPLE_METRICS",
+    "SAMPLE_METRIC_KEYS",
+    "SAMPLE_METRIC_TITLES",
+    "MetricKey",
+    "RealReference",
+    "SampleMetric",
+    "sample_metrics",
+]
 
 NEAREST_K = 5  # k of the k-NN manifolds (both papers' recommended value)
 NEAR_COPY_PERCENTILE = 1.0  # near_copies: closer to a training image than this percentile of real test images
-METRIC_GROUPS = ("fid", "prdc", "novelty")  # eval.sample_metrics: what each names is below
-GROUP_KEYS = {
-    "fid": ("fid",),
-    "prdc": ("precision", "recall", "density", "coverage"),
-    "novelty": ("nn_distance", "near_copies"),
-}
+
 PENULTIMATE = 9  # ClassifierNet.net[:9] ends with the ReLU after fc128 (Table 3), before dropout and fc10
 
 
@@ -54,7 +75,7 @@ PENULTIMATE = 9  # ClassifierNet.net[:9] ends with the ReLU after fc128 (Table 3
 def judge_outputs(
     judge: ClassifierNet, images: torch.Tensor, bf16: bool = False, batch_size: int = 256
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The judge's predicted labels and penultimate features (N×128, fp32) of N×784 images, in one pass.
+    """The judge's predicted labels and penultimate features (N×128, fp32) of N flat images, in one pass.
 
     With ``bf16`` a bf16 copy of the network runs (as ``ClassifierNet.predict``); the features are
     then cast to fp32. Real and generated images must go through the same path for their
@@ -68,7 +89,7 @@ def judge_outputs(
     features, predictions = [], []
     try:
         for chunk in images.split(batch_size):
-            x = chunk.to(dtype).reshape(-1, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+            x = chunk.to(dtype).reshape(-1, *judge.image_shape).contiguous(memory_format=torch.channels_last)
             hidden = trunk(x)
             predictions.append(head(hidden).argmax(dim=1))
             features.append(hidden.float())
@@ -188,14 +209,16 @@ def train_cas_classifier(
     lr: float = 3e-3,
     seed: int = 0,
     bf16: bool = False,
+    image_shape: Sequence[int] = (),
 ) -> ClassifierNet:
     """A fresh Table-3 classifier trained on (generated) ``images`` with their target ``labels``:
     the judge's recipe (Adam with a one-cycle schedule, as :mod:`catvae.models.optim`), a plain
-    loop (no Trainer: nothing to log or resume, and it runs inside a search process)."""
+    loop (no Trainer: nothing to log or resume, and it runs inside a search process). ``image_shape``:
+    (channels, height, width) of the images, the judge's."""
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # initialisation and dropout
-        net = ClassifierNet(num_classes).to(images.device)
+        net = ClassifierNet(num_classes, image_shape=image_shape).to(images.device)
         net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # see ClassifierNet.forward
         steps = epochs * math.ceil(len(images) / batch_size)
         optimizer = torch.optim.Adam(net.parameters(), lr=lr)
@@ -309,31 +332,59 @@ class RealReference:
         """CAS: accuracy on the real test images of a classifier trained on ``images`` only."""
         device = self.test_images.device
         net = train_cas_classifier(
-            images.to(device), labels.to(device), self.num_classes, epochs, batch_size, lr, seed, bf16=self.bf16
+            images.to(device),
+            labels.to(device),
+            self.num_classes,
+            epochs,
+            batch_size,
+            lr,
+            seed,
+            bf16=self.bf16,
+            image_shape=self.judge.image_shape,
         )
         return net.accuracy(self.test_images, self.test_labels, bf16=self.bf16)
+
+
+class SampleMetric(Protocol):
+    """A metric group of one's own, named in ``eval.sample_metrics`` by a ``_target_`` node: it
+    declares its result ``keys`` (with their titles) and scores generated ``images`` (flat, of the
+    judge's ``image_shape``) with target ``labels`` against ``reference``, keyed ``"all"`` and by
+    label (``"0"``, ``"1"``, …), as the built-in groups do."""
+
+    keys: tuple[MetricKey, ...]
+
+    def __call__(self, reference: RealReference, images: torch.Tensor, labels: torch.Tensor) -> dict[str, dict[str, float]]: ...
 
 
 def sample_metrics(
     reference: RealReference,
     images: torch.Tensor,
     labels: torch.Tensor,
-    groups: Sequence[str],
+    groups: Sequence[Any],
     features: torch.Tensor | None = None,
     timing: dict[str, float] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """The metric ``groups`` (of :data:`METRIC_GROUPS`) of generated ``images`` with target ``labels``,
-    keyed ``"all"`` and by label; ``features``: the judge's features of ``images`` if already
-    computed. ``timing``, if given, receives each group's seconds."""
+    """The metric ``groups`` (names of :data:`METRIC_GROUPS`, or ``_target_`` nodes of
+    :class:`SampleMetric` groups) of generated ``images`` with target ``labels``, keyed ``"all"`` and
+    by label; ``features``: the judge's features of ``images`` if already computed. ``timing``, if
+    given, receives each group's seconds."""
+    names = [group for group in groups if isinstance(group, str)]
     scores: dict[str, dict[str, float]] = {}
-    if {"fid", "prdc"} & set(groups):
+    if {"fid", "prdc"} & set(names):
         if features is None:
             _, features = judge_outputs(reference.judge, images, reference.bf16)
-        scores = reference.feature_metrics(features.cpu(), labels, groups, timing)
-    if "novelty" in groups:
+        scores = reference.feature_metrics(features.cpu(), labels, names, timing)
+    if "novelty" in names:
         started = time.perf_counter()
         for name, values in reference.novelty(images, labels).items():
             scores.setdefault(name, {}).update(values)
         if timing is not None:
             timing["novelty"] = time.perf_counter() - started
+    for node in (group for group in groups if not isinstance(group, str)):
+        started = time.perf_counter()
+        metric: SampleMetric = instantiate_trusted(node)
+        for name, values in metric(reference, images, labels).items():
+            scores.setdefault(name, {}).update({key.key: values[key.key] for key in metric.keys})
+        if timing is not None:
+            timing[type(metric).__name__] = time.perf_counter() - started
     return scores

@@ -178,15 +178,15 @@ def manifold_codes(codes: np.ndarray, plane: Plane, side: int = MANIFOLD_SIDE) -
 
 def plot_manifold(
     decode: Callable[[torch.Tensor], torch.Tensor], codes: np.ndarray, path: Path, plane: Plane | None = None,
-    side: int = MANIFOLD_SIDE,
+    side: int = MANIFOLD_SIDE, image_shape: Sequence[int] = (),
 ) -> Path:  # fmt: skip
     """The decoded images of :func:`manifold_codes` as a ``side``×``side`` grid (``decode``: N×D codes →
-    N×784 images in [0, 1])."""
+    N flat images of ``image_shape``, C×H×W, in [0, 1])."""
     plane = plane or latent_plane(codes)
     grid = torch.from_numpy(manifold_codes(codes, plane, side)).float()
     with torch.no_grad():
         images = decode(grid).float().cpu()
-    return save_grid(images, path, columns=side, scale=1)
+    return save_grid(images, path, columns=side, image_shape=image_shape, scale=1)
 
 
 def write_views(
@@ -215,5 +215,5 @@ def write_views(
         def decode(z: torch.Tensor) -> torch.Tensor:
             return decoder.images(z.to(device))
 
-        written[MANIFOLD_FILE] = plot_manifold(decode, points, folder / MANIFOLD_FILE, plane)
+        written[MANIFOLD_FILE] = plot_manifold(decode, points, folder / MANIFOLD_FILE, plane, image_shape=decoder.image_shape)
     return written

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -13,7 +15,8 @@ from catvae.models.optim import adam, check_schedule
 
 
 class Classifier(pl.LightningModule):
-    """Table 3's CNN with cross entropy and Adam; logs ``{log_prefix}/{split}/{loss,acc}`` once an epoch.
+    """Table 3's CNN (its layers sized for ``image_shape``, the data module's) with cross entropy and
+    Adam; logs ``{log_prefix}/{split}/{loss,acc}`` once an epoch.
 
     Training steps only add to on-device sums (:mod:`catvae.models.epoch_means`); validation runs few,
     large batches, where torchmetrics' per-batch cost does not matter. Test accuracies are
@@ -28,10 +31,13 @@ class Classifier(pl.LightningModule):
         dropout_fc: float = 0.5,
         schedule: str = "constant",
         log_prefix: str = "classifier",
+        image_shape: Sequence[int] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.net = ClassifierNet(num_classes, dropout_conv, dropout_fc)
+        if image_shape is None:  # data.image_shape, or given by the training stage from its data module
+            raise ValueError("Classifier needs image_shape=(channels, height, width) of the images it classifies")
+        self.net = ClassifierNet(num_classes, dropout_conv, dropout_fc, image_shape=image_shape)
         self.lr, self.schedule = lr, check_schedule(schedule)
         self.prefix = log_prefix  # "judge" for the independent judge (catvae.training.judge)
         # torch's Module.to stub lacks the memory_format keyword that Module.to accepts at run time.

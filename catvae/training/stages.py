@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -88,18 +89,17 @@ def training_device(cfg: DictConfig):
     return resolve_device(str(cfg.trainer.accelerator))
 
 
-def make_vae(cfg: DictConfig) -> VAE:
-    """The VAE ``cfg.vae`` names: its networks (``arch``, ``hidden``, ``channels``, ``kernel``;
-    ``conditional`` feeds the one-hot label of ``data.num_classes`` classes, the CVAE) and objective."""
+def make_vae(cfg: DictConfig, image_shape: Sequence[int]) -> VAE:
+    """The VAE ``cfg.vae`` names: its networks (``vae.net``, a ``_target_`` node given ``latent_dim``,
+    the data's ``image_shape`` and, when ``vae.conditional``, the ``data.num_classes`` classes whose
+    one-hot label it feeds: the CVAE) and objective."""
     return VAE(
         int(cfg.latent_dim),
         instantiate(cfg.vae.objective),
-        list(cfg.vae.hidden),
+        OmegaConf.to_container(cfg.vae.net, resolve=True),  # type: ignore[arg-type]
+        list(image_shape),
         float(cfg.vae.lr),
         str(cfg.vae.schedule),
-        arch=str(cfg.vae.arch),
-        channels=list(cfg.vae.channels),
-        kernel=int(cfg.vae.kernel),
         num_classes=int(cfg.data.num_classes) if cfg.vae.conditional else 0,
     )
 
@@ -107,7 +107,7 @@ def make_vae(cfg: DictConfig) -> VAE:
 def train_vae(cfg: DictConfig, data: ImageDataModule, loggers: list[Logger], checkpoint_dir: Path) -> tuple[VAE, dict]:
     """Fit the VAE (§3.3), or continue it from its checkpoint, and report its test-set terms in nats per image."""
     resume.seed_stage(cfg, "vae")
-    vae = make_vae(cfg)
+    vae = make_vae(cfg, data.image_shape)
     make_trainer(cfg, "vae", cfg.vae.epochs, loggers, checkpoint_dir).fit(
         vae, datamodule=data, ckpt_path=resume.resume_point(cfg, checkpoint_dir, "vae", cfg.vae.epochs)
     )
@@ -149,7 +149,7 @@ def train_classifier(
     """
     recon = reconstruction_data(vae, data, cfg.classifier.batch_size)
     resume.seed_stage(cfg, "classifier")
-    classifier: Classifier = instantiate(cfg.classifier.model)
+    classifier: Classifier = instantiate(cfg.classifier.model, image_shape=list(data.image_shape))
     make_trainer(cfg, "classifier", cfg.classifier.epochs, loggers, checkpoint_dir).fit(
         classifier, datamodule=recon, ckpt_path=resume.resume_point(cfg, checkpoint_dir, "classifier", cfg.classifier.epochs)
     )
@@ -309,6 +309,7 @@ def train_and_publish(cfg: DictConfig, loggers: list[Logger]) -> Path | None:
             generate_images(generator, density, vae.decoder, labels, cfg.eval.seed),
             stage / artifacts.SAMPLES_FILE,
             columns=columns,
+            image_shape=data.image_shape,
             row_labels=data.class_names,
         )
         views_started = time.perf_counter()
