@@ -19,6 +19,7 @@ from catvae.evaluation.sample_metrics import (
     nearest_in_class,
     prdc,
     sample_metrics,
+    train_cas_classifier,
 )
 from catvae.models.networks import ClassifierNet
 
@@ -130,3 +131,63 @@ def test_too_few_samples_give_nan_not_an_error():
     assert math.isnan(scores["0"]["precision"])  # two samples of label 0: PRDC needs more than k = 5
     assert math.isnan(scores["1"]["fid"])  # one sample of label 1: FID needs two
     assert math.isfinite(scores["0"]["fid"])
+
+
+# ------------------------------------------------------------------ CAS: the Table-3 Lightning loop ----------
+
+
+def halves(labels: torch.Tensor, patterns: torch.Tensor, seed: int) -> torch.Tensor:
+    """28×28 images (N×784) lit on the left half for pattern 0 and the right half for pattern 1,
+    with faint noise below 0.2: two classes no Table-3 CNN can confuse once trained."""
+    noise = 0.2 * torch.rand(len(labels), 28, 28, generator=torch.Generator().manual_seed(seed))
+    lit = torch.zeros(len(labels), 28, 28)
+    lit[patterns == 0, :, :14] = 1.0
+    lit[patterns == 1, :, 14:] = 1.0
+    return (lit + noise).clamp(max=1.0).reshape(-1, 784)
+
+
+def test_cas_trains_the_table3_lightning_module(monkeypatch, tmp_path):
+    from catvae.models.classifier import Classifier
+    from catvae.models.precision import CachedAutocastPrecision
+    from catvae.models.trainer import quiet_trainer
+
+    steps: list[int] = []
+    training_step = Classifier.training_step
+
+    def counted(self, batch, batch_idx):
+        steps.append(len(batch[1]))
+        return training_step(self, batch, batch_idx)
+
+    monkeypatch.setattr(Classifier, "training_step", counted)
+    monkeypatch.chdir(tmp_path)  # Lightning's default_root_dir: nothing may be written there
+    labels = torch.arange(64) % 2
+    images = halves(labels, labels, seed=1)
+    rng_before = torch.get_rng_state()
+    module = train_cas_classifier(images, labels, num_classes=2, epochs=3, batch_size=16, lr=3e-3, seed=5)
+    # The one loop: the module the classifier and the judge train as, with the judge's recipe.
+    assert type(module) is Classifier and not module.training
+    assert (module.lr, module.schedule, module.prefix) == (3e-3, "onecycle", "cas")
+    assert steps == [16] * 12  # 3 epochs × 64 / 16 steps, all through Classifier.training_step
+    assert torch.equal(torch.get_rng_state(), rng_before)  # the caller's generator is left as it was
+    assert list(tmp_path.iterdir()) == []  # no checkpoint, no lightning_logs
+    # Same seed, same network: initialisation, dropout and batch order are all seeded.
+    again = train_cas_classifier(images, labels, num_classes=2, epochs=3, batch_size=16, lr=3e-3, seed=5)
+    assert all(torch.equal(a, b) for a, b in zip(module.state_dict().values(), again.state_dict().values(), strict=True))
+    assert isinstance(quiet_trainer(1, torch.device("cpu"), "bf16-mixed").precision_plugin, CachedAutocastPrecision)
+
+
+def test_cas_of_separable_samples_by_hand():
+    # Trained on 64 clean samples; tested on 40 real images of which 10 show the other label's
+    # pattern. A classifier that learned the patterns is right on the 30 others only: CAS = 30/40.
+    train_labels = torch.arange(64) % 2
+    test_labels = torch.arange(40) % 2
+    test_patterns = torch.where(torch.arange(40) < 10, 1 - test_labels, test_labels)
+    test_images = halves(test_labels, test_patterns, seed=2)
+    torch.manual_seed(0)
+    judge = ClassifierNet(2).eval()
+    reference = RealReference(judge, test_images, test_labels, test_images[:0], test_labels[:0], groups=())
+    samples = halves(train_labels, train_labels, seed=3)
+    assert reference.cas(samples, train_labels, epochs=3, batch_size=16, lr=3e-3, seed=0) == 0.75
+    # bf16-mixed training and bf16 scoring (eval.precision where bf16 is native) learn the same patterns.
+    reference.bf16 = True
+    assert reference.cas(samples, train_labels, epochs=3, batch_size=16, lr=3e-3, seed=0) == 0.75

@@ -71,7 +71,7 @@ def test_bf16_predictions_agree_with_fp32_and_leave_the_network_unchanged(traine
 
 
 def test_mixed_precision_uses_the_cached_autocast_plugin(make_config):
-    from catvae.training.precision import CachedAutocastPrecision
+    from catvae.models.precision import CachedAutocastPrecision
     from catvae.training.stages import make_trainer
 
     cfg = make_config(overrides=["trainer.accelerator=cpu", "trainer.precision=bf16-mixed"])

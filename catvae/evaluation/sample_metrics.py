@@ -39,6 +39,7 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from catvae.core.targets import instantiate_trusted
+from catvae.data.datamodule import TensorDataModule
 from catvae.evaluation.metric_keys import (  # each group's declared result keys and titles
     CAS_KEYS,
     GROUP_KEYS,
@@ -49,7 +50,9 @@ from catvae.evaluation.metric_keys import (  # each group's declared result keys
     SAMPLE_METRICS,
     MetricKey,
 )
+from catvae.models.classifier import Classifier
 from catvae.models.networks import ClassifierNet
+from catvae.models.trainer import lightning_quiet, quiet_trainer
 
 __all__ = [
     "CAS_KEYS",
@@ -210,30 +213,23 @@ def train_cas_classifier(
     seed: int = 0,
     bf16: bool = False,
     image_shape: Sequence[int] = (),
-) -> ClassifierNet:
-    """A fresh Table-3 classifier trained on (generated) ``images`` with their target ``labels``:
-    the judge's recipe (Adam with a one-cycle schedule, as :mod:`catvae.models.optim`), a plain
-    loop (no Trainer: nothing to log or resume, and it runs inside a search process). ``image_shape``:
-    (channels, height, width) of the images, the judge's."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
+) -> Classifier:
+    """A fresh Table-3 classifier trained on (generated) ``images`` with their target ``labels``,
+    returned in evaluation mode on their device.
+
+    The one Table-3 loop: the Lightning module the paper's classifier and the judge train as
+    (:class:`catvae.models.classifier.Classifier`, Adam with the one-cycle schedule of
+    :mod:`catvae.models.optim`), fitted by :func:`catvae.models.trainer.quiet_trainer` (no
+    checkpoint, logger, progress bar or validation: it runs inside an evaluation), in
+    ``bf16-mixed`` with ``bf16`` else fp32. ``seed`` fixes the initialisation and dropout (the
+    global generators are restored afterwards, on the CPU) and the batch order (the data module's
+    own generator). ``image_shape``: (channels, height, width) of the images, the judge's."""
+    data = TensorDataModule(train=(images, labels), val=None, test={}, batch_size=batch_size, seed=seed)
+    with torch.random.fork_rng(devices=[]), lightning_quiet():
         torch.manual_seed(seed)  # initialisation and dropout
-        net = ClassifierNet(num_classes, image_shape=image_shape).to(images.device)
-        net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # see ClassifierNet.forward
-        steps = epochs * math.ceil(len(images) / batch_size)
-        optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(1, steps))
-        net.train()
-        for _ in range(epochs):
-            order = torch.randperm(len(images), generator=generator).to(images.device)
-            for batch in order.split(batch_size):
-                with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
-                    loss = nn.functional.cross_entropy(net(images[batch]).float(), labels[batch])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-    return net.eval()
+        module = Classifier(num_classes, lr=lr, schedule="onecycle", log_prefix="cas", image_shape=image_shape)
+        quiet_trainer(epochs, images.device, "bf16-mixed" if bf16 else "32-true").fit(module, datamodule=data)
+    return module.to(images.device).eval()  # Lightning hands the module back on the CPU
 
 
 class RealReference:
@@ -331,7 +327,7 @@ class RealReference:
     def cas(self, images: torch.Tensor, labels: torch.Tensor, epochs: int, batch_size: int, lr: float, seed: int) -> float:
         """CAS: accuracy on the real test images of a classifier trained on ``images`` only."""
         device = self.test_images.device
-        net = train_cas_classifier(
+        module = train_cas_classifier(
             images.to(device),
             labels.to(device),
             self.num_classes,
@@ -342,7 +338,7 @@ class RealReference:
             bf16=self.bf16,
             image_shape=self.judge.image_shape,
         )
-        return net.accuracy(self.test_images, self.test_labels, bf16=self.bf16)
+        return module.net.accuracy(self.test_images, self.test_labels, bf16=self.bf16)
 
 
 class SampleMetric(Protocol):

@@ -34,10 +34,10 @@ from catvae.evaluation.evaluator import class_mean_check, classify_in_bf16, eval
 from catvae.evaluation.sample_metrics import RealReference
 from catvae.generators.gaussian import build_generator, generate_images, target_labels
 from catvae.models.classifier import Classifier
+from catvae.models.precision import precision_arguments
 from catvae.models.vae import VAE
 from catvae.training import distributed, resume
 from catvae.training.divergence import DivergenceGuard
-from catvae.training.precision import precision_arguments
 
 log = logging.getLogger(__name__)
 
