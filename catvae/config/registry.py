@@ -1,46 +1,19 @@
-"""Config plumbing shared by the entry points: where the configs live, resolvers, trusted targets, schemas."""
+"""Config plumbing shared by the entry points: where the configs live, resolvers, schemas (and, from
+:mod:`catvae.core.instantiate`, the trusted targets)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
 
 from omegaconf import OmegaConf
 
 from catvae.config.schema import register_schemas
+from catvae.core.instantiate import TRUSTED_TARGETS, instantiate
+from catvae.core.loggers import wandb_offline
+
+__all__ = ["CONF_DIR", "TRUSTED_TARGETS", "instantiate", "register_resolvers", "wandb_offline"]
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-
-# Packages whose classes and functions a config may name as ``_target_`` (Hydra's execution
-# whitelist). Extend it here if your own configs name targets elsewhere.
-TRUSTED_TARGETS = [
-    "catvae.*",
-    "pytorch_lightning.*",
-    "torch.optim.*",
-    "torchmetrics.*",
-    "optuna.samplers.*",
-    "wandb.Settings",
-    "hydra_plugins.hydra_optuna_sweeper.*",
-]
-
-
-def instantiate(node: Any, /, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate`` restricted to :data:`TRUSTED_TARGETS`."""
-    from hydra.utils import instantiate as hydra_instantiate
-
-    return hydra_instantiate(node, _execution_whitelist_=TRUSTED_TARGETS, **kwargs)
-
-
-def wandb_offline() -> bool:
-    """Offline unless WANDB_MODE=online, or WANDB_MODE is unset and W&B credentials exist."""
-    mode = os.environ.get("WANDB_MODE", "").lower()
-    if mode:
-        return mode != "online"
-    if os.environ.get("WANDB_API_KEY"):
-        return False
-    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
-    return not (netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"))
 
 
 def folder_name(path: object) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -10,23 +11,23 @@ import numpy as np
 import torch
 
 from catvae.core.files import atomic_write
-from catvae.models.networks import IMAGE_SIDE
 
 LABEL_DPI = 100  # pixels per inch of a labelled grid: sizes below are in pixels
 LABEL_PAD = 4  # pixels either side of the row names
 
 
 def tile(images: torch.Tensor, columns: int, pad: int = 2) -> np.ndarray:
-    """Tile N×784 images into one grey-level array, ``columns`` per row, row-major, on black."""
+    """Tile N×784 images (N × side², square) into one grey-level array, ``columns`` per row, row-major, on black."""
     count = images.shape[0]
     rows = max(1, -(-count // columns))
-    side = IMAGE_SIDE + pad
+    image_side = math.isqrt(images[0].numel() if count else images.shape[-1])
+    side = image_side + pad
     canvas = np.zeros((rows * side + pad, columns * side + pad), dtype=np.float32)
-    pictures = images.detach().cpu().reshape(count, IMAGE_SIDE, IMAGE_SIDE).numpy()
+    pictures = images.detach().cpu().reshape(count, image_side, image_side).numpy()
     for index, picture in enumerate(pictures):
         row, column = divmod(index, columns)
         top, left = pad + row * side, pad + column * side
-        canvas[top : top + IMAGE_SIDE, left : left + IMAGE_SIDE] = picture
+        canvas[top : top + image_side, left : left + image_side] = picture
     return canvas
 
 

@@ -15,7 +15,7 @@ from typing import TypeGuard
 import torch
 
 from catvae.core.errors import DataError
-from catvae.models.networks import IMAGE_PIXELS, IMAGE_SIDE
+from catvae.data.sources import IMAGE_PIXELS, IMAGE_SIDE
 
 VAL_SIZE_ALLOWED = "a fraction in [0, 1) of the training images, or a whole number of images >= 0"
 

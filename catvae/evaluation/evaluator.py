@@ -30,6 +30,13 @@ def classify_in_bf16(cfg: DictConfig, device: torch.device) -> bool:
     return precision == "bf16" or (precision == "auto" and fast_bf16(device))
 
 
+def cas_recipe(cfg: DictConfig) -> dict | None:
+    """CAS's classifier recipe (the judge's: epochs, batch size, peak learning rate) when ``eval.cas``, else None."""
+    if not cfg.eval.get("cas", False):
+        return None
+    return {"epochs": int(cfg.judge.epochs), "batch_size": int(cfg.judge.batch_size), "lr": float(cfg.judge.model.lr)}
+
+
 class StageClock:
     """Seconds per stage into ``timing`` (nothing when it is None); on a GPU each lap waits for
     the device, so the split is honest. It costs nothing when not asked for."""

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.config.registry import instantiate
+from catvae.core.instantiate import instantiate
 from catvae.densities.base import ClassDensity, sample_codes
 from catvae.models.networks import ImageDecoder
 

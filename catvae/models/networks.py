@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-IMAGE_SIDE = 28
-IMAGE_PIXELS = IMAGE_SIDE * IMAGE_SIDE
+from catvae.data.sources import IMAGE_PIXELS, IMAGE_SIDE
+
 ARCHITECTURES = ("mlp", "conv")  # vae.arch
 
 

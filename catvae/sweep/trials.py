@@ -26,7 +26,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from optuna.trial import FrozenTrial, Trial, TrialState
 
@@ -223,27 +222,6 @@ def sweep_directions(config: DictConfig) -> list[str]:
     return [str(direction)] if isinstance(direction, str) else [str(d) for d in direction]
 
 
-class ResumeStudy(Callback):
-    """Hydra callback for Optuna searches: before the sweeper starts, create the storage's schema
-    and the study if absent (safe when many processes start together on an empty database:
-    :mod:`catvae.sweep.storage`), then fail the study's trials that a dead process left RUNNING.
-
-    Hydra calls ``on_multirun_start`` before it instantiates the sweeper
-    (``hydra._internal.hydra.Hydra.multirun``), so the sweeper's own ``create_study`` finds both."""
-
-    def __init__(self, grace_s: float = 3600.0):
-        self.grace = timedelta(seconds=float(grace_s))
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from catvae.config.task import command_errors
-        from catvae.sweep.storage import open_study
-
-        _asked.clear()
-        storage_url, name = config.hydra.sweeper.get("storage"), config.hydra.sweeper.get("study_name")
-        if isinstance(storage_url, str) and name:
-            # Hydra turns a callback's exceptions into warnings; exiting is what stops the sweep.
-            with command_errors():
-                storage, _ = open_study(storage_url, str(name), sweep_directions(config))
-            failed = fail_stale_trials(storage_url, str(name), self.grace, storage=storage)
-            if failed:
-                print(f"study {name}: trials {failed} were left RUNNING by a process that is gone; marked FAIL")
+def forget_asked_trials() -> None:
+    """Forget the trials this process asked so far: a new multirun numbers its jobs from 0 again."""
+    _asked.clear()
