@@ -15,6 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from catvae.config.settings import evaluation_settings
 from catvae.config.task import hydra_command, run_main, run_task
 from catvae.config.validate import check_against_artifacts, validate_search
 from catvae.sweep.gradient import run_gradient_search, summarize_gradient_search
@@ -34,7 +35,7 @@ def score(cfg: DictConfig) -> float:
     job: dict = {}
 
     def evaluate(loggers: list) -> dict:
-        return score_job(cfg, loggers, job, started, lambda stats: check_against_artifacts(cfg, stats))
+        return score_job(cfg, evaluation_settings(cfg), loggers, job, started, lambda stats: check_against_artifacts(cfg, stats))
 
     result = run_task(
         cfg,
@@ -55,7 +56,7 @@ def gradient_search(cfg: DictConfig) -> float:
     summary: dict = {}
 
     def body(loggers: list) -> dict:
-        best = run_gradient_search(cfg, loggers, output_dir, lambda stats: check_against_artifacts(cfg, stats))
+        best = run_gradient_search(cfg, evaluation_settings(cfg), loggers, output_dir, lambda s: check_against_artifacts(cfg, s))
         summary.update(best)
         return best
 

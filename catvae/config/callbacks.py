@@ -17,6 +17,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from catvae.config.settings import evaluation_settings
 from catvae.config.task import command_errors
 from catvae.sweep.scoring import rescore, trial_samples
 from catvae.sweep.storage import open_study
@@ -61,7 +62,7 @@ class SweepSummary(Callback):
             str(config.paths.search_records_dir),
             log_to_wandb=wants_wandb,
             project=self.project,
-            rescore=functools.partial(rescore, config),
+            rescore=functools.partial(rescore, config, evaluation_settings(config)),
             rescore_top=top,
         )
         if outputs:
@@ -145,7 +146,7 @@ class StudySummary(Callback):
             str(config.paths.search_records_dir),
             log_to_wandb=self.wandb and "wandb" in (config.get("logger") or {}),
             project=self.project,
-            rescore=functools.partial(rescore, config),
+            rescore=functools.partial(rescore, config, evaluation_settings(config)),
             rescore_top=int(config.search.get("rescore_top") or 0) if cheap_trials else 0,
             results=results,
             group=name,

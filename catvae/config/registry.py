@@ -8,8 +8,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from catvae.config.schema import register_schemas
+from catvae.core.environment import wandb_offline
 from catvae.core.instantiate import TRUSTED_TARGETS, instantiate
-from catvae.core.loggers import wandb_offline
 
 __all__ = ["CONF_DIR", "TRUSTED_TARGETS", "instantiate", "register_resolvers", "wandb_offline"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -11,17 +10,6 @@ from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger, WandbLogger
 
 from catvae.core.instantiate import instantiate
-
-
-def wandb_offline() -> bool:
-    """Offline unless WANDB_MODE=online, or WANDB_MODE is unset and W&B credentials exist."""
-    mode = os.environ.get("WANDB_MODE", "").lower()
-    if mode:
-        return mode != "online"
-    if os.environ.get("WANDB_API_KEY"):
-        return False
-    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
-    return not (netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"))
 
 
 def build_loggers(cfg: DictConfig | None) -> list[Logger]:

@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -37,7 +37,7 @@ from catvae.core.loggers import log_summary
 from catvae.core.provenance import provenance
 from catvae.densities.base import sample_codes
 from catvae.densities.diag import ClassLatentStats
-from catvae.evaluation.evaluator import cas_recipe, classify_in_bf16, evaluate_generator
+from catvae.evaluation.evaluator import EvaluationSettings, classify_in_bf16
 from catvae.evaluation.metrics import cosine_pairwise
 from catvae.evaluation.sample_metrics import METRIC_GROUPS
 from catvae.generators.gaussian import build_generator
@@ -165,7 +165,11 @@ def settings_from(cfg: DictConfig, bf16: bool) -> GradientSettings:
 
 
 def run_gradient_search(
-    cfg: DictConfig, loggers: list, output_dir: Path, check_models: Callable[[ClassLatentStats], None]
+    cfg: DictConfig,
+    evaluation: EvaluationSettings,
+    loggers: list,
+    output_dir: Path,
+    check_models: Callable[[ClassLatentStats], None],
 ) -> dict:
     """Fit the front on the trained artifacts ``cfg`` names (``check_models``: the config checked against
     their statistics first), score every point on ``eval.samples_per_label`` samples per label (eval
@@ -204,22 +208,10 @@ def run_gradient_search(
         )
     fit_seconds = time.perf_counter() - started
 
-    def score(config: dict, groups: Sequence[str], cas: dict | None = None) -> dict:
+    def score(config: dict, groups: Sequence[str], cas: Mapping[str, Any] | None = None) -> dict:
         """The true metrics of one fitted θ, like a trial's, on the eval seed's samples."""
-        return evaluate_generator(
-            build_generator(OmegaConf.create(config)),
-            density,
-            models.decoder,
-            models.classifier,
-            int(cfg.eval.samples_per_label),
-            int(cfg.eval.seed),
-            str(cfg.objective.cos),
-            bf16,
-            reference=reference,
-            sample_metric_groups=groups,
-            objective_classifier=objective_classifier,
-            cas=cas,
-        )
+        chosen = evaluation.replace(sample_metric_groups=tuple(groups), cas=cas)
+        return chosen.score(build_generator(OmegaConf.create(config)), density, models.decoder, models.classifier, reference)
 
     results = []
     for index, point in enumerate(points):
@@ -258,7 +250,7 @@ def run_gradient_search(
     best = min(range(len(results)), key=lambda i: results[i]["objective"])
     if cfg.eval.get("cas", False):
         # CAS trains a classifier on the samples: for the best point only, as a sweep's re-scored best.
-        results[best]["cas"] = score(results[best]["config"], (), cas_recipe(cfg))["cas"]
+        results[best]["cas"] = score(results[best]["config"], (), evaluation.cas)["cas"]
         write_json(results[best], output_dir / str(best) / RESULT_FILE)
     return results[best]
 

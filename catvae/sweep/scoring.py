@@ -26,7 +26,7 @@ from catvae.core.instantiate import instantiate
 from catvae.core.loggers import log_summary
 from catvae.core.provenance import provenance
 from catvae.densities.diag import ClassLatentStats
-from catvae.evaluation.evaluator import cas_recipe, classify_in_bf16, evaluate_generator
+from catvae.evaluation.evaluator import EvaluationSettings, classify_in_bf16
 from catvae.evaluation.sample_metrics import METRIC_GROUPS, RealReference
 from catvae.generators.gaussian import build_generator
 from catvae.sweep.jobs import finished_result, job_request
@@ -100,7 +100,7 @@ def trial_samples(cfg: DictConfig) -> int:
     return min(int(samples), int(cfg.eval.samples_per_label))
 
 
-def rescore(cfg: DictConfig, results: list[dict]) -> list[dict]:
+def rescore(cfg: DictConfig, evaluation: EvaluationSettings, results: list[dict]) -> list[dict]:
     """Score each result's generator config again on ``eval.samples_per_label`` samples per label.
 
     Each returned result holds the new metrics, and under ``trial`` the ones the sweep ran on.
@@ -115,7 +115,7 @@ def rescore(cfg: DictConfig, results: list[dict]) -> list[dict]:
         settings = OmegaConf.to_container(cfg.eval, resolve=True), OmegaConf.to_container(cfg.objective, resolve=True)
         done = json.dumps([result["config"], latent, models.fingerprint, settings], sort_keys=True)
         if done not in _rescored:
-            _rescored[done] = rescore_one(cfg, result["config"], latent, models, device, reference)
+            _rescored[done] = rescore_one(evaluation, result["config"], latent, models, reference)
         report = _rescored[done]
         trial = {k: result[k] for k in (*TRIAL_KEYS, *(k for k in SAMPLE_METRIC_KEYS if k in result))}
         rescored.append({**result, **report, "trial": trial, "models": models_record(models)})
@@ -125,25 +125,12 @@ def rescore(cfg: DictConfig, results: list[dict]) -> list[dict]:
 _rescored: dict[str, dict] = {}  # rescore's reports in this process, by generator config, density, models and settings
 
 
-def rescore_one(
-    cfg: DictConfig, config: dict, latent: str, models: Models, device: torch.device, reference: RealReference
-) -> dict:
+def rescore_one(evaluation: EvaluationSettings, config: dict, latent: str, models: Models, reference: RealReference) -> dict:
     """One generator configuration scored on ``eval.samples_per_label`` samples per label with every metric (and CAS)."""
     generator = build_generator(OmegaConf.create(config))
-    return evaluate_generator(
-        generator,
-        models.density(latent),
-        models.decoder,
-        models.classifier,
-        int(cfg.eval.samples_per_label),
-        int(cfg.eval.seed),
-        str(cfg.objective.cos),
-        classify_in_bf16(cfg, device),
-        reference=reference,
-        sample_metric_groups=METRIC_GROUPS,  # the best gets every metric, and CAS where eval.cas
-        objective_classifier=str(cfg.objective.classifier),
-        cas=cas_recipe(cfg),
-    )
+    # the best gets every metric, and CAS where eval.cas
+    settings = evaluation.replace(sample_metric_groups=METRIC_GROUPS)
+    return settings.score(generator, models.density(latent), models.decoder, models.classifier, reference)
 
 
 def recorded_result(cfg: DictConfig, job: dict) -> dict | None:
@@ -160,7 +147,12 @@ def recorded_result(cfg: DictConfig, job: dict) -> dict | None:
 
 
 def score_job(
-    cfg: DictConfig, loggers: list, job: dict, started: float, check_models: Callable[[ClassLatentStats], None]
+    cfg: DictConfig,
+    evaluation: EvaluationSettings,
+    loggers: list,
+    job: dict,
+    started: float,
+    check_models: Callable[[ClassLatentStats], None],
 ) -> dict:
     """Evaluate ``cfg.generator`` on the job's models (``check_models``: the config checked against
     their statistics, before anything is built), log it to ``loggers`` and return the job's result;
@@ -174,20 +166,8 @@ def score_job(
     density = models.density(latent)
     reference = job_reference(cfg, device)
     timing: dict[str, float] = {"load": time.perf_counter() - started}
-    report = evaluate_generator(
-        generator,
-        density,
-        models.decoder,
-        models.classifier,
-        samples,
-        int(cfg.eval.seed),
-        str(cfg.objective.cos),
-        classify_in_bf16(cfg, device),
-        timing,
-        reference=reference,
-        sample_metric_groups=list(cfg.eval.sample_metrics),
-        objective_classifier=str(cfg.objective.classifier),
-    )
+    settings = evaluation.replace(samples_per_label=samples, cas=None)  # a trial: no CAS (the re-scored best gets it)
+    report = settings.score(generator, density, models.decoder, models.classifier, reference, timing)
     container = cast(dict[str, Any], OmegaConf.to_container(node, resolve=True))  # node is a DictConfig
     config = container | {"theta": report["theta"], "n": report["n"]}
     provenance_started = time.perf_counter()

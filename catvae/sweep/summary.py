@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from catvae.artifacts import ArtifactKey
+from catvae.core.environment import wandb_offline
 from catvae.core.files import atomic_write, write_json
-from catvae.core.loggers import wandb_offline
 from catvae.sweep.records import record_best, record_path
 from catvae.sweep.scoring import RESULT_FILE, SAMPLE_METRIC_KEYS
 

@@ -27,7 +27,7 @@ from catvae.data.datamodule import ImageDataModule, TensorDataModule
 from catvae.densities.base import ClassDensity, FitOptions, fit_densities, save_densities
 from catvae.densities.diag import ClassLatentStats
 from catvae.evaluation import views as views_module
-from catvae.evaluation.evaluator import cas_recipe, class_mean_check, classify_in_bf16, evaluate_generator, reference_scores
+from catvae.evaluation.evaluator import EvaluationSettings, class_mean_check, classify_in_bf16, reference_scores
 from catvae.evaluation.sample_metrics import RealReference
 from catvae.generators.gaussian import build_generator, generate_images, target_labels
 from catvae.models.classifier import Classifier
@@ -213,19 +213,8 @@ def train_and_publish(cfg: DictConfig, loggers: list[Logger]) -> Path | None:
         mean_check = class_mean_check(density, vae.decoder, net, bf16)
         reference, reference_block = judge_reference(cfg, vae, data, loggers, bf16)
         generator = build_generator(cfg.generator)
-        report = evaluate_generator(
-            generator,
-            density,
-            vae.decoder,
-            net,
-            cfg.eval.samples_per_label,
-            cfg.eval.seed,
-            cfg.objective.cos,
-            bf16,
-            reference=reference,
-            sample_metric_groups=list(cfg.eval.sample_metrics),
-            objective_classifier=str(cfg.objective.classifier),
-            cas=cas_recipe(cfg),
+        report = EvaluationSettings.from_config(cfg.eval, cfg.objective, cfg.judge).score(
+            generator, density, vae.decoder, net, reference
         )
         log.info(
             "generator %s on %s: accuracy %.4f (judge %.4f), cos_pairwise %.4f, cos_to_mean %.4f, objective %.4f",
