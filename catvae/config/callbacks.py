@@ -53,7 +53,7 @@ class SweepSummary(Callback):
             return
         sweep_dir = Path(config.hydra.sweep.dir)
         # An Optuna study may be shared by several processes: its one W&B summary run is written by
-        # the process that finishes the study (catvae.sweep.study.StudySummary), not per folder.
+        # the process that finishes the study (:class:`StudySummary`), not per folder.
         wants_wandb = self.wandb and "wandb" in (config.get("logger") or {}) and not is_optuna_sweep(config)
         cheap_trials = trial_samples(config) < int(config.eval.samples_per_label)
         top = int(config.search.get("rescore_top") or 0) if cheap_trials else 0
@@ -101,7 +101,7 @@ class StudySummary(Callback):
     """Hydra callback for Optuna searches: join the study when the sweep starts; when it ends, leave
     it, and if no other process is still running it, summarise the whole study once.
 
-    Runs after :class:`catvae.sweep.trials.ResumeStudy` at the start (the study exists by then) and,
+    Runs after :class:`ResumeStudy` at the start (the study exists by then) and,
     Hydra calling end callbacks in reverse order, before the sweep folder's own summary at the end.
     """
 

@@ -51,7 +51,6 @@ def cached_reference(data: str, judge_seed: int, artifacts_dir: str, device: str
     """The judge and the real images it compares samples with (``data``: the data config as JSON),
     loaded once per process; each metric's real-side statistics are computed on first use
     (:class:`~catvae.evaluation.sample_metrics.RealReference`), not once per job."""
-
     node = OmegaConf.create(json.loads(data))
     judge = load_judge(str(node.name), judge_seed, artifacts_dir, device)
     images = instantiate(node)

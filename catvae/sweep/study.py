@@ -49,7 +49,7 @@ def is_optuna_sweep(config: DictConfig) -> bool:
 
 def existing_study(storage_url: str, study_name: str) -> tuple[Any, int]:
     """The storage behind ``storage_url`` and the id of ``study_name`` in it (KeyError if there is none;
-    :class:`~catvae.sweep.trials.ResumeStudy` creates both before the sweep starts)."""
+    :class:`~catvae.config.callbacks.ResumeStudy` creates both before the sweep starts)."""
     from catvae.sweep.trials import study_storage
 
     storage = study_storage(storage_url)

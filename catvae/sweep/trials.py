@@ -4,14 +4,14 @@ The Optuna sweeper asks and tells trials itself, with no heartbeat, so a killed 
 trial it was running RUNNING for ever. Each trial therefore records its owner (host, pid and
 the process's start time) in its user attributes when it is asked (:func:`search_space`, the
 sweeper's custom search space), and when a sweep starts on an existing study
-(:class:`ResumeStudy`, a Hydra callback) the RUNNING trials whose owner is gone are marked FAIL
+(:class:`~catvae.config.callbacks.ResumeStudy`, a Hydra callback) the RUNNING trials whose owner is gone are marked FAIL
 before any new trial is asked. Several processes may share a study (one per sampler seed, on
 one or several machines), so a trial is failed only when it is known to be orphaned; see
 :func:`why_stale`. Each job's ``result.json`` records its Optuna trial number
 (:func:`job_trial_number`), and each trial the folder of its job: a job that runs in another process
 (Hydra's joblib or submitit launchers) finds its trial in the storage by that folder.
 
-:class:`ResumeStudy` also creates the storage's schema and the study before the sweeper does
+:class:`~catvae.config.callbacks.ResumeStudy` also creates the storage's schema and the study before the sweeper does
 (:func:`catvae.sweep.storage.open_study`), so that processes started together on an empty
 database all join one study instead of racing to create it.
 """
@@ -178,7 +178,7 @@ def job_trial_number() -> int | None:
 def study_storage(storage_url: str) -> Any:
     """A study's storage, opened once per process (one SQLAlchemy engine and its connection pool: a
     worker scores many jobs). Its tables exist: the sweep created the study
-    (:class:`ResumeStudy`) before it asked any trial."""
+    (:class:`~catvae.config.callbacks.ResumeStudy`) before it asked any trial."""
     from optuna.storages import RDBStorage
 
     return RDBStorage(storage_url, skip_table_creation=True)
