@@ -24,8 +24,8 @@ from wandb_files import find_run_files, read_finished_run
 
 from catvae.config.registry import CONF_DIR, TRUSTED_TARGETS
 from catvae.core import threads
-from catvae.search import RESULT_FILE
 from catvae.sweep import trials
+from catvae.sweep.scoring import RESULT_FILE
 
 GRID = ["generator.theta=0.2,0.9", "generator.n=1,2"]
 SCORES = ("theta", "n", "objective", "accuracy", "judge_accuracy", "cos_pairwise", "cos_to_mean", "fid", "nn_distance")

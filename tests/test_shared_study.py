@@ -17,9 +17,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from test_search import TINY_EVAL, search, sweep_dir
 
+from catvae.config.callbacks import ResumeStudy
 from catvae.core.errors import ConfigError
 from catvae.sweep import storage as study_storage
-from catvae.sweep.trials import ResumeStudy
 
 # Cheap jobs: 4 samples per label, no sample metrics, the best re-scored once on 6.
 CHEAP = ["search.trial_samples_per_label=4", "search.rescore_top=1", "eval.sample_metrics=[]", "eval.cas=false"]

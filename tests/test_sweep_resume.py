@@ -15,8 +15,10 @@ from optuna.trial import TrialState
 from test_search import search, sweep_dir
 from wandb_files import find_run_files, read_finished_run
 
-from catvae.search import RESULT_FILE, score
+from catvae.config import callbacks
+from catvae.search import score
 from catvae.sweep import trials
+from catvae.sweep.scoring import RESULT_FILE
 
 
 def search_runs(folder) -> list:
@@ -127,7 +129,7 @@ def test_stale_running_trials_are_failed_and_live_ones_kept(tmp_path):
     done = study.ask()
     study.tell(done, 0.5)
 
-    callback = trials.ResumeStudy(grace_s=3600)
+    callback = callbacks.ResumeStudy(grace_s=3600)
     callback.on_multirun_start(OmegaConf.create({"hydra": {"sweeper": {"storage": url, "study_name": "s"}}}))
 
     def states() -> dict:

@@ -1,16 +1,19 @@
-"""Config plumbing shared by the entry points: where the configs live, resolvers, trusted targets, schemas."""
+"""Config plumbing shared by the entry points: where the configs live, resolvers, schemas (and, from
+:mod:`catvae.core.targets`, the trusted targets)."""
 
 from __future__ import annotations
 
 import importlib.resources
 import importlib.util
-import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from catvae.config.schema import register_schemas
 from catvae.core import targets
+from catvae.core.environment import wandb_offline
+
+__all__ = ["CONFIG_PATH", "CONF_DIR", "TRUSTED_TARGETS", "compose_config", "instantiate", "register_resolvers", "wandb_offline"]
 
 
 def find_conf_dir() -> tuple[str, str]:
@@ -35,7 +38,7 @@ CONF_DIR, CONFIG_PATH = find_conf_dir()
 TRUSTED_TARGETS = targets.TRUSTED_TARGETS
 TRUSTED_TARGETS_ENV = targets.TRUSTED_TARGETS_ENV
 trusted_targets = targets.trusted_targets
-instantiate = targets.instantiate_trusted
+instantiate = targets.instantiate
 
 
 def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
@@ -45,17 +48,6 @@ def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
 
     with initialize_config_dir(config_dir=CONF_DIR):
         return compose(config_name, overrides=overrides)
-
-
-def wandb_offline() -> bool:
-    """Offline unless WANDB_MODE=online, or WANDB_MODE is unset and W&B credentials exist."""
-    mode = os.environ.get("WANDB_MODE", "").lower()
-    if mode:
-        return mode != "online"
-    if os.environ.get("WANDB_API_KEY"):
-        return False
-    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
-    return not (netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"))
 
 
 def folder_name(path: object) -> str:

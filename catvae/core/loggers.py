@@ -9,7 +9,7 @@ from typing import Any
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger, WandbLogger
 
-from catvae.config.registry import instantiate
+from catvae.core.targets import instantiate
 
 
 def build_loggers(cfg: DictConfig | None) -> list[Logger]:

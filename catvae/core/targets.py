@@ -64,7 +64,7 @@ def trust(patterns: Iterable[str]) -> None:
             TRUSTED_TARGETS.append(str(pattern))
 
 
-def instantiate_trusted(node: Mapping[str, Any], /, **kwargs: Any) -> Any:
+def instantiate(node: Mapping[str, Any], /, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate`` restricted to :func:`trusted_targets`."""
     from hydra.utils import instantiate
 

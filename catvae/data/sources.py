@@ -7,6 +7,10 @@ from typing import NamedTuple
 
 import torch
 
+# The images every source hands over and the networks take: 28×28 grey levels, flattened.
+IMAGE_SIDE = 28
+IMAGE_PIXELS = IMAGE_SIDE * IMAGE_SIDE
+
 
 class Splits(NamedTuple):
     """A dataset: images are float32 in [0, 1], labels int64.

@@ -42,9 +42,9 @@ from typing import TYPE_CHECKING, Any, Self
 
 import torch
 
-from catvae.config.registry import instantiate
 from catvae.core import artifact_format
 from catvae.core.errors import ArgumentError, ArtifactError, DataError
+from catvae.core.targets import instantiate
 
 DENSITIES_KIND = "densities"
 
@@ -348,7 +348,7 @@ def load_densities(path: str | Path, stats: ClassDensity, remake: str | None = N
                 ArtifactError(
                     f"{path}: its {name} density is a {target['_target_']}, which cannot be built here "
                     f"({first_line(error.__cause__ or error)}). Install the module that defines it and trust "
-                    "its package (CATVAE_TRUSTED_TARGETS, see catvae.config.registry)"
+                    "its package (extra_trusted_targets or CATVAE_TRUSTED_TARGETS, see catvae.core.targets)"
                 )
             )
             continue

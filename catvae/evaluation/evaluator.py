@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -22,12 +24,16 @@ EVAL_PRECISIONS = ("auto", "32", "bf16")  # eval.precision: bf16 where native, f
 OBJECTIVE_CLASSIFIERS = ("paper", "judge")  # objective.classifier: whose accuracy enters eq. 4
 
 
-def classify_in_bf16(cfg: DictConfig, device: torch.device) -> bool:
-    """Whether the classifier scores samples in bf16 (``ClassifierNet.predict(bf16=True)``):
-    ``eval.precision=auto`` does so where bf16 is native (the README shows the accuracy it gives
-    matches fp32's within 0.001)."""
-    precision = str(cfg.eval.get("precision", "auto"))
+def bf16_where(precision: str, device: torch.device) -> bool:
+    """Whether the classifier scores samples in bf16 (``ClassifierNet.predict(bf16=True)``) for
+    ``eval.precision``: ``bf16`` always, ``auto`` where bf16 is native on ``device`` (the README shows
+    the accuracy it gives matches fp32's within 0.001), ``32`` never."""
     return precision == "bf16" or (precision == "auto" and fast_bf16(device))
+
+
+def classify_in_bf16(cfg: DictConfig, device: torch.device) -> bool:
+    """:func:`bf16_where` for the config's ``eval.precision`` (``auto`` when unset)."""
+    return bf16_where(str(cfg.eval.get("precision", "auto")), device)
 
 
 class StageClock:
@@ -181,3 +187,67 @@ def evaluate_generator(
         "objective_classifier": objective_classifier,
         **scores,
     }
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """How a generator is scored (:func:`evaluate_generator`'s settings), read once from the config
+    (:meth:`from_config`) where a command starts its work and handed down: train's evaluation, a
+    search job, a sweep's re-scored best, each point of a gradient search and the benchmark all
+    score through :meth:`score`."""
+
+    samples_per_label: int
+    seed: int
+    cos: str = "pairwise"  # objective.cos: eq. 5's pairwise, or to the class mean
+    precision: str = "32"  # eval.precision (:data:`EVAL_PRECISIONS`), resolved on the density's device
+    sample_metric_groups: tuple[str, ...] = ()  # eval.sample_metrics (needs a reference)
+    objective_classifier: str = "paper"  # objective.classifier (:data:`OBJECTIVE_CLASSIFIERS`)
+    cas: Mapping[str, Any] | None = None  # CAS's classifier recipe (epochs, batch_size, lr); None: no CAS
+
+    @classmethod
+    def from_config(cls, evaluation: DictConfig, objective: DictConfig, judge: DictConfig) -> EvaluationSettings:
+        """The config's ``eval`` (samples per label, seed, precision, sample metrics, CAS), ``objective``
+        (cos, classifier) and, where ``eval.cas``, CAS's recipe: the judge's (epochs, batch size, peak
+        learning rate)."""
+        cas = None
+        if evaluation.get("cas", False):
+            cas = {"epochs": int(judge.epochs), "batch_size": int(judge.batch_size), "lr": float(judge.model.lr)}
+        return cls(
+            samples_per_label=int(evaluation.samples_per_label),
+            seed=int(evaluation.seed),
+            cos=str(objective.cos),
+            precision=str(evaluation.get("precision", "auto")),
+            sample_metric_groups=tuple(str(group) for group in evaluation.sample_metrics),
+            objective_classifier=str(objective.classifier),
+            cas=cas,
+        )
+
+    def replace(self, **changes: Any) -> EvaluationSettings:
+        """These settings with ``changes`` (e.g. a search trial's fewer samples, or every metric for a best)."""
+        return dataclasses.replace(self, **changes)
+
+    def score(
+        self,
+        generator,
+        stats: ClassDensity,
+        decoder: ImageDecoder,
+        classifier: ClassifierNet,
+        reference: RealReference | None = None,
+        timing: dict[str, float] | None = None,
+    ) -> dict:
+        """:func:`evaluate_generator` of ``generator`` on the density ``stats`` (on its device) with these settings."""
+        return evaluate_generator(
+            generator,
+            stats,
+            decoder,
+            classifier,
+            self.samples_per_label,
+            self.seed,
+            self.cos,
+            bf16_where(self.precision, stats.mean.device),
+            timing,
+            reference=reference,
+            sample_metric_groups=list(self.sample_metric_groups),
+            objective_classifier=self.objective_classifier,
+            cas=self.cas,
+        )

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from catvae.config.registry import instantiate
 from catvae.core.errors import ArgumentError
+from catvae.core.targets import instantiate
 from catvae.densities.base import ClassDensity, sample_codes
 from catvae.models.networks import ImageDecoder
 

@@ -30,7 +30,7 @@ from torch import nn
 
 from catvae.core.errors import ConfigError
 from catvae.core.images import ImageShape, image_shape_of
-from catvae.core.targets import instantiate_trusted
+from catvae.core.targets import instantiate
 
 
 def check_widths(key: str, widths: Sequence[Any]) -> tuple[int, ...]:
@@ -299,7 +299,7 @@ def build_networks(node: Mapping[str, Any], **arguments: Any) -> tuple[ImageEnco
     resolved = {str(key): _plain(value) for key, value in {**node, **arguments}.items()}
     target = resolved.get("_target_")
     try:
-        built = instantiate_trusted(resolved, _convert_="all")
+        built = instantiate(resolved, _convert_="all")
     except ConfigError:
         raise
     except Exception as exc:

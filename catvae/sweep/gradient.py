@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -33,7 +33,16 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from catvae.core.files import write_json
+from catvae.core.loggers import log_summary
+from catvae.core.provenance import provenance
+from catvae.densities.base import sample_codes
+from catvae.densities.diag import ClassLatentStats
+from catvae.evaluation.evaluator import EvaluationSettings, classify_in_bf16
 from catvae.evaluation.metrics import cosine_pairwise
+from catvae.evaluation.sample_metrics import METRIC_GROUPS
+from catvae.generators.gaussian import build_generator
+from catvae.sweep.scoring import RESULT_FILE, SAMPLE_METRIC_KEYS, job_models, job_reference, models_record
+from catvae.sweep.summary import summarize
 
 log = logging.getLogger(__name__)
 
@@ -155,22 +164,20 @@ def settings_from(cfg: DictConfig, bf16: bool) -> GradientSettings:
     )
 
 
-def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dict:
-    """Fit the front on the trained artifacts ``cfg`` names, score every point on
-    ``eval.samples_per_label`` samples per label (eval seed, like every trial), write each as
-    ``output_dir/<i>/result.json`` and log it; returns the best result by the objective."""
-    from catvae.config.validate import check_against_artifacts
-    from catvae.core.loggers import log_summary
-    from catvae.core.provenance import provenance
-    from catvae.densities.base import sample_codes
-    from catvae.evaluation.evaluator import classify_in_bf16, evaluate_generator
-    from catvae.evaluation.sample_metrics import METRIC_GROUPS
-    from catvae.generators.gaussian import build_generator
-    from catvae.search import RESULT_FILE, SAMPLE_METRIC_KEYS, job_models, job_reference, models_record
-
+def run_gradient_search(
+    cfg: DictConfig,
+    evaluation: EvaluationSettings,
+    loggers: list,
+    output_dir: Path,
+    check_models: Callable[[ClassLatentStats], None],
+) -> dict:
+    """Fit the front on the trained artifacts ``cfg`` names (``check_models``: the config checked against
+    their statistics first), score every point on ``eval.samples_per_label`` samples per label (eval
+    seed, like every trial), write each as ``output_dir/<i>/result.json`` and log it; returns the best
+    result by the objective."""
     started = time.perf_counter()
     key, device, models = job_models(cfg)
-    check_against_artifacts(cfg, models.stats)
+    check_models(models.stats)
     node = cast(DictConfig, OmegaConf.merge(cfg.generator, {"theta": None, "from_search": None}))  # merging mappings
     base = build_generator(node)
     stats = models.stats
@@ -201,22 +208,10 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
         )
     fit_seconds = time.perf_counter() - started
 
-    def score(config: dict, groups: Sequence[str], cas: dict | None = None) -> dict:
+    def score(config: dict, groups: Sequence[str], cas: Mapping[str, Any] | None = None) -> dict:
         """The true metrics of one fitted θ, like a trial's, on the eval seed's samples."""
-        return evaluate_generator(
-            build_generator(OmegaConf.create(config)),
-            density,
-            models.decoder,
-            models.classifier,
-            int(cfg.eval.samples_per_label),
-            int(cfg.eval.seed),
-            str(cfg.objective.cos),
-            bf16,
-            reference=reference,
-            sample_metric_groups=groups,
-            objective_classifier=objective_classifier,
-            cas=cas,
-        )
+        chosen = evaluation.replace(sample_metric_groups=tuple(groups), cas=cas)
+        return chosen.score(build_generator(OmegaConf.create(config)), density, models.decoder, models.classifier, reference)
 
     results = []
     for index, point in enumerate(points):
@@ -255,8 +250,22 @@ def run_gradient_search(cfg: DictConfig, loggers: list, output_dir: Path) -> dic
     best = min(range(len(results)), key=lambda i: results[i]["objective"])
     if cfg.eval.get("cas", False):
         # CAS trains a classifier on the samples: for the best point only, as a sweep's re-scored best.
-        from catvae.training.stages import cas_recipe
-
-        results[best]["cas"] = score(results[best]["config"], (), cas_recipe(cfg))["cas"]
+        results[best]["cas"] = score(results[best]["config"], (), evaluation.cas)["cas"]
         write_json(results[best], output_dir / str(best) / RESULT_FILE)
     return results[best]
+
+
+def summarize_gradient_search(cfg: DictConfig, output_dir: Path) -> dict:
+    """Summarise a gradient search's run folder like any sweep (trials.csv, figure1.png, best.json, the
+    search record), print its best and return it."""
+    # The sweep summary opens a W&B run of its own: the search's run is closed by now.
+    outputs = summarize(
+        output_dir, str(cfg.paths.search_records_dir), log_to_wandb="wandb" in (cfg.get("logger") or {}), project="catvae"
+    )
+    best = outputs["best"]
+    print(
+        f"best of {output_dir.name}: {best['name']} n={best['n']}: accuracy {best['accuracy']:.4f}, "
+        f"cos_pairwise {best['cos_pairwise']:.4f}, objective {best['objective']:.4f}"
+    )
+    print(f"sweep summary: {output_dir}")
+    return best

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from catvae.artifacts import ArtifactKey, Models
 from catvae.core.errors import ArtifactError, ConfigError, MissingArtifactsError
 from catvae.core.files import write_json
+from catvae.generators.gaussian import Medium1, Medium2, Simple, ThetaError, check_theta, generator_name
 
 FROM_SEARCH = "generator.from_search"
 
@@ -115,8 +116,6 @@ def load_best(records_dir: str | Path, key: ArtifactKey, generator: str, models:
 def check_recorded_theta(record: dict, path: Path, generator: str, models: Models, key: ArtifactKey, latent: str) -> None:
     """A record's θ and n fit the generator on these models (a hand-edited or foreign record would
     otherwise fail deep in sampling); an ArtifactError naming the record if not."""
-    from catvae.generators.gaussian import Medium1, Medium2, Simple, ThetaError, check_theta
-
     kind = {cls.name: cls for cls in (Simple, Medium1, Medium2)}.get(generator, Simple)
     config = record["config"]
     shape = kind.theta_shape_for(models.stats.num_classes, models.stats.latent_dim)
@@ -139,8 +138,6 @@ def resolve_generator(node: DictConfig, records_dir: str | Path, key: ArtifactKe
     """``cfg.generator`` with ``from_search`` resolved: ``best`` replaces θ and n by those of the
     record made on ``models`` with the class density ``latent`` (see :func:`load_best`); null leaves
     them as configured."""
-    from catvae.generators.gaussian import generator_name
-
     params: Any = OmegaConf.to_container(node, resolve=True)
     source = params.pop("from_search", None)
     if source is not None:

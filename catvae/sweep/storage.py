@@ -10,7 +10,7 @@ alembic_version.version_num``). The study row itself is safe: ``create_study(loa
 turns the unique-name violation into loading the study.
 
 :func:`open_study` creates the schema and the study before the sweeper touches them (from the
-:class:`~catvae.sweep.trials.ResumeStudy` callback, which Hydra runs before it instantiates the
+:class:`~catvae.config.callbacks.ResumeStudy` callback, which Hydra runs before it instantiates the
 sweeper), retrying on the errors a lost race raises, with a short jittered back-off and a bounded
 number of tries. Why retries rather than a lock: every step Optuna takes is idempotent once
 another process has finished it (``create_all`` skips tables that exist, the version row and the

@@ -24,14 +24,12 @@ The summary goes to ``{paths.log_dir}/search/studies/<study name>/`` (``trials.c
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
@@ -51,7 +49,7 @@ def is_optuna_sweep(config: DictConfig) -> bool:
 
 def existing_study(storage_url: str, study_name: str) -> tuple[Any, int]:
     """The storage behind ``storage_url`` and the id of ``study_name`` in it (KeyError if there is none;
-    :class:`~catvae.sweep.trials.ResumeStudy` creates both before the sweep starts)."""
+    :class:`~catvae.config.callbacks.ResumeStudy` creates both before the sweep starts)."""
     from catvae.sweep.trials import study_storage
 
     storage = study_storage(storage_url)
@@ -176,66 +174,10 @@ def study_folder(log_dir: str | Path, study_name: str) -> Path:
     return Path(log_dir) / "search" / "studies" / re.sub(r"[^A-Za-z0-9._=-]+", "_", study_name)
 
 
-class StudySummary(Callback):
-    """Hydra callback for Optuna searches: join the study when the sweep starts; when it ends, leave
-    it, and if no other process is still running it, summarise the whole study once.
+def record_in_study(result: dict, job_dir: str) -> None:
+    """Keep an Optuna job's scores in its trial too, where the process that finishes a shared study
+    finds them (:mod:`catvae.sweep.study`: the processes may share no file system)."""
+    from hydra.core.hydra_config import HydraConfig
 
-    Runs after :class:`catvae.sweep.trials.ResumeStudy` at the start (the study exists by then) and,
-    Hydra calling end callbacks in reverse order, before the sweep folder's own summary at the end.
-    """
-
-    def __init__(self, grace_s: float = 3600.0, wandb: bool = True, project: str = "catvae"):
-        self.grace = timedelta(seconds=float(grace_s))
-        self.wandb, self.project = wandb, project
-        self.member: str | None = None
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.member = None
-        if not is_optuna_sweep(config):
-            return
-        storage, study_id = existing_study(str(config.hydra.sweeper.storage), str(config.hydra.sweeper.study_name))
-        self.member = join_study(storage, study_id, str(config.hydra.sweep.dir))
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from optuna.trial import TrialState
-
-        if self.member is None:
-            return
-        name = str(config.hydra.sweeper.study_name)
-        storage, study_id = existing_study(str(config.hydra.sweeper.storage), name)
-        leave_study(storage, study_id, self.member)
-        others = running_members(storage, study_id, self.member, self.grace)
-        if others:
-            print(f"study {name}: still run by {', '.join(others)}; the last process to finish summarises it")
-            return
-        complete = len(storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,)))
-        if complete == 0 or not claim_summary(storage, study_id, name, complete):
-            return
-        self.summarize(config, storage, study_id, name)
-
-    def summarize(self, config: DictConfig, storage: Any, study_id: int, name: str) -> None:
-        from catvae.search import rescore, trial_samples
-        from catvae.sweep.summary import summarize
-
-        results = study_results(storage, study_id)
-        if not results:
-            return
-        folder = study_folder(str(config.paths.log_dir), name)
-        folder.mkdir(parents=True, exist_ok=True)
-        cheap_trials = trial_samples(config) < int(config.eval.samples_per_label)
-        outputs = summarize(
-            folder,
-            str(config.paths.search_records_dir),
-            log_to_wandb=self.wandb and "wandb" in (config.get("logger") or {}),
-            project=self.project,
-            rescore=functools.partial(rescore, config),
-            rescore_top=int(config.search.get("rescore_top") or 0) if cheap_trials else 0,
-            results=results,
-            group=name,
-        )
-        best = outputs["best"]
-        print(
-            f"study {name}: {len(results)} trials; best {best['name']} n={best['n']}: accuracy {best['accuracy']:.4f}, "
-            f"cos_pairwise {best['cos_pairwise']:.4f}, objective {best['objective']:.4f}"
-        )
-        print(f"study summary: {folder}")
+    sweeper = HydraConfig.get().sweeper
+    record_trial_result(str(sweeper.storage), str(sweeper.study_name), int(result["optuna_trial"]), result, job_dir)

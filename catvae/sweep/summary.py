@@ -10,18 +10,17 @@ artifact folder, which is ``catvae.train``'s) and logs all of it to W&B.
 from __future__ import annotations
 
 import csv
-import functools
 import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
-
-from catvae.core.files import atomic_write
-from catvae.evaluation.metric_keys import GROUP_KEYS
+from catvae.artifacts import ArtifactKey
+from catvae.core.environment import wandb_offline
+from catvae.core.files import atomic_write, write_json
+from catvae.evaluation.metric_keys import GROUP_KEYS, SAMPLE_METRIC_KEYS
+from catvae.sweep.records import record_best, record_path
+from catvae.sweep.scoring import RESULT_FILE
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +33,6 @@ COLUMNS += JUDGE_COLUMNS
 
 def read_results(sweep_dir: Path) -> list[dict]:
     """Every job's result in the sweep folder, in job order."""
-    from catvae.search import RESULT_FILE
-
     rows = []
     for path in sorted(sweep_dir.glob(f"*/{RESULT_FILE}"), key=lambda p: (len(p.parent.name), p.parent.name)):
         result = json.loads(path.read_text())
@@ -151,11 +148,6 @@ def summarize(
     of those is the sweep's best; best.json then holds the re-scored metrics and, under
     ``trial``, those the sweep ran on.
     """
-    from catvae.artifacts import ArtifactKey
-    from catvae.core.files import write_json
-    from catvae.evaluation.metric_keys import SAMPLE_METRIC_KEYS
-    from catvae.sweep.records import record_best, record_path
-
     results = read_results(sweep_dir) if results is None else results
     if not results:
         log.warning("no finished job in %s: nothing to summarize", sweep_dir)
@@ -213,8 +205,6 @@ def log_sweep_to_wandb(sweep_dir: Path, rows: list[dict], best: dict, figure: Pa
     """One W&B run (job type ``sweep-summary``) with the trials table, a scatter plot, Figure 1 and the best."""
     import wandb
 
-    from catvae.config.registry import wandb_offline
-
     run = wandb.init(
         project=project,
         group=group,
@@ -238,48 +228,3 @@ def log_sweep_to_wandb(sweep_dir: Path, rows: list[dict], best: dict, figure: Pa
         run.summary.update({f"best/{k}": v for k, v in best.items() if isinstance(v, (int, float))})
     finally:
         run.finish()
-
-
-class SweepSummary(Callback):
-    """Hydra callback: summarize a search multirun when all its jobs have returned."""
-
-    def __init__(self, wandb: bool = True, project: str = "catvae"):
-        self.wandb, self.project = wandb, project
-        self.refused = False
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from catvae.config.task import command_errors
-        from catvae.sweep.trials import check_sweep_folder
-
-        self.refused = True  # until the check passes: a refused sweep's folder is not summarised
-        with command_errors():  # Hydra turns a callback's exceptions into warnings; exiting stops the sweep
-            check_sweep_folder(config)
-        self.refused = False
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from catvae.search import rescore, trial_samples
-        from catvae.sweep.study import is_optuna_sweep
-
-        if self.refused:
-            return
-        sweep_dir = Path(config.hydra.sweep.dir)
-        # An Optuna study may be shared by several processes: its one W&B summary run is written by
-        # the process that finishes the study (catvae.sweep.study.StudySummary), not per folder.
-        wants_wandb = self.wandb and "wandb" in (config.get("logger") or {}) and not is_optuna_sweep(config)
-        cheap_trials = trial_samples(config) < int(config.eval.samples_per_label)
-        top = int(config.search.get("rescore_top") or 0) if cheap_trials else 0
-        outputs = summarize(
-            sweep_dir,
-            str(config.paths.search_records_dir),
-            log_to_wandb=wants_wandb,
-            project=self.project,
-            rescore=functools.partial(rescore, config),
-            rescore_top=top,
-        )
-        if outputs:
-            best = outputs["best"]
-            print(
-                f"best of {sweep_dir.name}: {best['name']} θ={best['theta']} n={best['n']}: accuracy {best['accuracy']:.4f}, "
-                f"cos_pairwise {best['cos_pairwise']:.4f}, objective {best['objective']:.4f}"
-            )
-            print(f"sweep summary: {sweep_dir}")

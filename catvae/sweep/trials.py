@@ -4,14 +4,14 @@ The Optuna sweeper asks and tells trials itself, with no heartbeat, so a killed 
 trial it was running RUNNING for ever. Each trial therefore records its owner (host, pid and
 the process's start time) in its user attributes when it is asked (:func:`search_space`, the
 sweeper's custom search space), and when a sweep starts on an existing study
-(:class:`ResumeStudy`, a Hydra callback) the RUNNING trials whose owner is gone are marked FAIL
+(:class:`~catvae.config.callbacks.ResumeStudy`, a Hydra callback) the RUNNING trials whose owner is gone are marked FAIL
 before any new trial is asked. Several processes may share a study (one per sampler seed, on
 one or several machines), so a trial is failed only when it is known to be orphaned; see
 :func:`why_stale`. Each job's ``result.json`` records its Optuna trial number
 (:func:`job_trial_number`), and each trial the folder of its job: a job that runs in another process
 (Hydra's joblib or submitit launchers) finds its trial in the storage by that folder.
 
-:class:`ResumeStudy` also creates the storage's schema and the study before the sweeper does
+:class:`~catvae.config.callbacks.ResumeStudy` also creates the storage's schema and the study before the sweeper does
 (:func:`catvae.sweep.storage.open_study`), so that processes started together on an empty
 database all join one study instead of racing to create it.
 """
@@ -26,7 +26,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from optuna.trial import FrozenTrial, Trial, TrialState
 
@@ -179,7 +178,7 @@ def job_trial_number() -> int | None:
 def study_storage(storage_url: str) -> Any:
     """A study's storage, opened once per process (one SQLAlchemy engine and its connection pool: a
     worker scores many jobs). Its tables exist: the sweep created the study
-    (:class:`ResumeStudy`) before it asked any trial."""
+    (:class:`~catvae.config.callbacks.ResumeStudy`) before it asked any trial."""
     from optuna.storages import RDBStorage
 
     return RDBStorage(storage_url, skip_table_creation=True)
@@ -223,27 +222,6 @@ def sweep_directions(config: DictConfig) -> list[str]:
     return [str(direction)] if isinstance(direction, str) else [str(d) for d in direction]
 
 
-class ResumeStudy(Callback):
-    """Hydra callback for Optuna searches: before the sweeper starts, create the storage's schema
-    and the study if absent (safe when many processes start together on an empty database:
-    :mod:`catvae.sweep.storage`), then fail the study's trials that a dead process left RUNNING.
-
-    Hydra calls ``on_multirun_start`` before it instantiates the sweeper
-    (``hydra._internal.hydra.Hydra.multirun``), so the sweeper's own ``create_study`` finds both."""
-
-    def __init__(self, grace_s: float = 3600.0):
-        self.grace = timedelta(seconds=float(grace_s))
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from catvae.config.task import command_errors
-        from catvae.sweep.storage import open_study
-
-        _asked.clear()
-        storage_url, name = config.hydra.sweeper.get("storage"), config.hydra.sweeper.get("study_name")
-        if isinstance(storage_url, str) and name:
-            # Hydra turns a callback's exceptions into warnings; exiting is what stops the sweep.
-            with command_errors():
-                storage, _ = open_study(storage_url, str(name), sweep_directions(config))
-            failed = fail_stale_trials(storage_url, str(name), self.grace, storage=storage)
-            if failed:
-                print(f"study {name}: trials {failed} were left RUNNING by a process that is gone; marked FAIL")
+def forget_asked_trials() -> None:
+    """Forget the trials this process asked so far: a new multirun numbers its jobs from 0 again."""
+    _asked.clear()

@@ -402,7 +402,7 @@ def scaling(
 ) -> dict:
     """Search-job compute against samples per label; training epoch against latent_dim and batch size."""
     from catvae.artifacts import ArtifactKey, load_models
-    from catvae.evaluation.evaluator import evaluate_generator
+    from catvae.evaluation.evaluator import EvaluationSettings
     from catvae.generators.gaussian import Simple
 
     models = load_models(ArtifactKey("mnist", "elbo", 20, 0), log_dir / "artifacts", device)
@@ -410,16 +410,8 @@ def scaling(
     for count in samples:
         timing: dict[str, float] = {}
         with peak_memory(device) as memory:
-            evaluate_generator(
-                Simple(0.5, 2),
-                models.stats,
-                models.decoder,
-                models.classifier,
-                count,
-                1234,
-                bf16=precision == "bf16",
-                timing=timing,
-            )
+            settings = EvaluationSettings(samples_per_label=count, seed=1234, precision="bf16" if precision == "bf16" else "32")
+            settings.score(Simple(0.5, 2), models.stats, models.decoder, models.classifier, timing=timing)
         rows_search.append(
             {
                 "samples_per_label": count,

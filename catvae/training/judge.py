@@ -21,16 +21,16 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger
 
 from catvae import artifacts
-from catvae.config.registry import instantiate
 from catvae.core.files import write_json
 from catvae.core.provenance import provenance
+from catvae.core.targets import instantiate
 from catvae.data.datamodule import ImageDataModule, TensorDataModule
 from catvae.evaluation.evaluator import classify_in_bf16, reference_scores
 from catvae.evaluation.sample_metrics import METRIC_GROUPS, RealReference
 from catvae.models.classifier import Classifier
 from catvae.models.networks import ClassifierNet
 from catvae.training import distributed, resume
-from catvae.training.stages import make_trainer, training_device
+from catvae.training.trainer import make_trainer, training_device
 
 log = logging.getLogger(__name__)
 

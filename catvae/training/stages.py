@@ -15,78 +15,29 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.loggers import Logger
 
 from catvae import artifacts
 from catvae.artifacts import ArtifactKey
-from catvae.config.registry import instantiate
-from catvae.core.device import resolve_device
 from catvae.core.files import write_json
 from catvae.core.images import save_grid
 from catvae.core.loggers import log_image, log_summary
 from catvae.core.provenance import provenance
+from catvae.core.targets import instantiate
 from catvae.data.datamodule import ImageDataModule, TensorDataModule
 from catvae.densities.base import ClassDensity, fit_densities, save_densities
 from catvae.densities.diag import ClassLatentStats
 from catvae.evaluation import views as views_module
-from catvae.evaluation.evaluator import class_mean_check, classify_in_bf16, evaluate_generator, reference_scores
+from catvae.evaluation.evaluator import EvaluationSettings, class_mean_check, classify_in_bf16, reference_scores
 from catvae.evaluation.sample_metrics import RealReference
 from catvae.generators.gaussian import build_generator, generate_images, target_labels
 from catvae.models.classifier import Classifier
-from catvae.models.precision import precision_arguments
 from catvae.models.vae import VAE
 from catvae.training import distributed, resume
-from catvae.training.divergence import DivergenceGuard
+from catvae.training.judge import ensure_judge, follow_judge
+from catvae.training.trainer import make_trainer, test_trainer, training_device
 
 log = logging.getLogger(__name__)
-
-
-def make_trainer(cfg: DictConfig, stage: str, max_epochs: int, loggers: list[Logger], checkpoint_dir: Path) -> pl.Trainer:
-    """A Trainer for one stage; it keeps one checkpoint, ``checkpoint_dir/stage/last.ckpt``, rewritten
-    atomically at the end of each epoch, from which a killed run resumes (:mod:`catvae.training.resume`)."""
-    # The newest checkpoint (top 1 with no monitor), always under one name. (save_last alone
-    # writes only when a top-k checkpoint was written, i.e. with save_top_k=0 at the end of fit.)
-    checkpoint = ModelCheckpoint(
-        dirpath=checkpoint_dir / stage,
-        filename=Path(resume.CHECKPOINT_FILE).stem,
-        save_top_k=1,
-        save_on_train_epoch_end=True,
-        enable_version_counter=False,
-    )
-    arguments = precision_arguments(cfg.trainer.precision, training_device(cfg))
-    arguments["plugins"] = [*arguments.get("plugins", []), resume.AtomicCheckpointIO()]
-    return instantiate(
-        cfg.trainer,
-        max_epochs=max_epochs,
-        logger=loggers or False,
-        callbacks=[
-            DivergenceGuard(stage),
-            *configured_callbacks(cfg),
-            checkpoint,
-            resume.ResumeState(resume.training_fingerprint(cfg, stage)),
-        ],
-        **arguments,
-    )
-
-
-def configured_callbacks(cfg: DictConfig) -> list[pl.Callback]:
-    """``trainer.callbacks`` instantiated; a progress bar only when ``trainer.enable_progress_bar``."""
-    callbacks = [instantiate(node) for node in cfg.trainer.get("callbacks") or []]
-    if not cfg.trainer.get("enable_progress_bar", True):
-        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    return callbacks
-
-
-def test_trainer(cfg: DictConfig, loggers: list[Logger]) -> pl.Trainer:
-    """A Trainer for the VAE's test set: same device and loggers, fp32, so the reported nats do not
-    depend on the training precision."""
-    return instantiate(cfg.trainer, precision="32-true", logger=loggers or False, enable_progress_bar=False, callbacks=[])
-
-
-def training_device(cfg: DictConfig):
-    """The device the Trainer trains on; the stages after training run there too."""
-    return resolve_device(str(cfg.trainer.accelerator))
 
 
 def make_vae(cfg: DictConfig, image_shape: Sequence[int]) -> VAE:
@@ -188,21 +139,12 @@ def latent_views(cfg: DictConfig, vae: VAE, data: ImageDataModule, density: Clas
     return views_module.write_views(codes, labels, density, data.class_names, vae.decoder, folder, title)
 
 
-def cas_recipe(cfg: DictConfig) -> dict | None:
-    """CAS's classifier recipe (the judge's: epochs, batch size, peak learning rate) when ``eval.cas``, else None."""
-    if not cfg.eval.get("cas", False):
-        return None
-    return {"epochs": int(cfg.judge.epochs), "batch_size": int(cfg.judge.batch_size), "lr": float(cfg.judge.model.lr)}
-
-
 def judge_reference(
     cfg: DictConfig, vae: VAE, data: ImageDataModule, loggers: list[Logger], bf16: bool
 ) -> tuple[RealReference, dict]:
     """The judge (trained first if this dataset has none: :func:`catvae.training.judge.ensure_judge`),
     the real images it compares samples with, and the ``reference`` block of the summary: the
     judge's scores of the VAE's reconstructions of the test images, the decoder's bound."""
-    from catvae.training.judge import ensure_judge
-
     judge = ensure_judge(cfg, loggers, data)
     test_images, test_labels = (t.to(vae.device) for t in data.test["test"])
     reference = RealReference(judge, test_images, test_labels, data.train[0], data.train[1], bf16, list(cfg.eval.sample_metrics))
@@ -256,8 +198,6 @@ def train_and_publish(cfg: DictConfig, loggers: list[Logger]) -> Path | None:
     classifier, clf_scores = train_classifier(cfg, vae, data, loggers, checkpoints)
     classifier_seconds = time.perf_counter() - started - vae_seconds
     if not distributed.is_global_zero():
-        from catvae.training.judge import follow_judge
-
         follow_judge(cfg, loggers, data)  # the judge's fit, if rank 0 trains one, needs every process
         return None
 
@@ -274,19 +214,8 @@ def train_and_publish(cfg: DictConfig, loggers: list[Logger]) -> Path | None:
         mean_check = class_mean_check(density, vae.decoder, net, bf16)
         reference, reference_block = judge_reference(cfg, vae, data, loggers, bf16)
         generator = build_generator(cfg.generator)
-        report = evaluate_generator(
-            generator,
-            density,
-            vae.decoder,
-            net,
-            cfg.eval.samples_per_label,
-            cfg.eval.seed,
-            cfg.objective.cos,
-            bf16,
-            reference=reference,
-            sample_metric_groups=list(cfg.eval.sample_metrics),
-            objective_classifier=str(cfg.objective.classifier),
-            cas=cas_recipe(cfg),
+        report = EvaluationSettings.from_config(cfg.eval, cfg.objective, cfg.judge).score(
+            generator, density, vae.decoder, net, reference
         )
         log.info(
             "generator %s on %s: accuracy %.4f (judge %.4f), cos_pairwise %.4f, cos_to_mean %.4f, objective %.4f",
