@@ -8,7 +8,6 @@ from. Imports neither Lightning nor W&B.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -18,19 +17,11 @@ from catvae.artifacts import ArtifactKey, load_models
 from catvae.config.task import hydra_command, run_main, run_task
 from catvae.config.validate import check_against_artifacts, check_label, validate_generate
 from catvae.core.device import resolve_device
-from catvae.core.files import atomic_write
-from catvae.core.images import save_grid
+from catvae.core.files import write_npz
+from catvae.core.images import save_sample_grid
 from catvae.data.sources import class_label_names
 from catvae.generators.gaussian import build_generator, generate_images, target_labels
 from catvae.sweep.records import resolve_generator
-
-MAX_GRID_COLUMNS = 16
-
-
-def write_npz(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
-    """Write ``images`` and ``labels`` to ``path`` atomically, so no half-written file stays."""
-    with atomic_write(path, binary=True) as handle:
-        np.savez(handle, images=images, labels=labels)
 
 
 def generate(cfg: DictConfig) -> dict[str, str]:
@@ -53,23 +44,13 @@ def write_samples(cfg: DictConfig) -> dict[str, str]:
     density = models.density(latent)
     images = generate_images(generator, density, models.decoder, labels, int(cfg.sample_seed))
 
-    if cfg.png:
-        png = Path(cfg.png)
-    elif out is not None:
-        png = out.with_suffix(".png")
-    else:
-        png = Path(cfg.paths.output_dir) / "samples.png"
-    row_labels = None
-    if cfg.label == "all":  # one row per label, at most MAX_GRID_COLUMNS samples of each, named
-        columns, row_labels = min(num, MAX_GRID_COLUMNS), names
-        shown = images.view(-1, num, images.shape[1])[:, :columns].reshape(-1, images.shape[1])
-    else:
-        columns, shown = max(1, math.ceil(math.sqrt(num))), images
-    written = {"png": str(save_grid(shown, png, columns=columns, image_shape=models.decoder.image_shape, row_labels=row_labels))}
+    png = Path(cfg.png) if cfg.png else out.with_suffix(".png") if out is not None else Path(cfg.paths.output_dir) / "samples.png"
+    row_labels = names if cfg.label == "all" else None  # one row per label, named
+    written = {"png": str(save_sample_grid(images, png, num, models.decoder.image_shape, row_labels))}
     if out is not None:
         channels, height, width = models.decoder.image_shape  # stored in vae.pt: the training data's shape
         shape = (height, width) if channels == 1 else (channels, height, width)  # N×H×W grey levels, N×C×H×W colours
-        write_npz(out, images.reshape(-1, *shape).cpu().numpy().astype(np.float32), labels.numpy())
+        write_npz(out, images=images.reshape(-1, *shape).cpu().numpy().astype(np.float32), labels=labels.numpy())
         written["npz"] = str(out)
     which = "all classes" if cfg.label == "all" else f"class {wanted[0]} ({names[wanted[0]]})"
     print(

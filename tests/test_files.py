@@ -64,14 +64,14 @@ def test_write_json_replaces_whole_and_refuses_what_it_cannot_write(previous):
 
 
 def test_writers_of_records_and_artifacts_go_through_it(tmp_path):
-    from catvae.generate import write_npz
+    from catvae.core.files import write_npz
 
     rows = [{name: 1.0 for name in COLUMNS} | {"job": "0", "generator": "simple"}]
     write_trials(rows, tmp_path / "trials.csv")
     row = "0,simple," + ",".join(["1.0"] * (len(COLUMNS) - 2))
     assert (tmp_path / "trials.csv").read_text().splitlines() == [",".join(COLUMNS), row]
     images, labels = np.random.default_rng(0).random((3, 28, 28), dtype=np.float32), np.arange(3)
-    write_npz(tmp_path / "out" / "x.npz", images, labels)
+    write_npz(tmp_path / "out" / "x.npz", images=images, labels=labels)
     with np.load(tmp_path / "out" / "x.npz") as saved:
         assert np.array_equal(saved["images"], images) and np.array_equal(saved["labels"], labels)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["out", "trials.csv", "x.npz"]

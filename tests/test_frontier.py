@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from catvae.artifacts import judge_folder
-from catvae.report import at_level, curve_name, frontier_levels, report
+from catvae.sweep.report import at_level, curve_name, frontier_levels, report
 from catvae.sweep.summary import trial_row, write_trials
 
 

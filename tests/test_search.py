@@ -11,7 +11,7 @@ import optuna
 import pytest
 from wandb_files import find_run_files, read_finished_run
 
-from catvae.report import report
+from catvae.sweep.report import report
 
 # The trained fixture's data (its real test and training images are what the judge compares samples with).
 TINY_EVAL = ["latent_dim=4", "eval.samples_per_label=6", "data.limit_train=1200", "data.limit_test=300", "data.val_size=200"]

@@ -9,6 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
+from catvae.config.experiments import paper_experiments
 from catvae.config.registry import CONF_DIR, instantiate
 from catvae.config.schema import Cos, Schedule
 from catvae.config.task import composition_error
@@ -18,7 +19,6 @@ from catvae.densities.diag import ClassLatentStats
 from catvae.evaluation.metrics import COS_CHOICES
 from catvae.generators.gaussian import Medium2, build_generator, theta_tensor
 from catvae.models.optim import SCHEDULES
-from catvae.paper import paper_experiments
 from catvae.sweep.space import theta_names
 
 COMMANDS = {"train": "train", "search_job": "search", "generate": "generate"}

@@ -160,3 +160,11 @@ def swap_folder(staging: Path, final: Path) -> None:
         raise
     _fsync_folder(final.parent)
     shutil.rmtree(retired, ignore_errors=True)
+
+
+def write_npz(path: Path, **arrays: Any) -> None:
+    """Write numpy ``arrays`` (``images=…, labels=…``) to ``path`` atomically, so no half-written file stays."""
+    import numpy as np
+
+    with atomic_write(path, binary=True) as handle:
+        np.savez(handle, **arrays)

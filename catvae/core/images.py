@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -89,3 +90,18 @@ def save_grid(
         figure.savefig(cast(BinaryIO, handle), dpi=LABEL_DPI, format=image_format, facecolor="black")
     plt.close(figure)
     return path
+
+
+MAX_GRID_COLUMNS = 16  # samples of each label shown in a one-row-per-label grid
+
+
+def save_sample_grid(
+    images: torch.Tensor, path: str | Path, per_label: int, image_shape: Sequence[int], row_labels: Sequence[str] | None = None
+) -> Path:
+    """The PNG of generated samples (``per_label`` consecutive images per label): with ``row_labels``
+    one row per label of at most :data:`MAX_GRID_COLUMNS` of its samples, named; else a square grid."""
+    if row_labels is None:
+        return save_grid(images, path, columns=max(1, math.ceil(math.sqrt(len(images)))), image_shape=image_shape)
+    columns = min(per_label, MAX_GRID_COLUMNS)
+    shown = images.view(-1, per_label, images.shape[1])[:, :columns].reshape(-1, images.shape[1])
+    return save_grid(shown, path, columns=columns, image_shape=image_shape, row_labels=row_labels)
