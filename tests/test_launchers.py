@@ -277,6 +277,7 @@ def test_threads_per_job_must_be_positive(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_trial_in_folder_finds_the_running_trial_of_a_job(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(study_name="f", storage=storage)

@@ -210,6 +210,7 @@ def test_resuming_a_stage_restores_every_random_state(stage_config, tmp_path):
     assert_same(whole.state_dict(), resumed.state_dict())
 
 
+@pytest.mark.slow
 def test_a_finished_stage_resumes_without_training(stage_config, tmp_path):
     trained, _ = fit_vae(stage_config, tmp_path, 2)
     checkpoint = tmp_path / "vae" / resume.CHECKPOINT_FILE

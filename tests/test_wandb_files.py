@@ -118,6 +118,7 @@ def test_roundtrip_plain_wandb(offline):
     assert rec.summary["_step"] == 2
 
 
+@pytest.mark.slow
 def test_large_values_summary_remove_and_nested_keys(offline):
     """Records > 32 KiB span blocks (FIRST/MIDDLE/LAST chunks)."""
     tmp_path = offline
