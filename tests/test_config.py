@@ -81,6 +81,7 @@ def test_data_mnist_and_idx(make_config, tmp_path):
     assert instantiate(cfg.data).source.keywords["root"] == str(folder)
 
 
+@pytest.mark.slow
 def test_classifier_generator_trainers(make_config):
     cfg = make_config()
     assert isinstance(instantiate(cfg.classifier.model), Classifier)

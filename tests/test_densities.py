@@ -339,6 +339,7 @@ def test_fit_options_are_checked(make_config, override, message):
     assert str(caught.value).startswith(message)
 
 
+@pytest.mark.slow
 def test_latent_group_selects_a_density(make_config):
     cfg = make_config("train", ["latent=gmm"])
     assert cfg.latent.name == "gmm" and list(cfg.densities.gmm.components) == [1, 4, 16]

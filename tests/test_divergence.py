@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from helpers import digest, run_command, snapshot
 
 from catvae.artifacts import ArtifactKey
 from catvae.core.errors import DivergenceError
 
-WORKTREE = Path(__file__).resolve().parent.parent
 
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` by relative path, with its bytes."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def run_train(overrides: list[str], log_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
-    """``python -m catvae.train`` as a user runs it, from ``cwd``, with this checkout first on the path."""
-    env = {
-        **os.environ,
-        "WANDB_MODE": "offline",
-        "CATVAE_LOG_DIR": str(log_dir),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(WORKTREE), os.environ.get("PYTHONPATH")])),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "catvae.train", *overrides], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
-    )
-
-
-def test_nan_vae_loss_stops_training_and_publishes_nothing(make_config, tmp_path, tiny):
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_nan_vae_loss_stops_training_and_publishes_nothing(make_config, tmp_path, tiny, tiny_judge):
     from catvae.train import train
 
     log_dir = tmp_path / "logs"
@@ -45,7 +24,7 @@ def test_nan_vae_loss_stops_training_and_publishes_nothing(make_config, tmp_path
     assert {"vae.pt", "classifier.pt", "stats.pt", "summary.json", "samples.png"} <= before.keys()
 
     # lr=1e6 gives a NaN loss at the VAE's 2nd step (fp32 and bf16 alike; main published NaN weights).
-    result = run_train([*overrides, "vae.lr=1e6"], log_dir, cwd=tmp_path)
+    result = run_command("train", *overrides, "vae.lr=1e6", log_dir=log_dir, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
@@ -59,6 +38,7 @@ def test_nan_vae_loss_stops_training_and_publishes_nothing(make_config, tmp_path
     assert sorted(p.name for p in folder.parent.iterdir()) == ["seed0"]  # no staging folder left behind
 
 
+@pytest.mark.slow
 def test_infinite_classifier_loss_stops_the_classifier_stage(make_config, tmp_path, tiny):
     from catvae.training.stages import run_pipeline
 
@@ -94,6 +74,8 @@ def test_finite_losses_pass_and_the_first_bad_one_raises():
     assert str(caught.value).endswith("Try a lower vae.lr.")  # no module, no learning rate to quote
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_a_second_training_of_a_key_is_refused_while_the_first_runs(make_config, tmp_path, tiny):
     """Two trainings of one artifact key would resume from and publish over each other: while one
     holds the key's training lock, another exits 2 naming the key, and touches nothing."""
@@ -108,9 +90,9 @@ def test_a_second_training_of_a_key_is_refused_while_the_first_runs(make_config,
     final.mkdir(parents=True)
     (final / "vae.pt").write_bytes(b"published before")
     with FileLock(training_lock_file(cfg)):  # the first training, still running
-        result = run_train(tiny, log_dir, tmp_path)
+        result = run_command("train", *tiny, log_dir=log_dir, cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "error: another training of data=mnist vae=elbo latent_dim=4 seed=0 is running" in result.stderr
     assert "Traceback" not in result.stderr
-    assert snapshot(final) == {"vae.pt": b"published before"}
+    assert snapshot(final) == {"vae.pt": digest(b"published before")}
     assert not folder.exists()  # no checkpoint of the refused run

@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import TINY, compose_config
+from helpers import run_command
 from matplotlib.image import imread
 
 from catvae.config.registry import instantiate
@@ -67,15 +65,11 @@ def test_missing_folder_names_the_debian_package(make_config, tmp_path):
     assert str(caught.value).startswith(f"dataset folder {missing} {PACKAGE_HINT}")
 
 
+@pytest.mark.subprocess
 def test_missing_folder_from_the_command_line(tmp_path):
     missing = tmp_path / "no-fashion-here"
-    result = subprocess.run(
-        [sys.executable, "-m", "catvae.train", "data=fashion_mnist", f"data.root={missing}", "logger=none"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "CATVAE_LOG_DIR": str(tmp_path / "logs")},
-        timeout=300,
+    result = run_command(
+        "train", "data=fashion_mnist", f"data.root={missing}", "logger=none", log_dir=tmp_path / "logs", cwd=tmp_path
     )
     assert result.returncode == 2, result.stderr[-3000:]
     assert f"error: dataset folder {missing} {PACKAGE_HINT}" in result.stderr and "Traceback" not in result.stderr

@@ -2,13 +2,12 @@
 
 import csv
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_command
 
 from catvae.sweep.gradient import GradientSettings, fit_theta, surrogate
 
@@ -45,6 +44,7 @@ def toy_problem():
     return sample, decode, classify
 
 
+@pytest.mark.slow
 def test_fit_shrinks_theta_for_accuracy_and_grows_it_for_diversity():
     sample, decode, classify = toy_problem()
     settings = GradientSettings(weights=(0.0,), steps=60, lr=0.05, batch_per_label=64, theta_init=1.0, theta_high=3.0)
@@ -65,11 +65,10 @@ def test_fit_gives_each_class_and_dimension_its_own_theta():
 
 
 def run_search(log_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "CATVAE_LOG_DIR": str(log_dir)}
-    command = [sys.executable, "-m", "catvae.search", "latent_dim=4", "eval.samples_per_label=6", *overrides]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    return run_command("search", "latent_dim=4", "eval.samples_per_label=6", *overrides, log_dir=log_dir)
 
 
+@pytest.mark.subprocess
 def test_gradient_search_writes_a_sweep_folder_and_a_record_generate_uses(trained, tmp_path):
     result = run_search(
         trained["log_dir"],
@@ -95,16 +94,9 @@ def test_gradient_search_writes_a_sweep_folder_and_a_record_generate_uses(traine
     record = json.loads(Path(best["record"]).read_text())
     assert record["theta"] == best["theta"] and record["sweep_dir"] == str(folder)
 
-    env = {**os.environ, "WANDB_MODE": "offline", "CATVAE_LOG_DIR": str(trained["log_dir"])}
     out = tmp_path / "best.npz"
     arguments = ["latent_dim=4", "generator=medium2", "generator.from_search=best", "label=3", "num=5", f"out={out}"]
-    generated = subprocess.run(
-        [sys.executable, "-m", "catvae.generate", *arguments],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    generated = run_command("generate", *arguments, log_dir=trained["log_dir"])
     assert generated.returncode == 0, generated.stderr[-3000:]
     import numpy as np
 
@@ -112,16 +104,22 @@ def test_gradient_search_writes_a_sweep_folder_and_a_record_generate_uses(traine
 
 
 @pytest.mark.parametrize(
-    ("overrides", "message"),
+    ("overrides", "message", "in_subprocess"),
     [
-        (["search.weights=[]"], "error: search.weights=[] is not allowed: a non-empty list of numbers >= 0"),
-        (["search.steps=0"], "error: search.steps=0 is not allowed: an integer >= 1"),
-        (["search.lr=0"], "error: search.lr=0.0 is not allowed: a number > 0"),
-        (["search.batch_per_label=1"], "error: search.batch_per_label=1 is not allowed: an integer >= 2"),
-        (["-m"], "error: search='gradient' is not allowed: a single run"),
+        (["search.weights=[]"], "error: search.weights=[] is not allowed: a non-empty list of numbers >= 0", False),
+        (["search.steps=0"], "error: search.steps=0 is not allowed: an integer >= 1", False),
+        (["search.lr=0"], "error: search.lr=0.0 is not allowed: a number > 0", False),
+        (["search.batch_per_label=1"], "error: search.batch_per_label=1 is not allowed: an integer >= 2", False),
+        pytest.param(["-m"], "error: search='gradient' is not allowed: a single run", True, marks=pytest.mark.subprocess),
     ],
 )
-def test_gradient_search_refuses_bad_settings(tmp_path, overrides, message):
-    result = run_search(tmp_path / "logs", "search=gradient", *overrides)
-    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(message), result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
+def test_gradient_search_refuses_bad_settings(tmp_path, call_command, overrides, message, in_subprocess):
+    """Refused in-process (the command's ``main``), and once as a real process."""
+    if in_subprocess:
+        result = run_search(tmp_path / "logs", "search=gradient", *overrides)
+        code, stderr = result.returncode, result.stderr
+    else:
+        args = ["latent_dim=4", "eval.samples_per_label=6", "search=gradient", *overrides]
+        code, stderr = call_command("search", *args, log_dir=tmp_path / "logs", cwd=tmp_path / "cwd")
+    assert code == 2 and stderr.strip().splitlines()[-1].startswith(message), stderr[-2000:]
+    assert "Traceback" not in stderr

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import run_command, snapshot
 
 from catvae.data.idx import (
     TEST_IMAGES,
@@ -282,29 +280,6 @@ def test_data_idx_config_trains_on_the_folder(tmp_path: Path, make_config) -> No
     assert data.test["test"][1].tolist() == [0, 1, 2, 3, 4]
 
 
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def run_train(overrides: list[str], log_dir: Path) -> subprocess.CompletedProcess:
-    """``python -m catvae.train`` as a user runs it (from ``log_dir``'s parent), this checkout first on the path."""
-    worktree = Path(__file__).resolve().parent.parent
-    env = {
-        **os.environ,
-        "WANDB_MODE": "offline",
-        "CATVAE_LOG_DIR": str(log_dir),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(worktree), os.environ.get("PYTHONPATH")])),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "catvae.train", *overrides],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=log_dir.parent,
-        timeout=300,
-    )
-
-
 SMALL = [
     "data=idx",
     "vae.epochs=1",
@@ -317,6 +292,7 @@ SMALL = [
 ]
 
 
+@pytest.mark.subprocess
 def test_small_idx_dataset_trains_with_the_default_split_and_bad_versions_of_it_change_nothing(
     tmp_path: Path, make_config
 ) -> None:
@@ -347,7 +323,9 @@ def test_small_idx_dataset_trains_with_the_default_split_and_bad_versions_of_it_
     before = snapshot(key.folder(tmp_path / "logs" / "artifacts"))
 
     mnist_as_idx(root, num_train=2000, num_test=300, side=32)  # a 32×32 dataset trains, but not as the declared shape
-    result = run_train([*SMALL, f"data.root={root}", "data.image_shape=[1,28,28]"], tmp_path / "logs")
+    result = run_command(
+        "train", *SMALL, f"data.root={root}", "data.image_shape=[1,28,28]", log_dir=tmp_path / "logs", cwd=tmp_path
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: dataset 'idx-small' ({root}): the images are 1×32×32 (channels×height×width), but "

@@ -80,6 +80,7 @@ def test_headers_that_lie(scratch, dtype, dims, data_len):
         assert dtype == 0x08 and list(array.shape) == dims and array.size == data_len
 
 
+@pytest.mark.slow
 @FUZZ
 @given(
     dtype=st.sampled_from([0x08, 0x08, 0x08, 0x09, 0x0D]),
@@ -103,6 +104,7 @@ def test_gzip_wrapped_garbage(scratch, garbage, well_formed_stream):
     read_bytes(scratch, payload)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(
     dims=st.lists(st.integers(0, 5), min_size=1, max_size=4),
@@ -141,6 +143,7 @@ def test_every_truncation_of_a_dataset_file(tmp_path):
     assert load_idx_folder(tmp_path).train_labels.tolist() == [3, 1, 4, 1, 5]
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, database=None, print_blob=True)
 @given(
     stem=st.sampled_from([TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS]),

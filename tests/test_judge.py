@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
+from conftest import TINY_DATA
+from helpers import run_command
 from omegaconf import OmegaConf
 
 from catvae.artifacts import JUDGE_FILE, ArtifactKey, judge_folder, load_judge, load_models
@@ -107,35 +107,41 @@ def test_a_corrupt_judge_names_the_command_that_remakes_it(tmp_path):
             "eval.sample_metrics=['fid', 'sharpness'] is not allowed: a list of distinct names",
         ),
         ("objective.classifier=oracle", "objective.classifier='oracle' is not allowed: one of paper, judge"),
-        ("judge.epochs=0", "judge.epochs=0 is not allowed: an integer >= 1"),
+        pytest.param(
+            "judge.epochs=0", "judge.epochs=0 is not allowed: an integer >= 1", marks=pytest.mark.subprocess, id="judge.epochs=0"
+        ),
     ],
 )
-def test_bad_judge_keys_are_refused_before_anything_runs(tmp_path, override, message):
+def test_bad_judge_keys_are_refused_before_anything_runs(tmp_path, call_command, request, override, message):
+    """In-process (the command's ``main``), and one as a real process."""
     env_log = tmp_path / "logs"
-    command = [sys.executable, "-m", "catvae.train", override, f"paths.log_dir={env_log}", "logger=none"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert message in result.stderr
+    args = [override, f"paths.log_dir={env_log}", "logger=none"]
+    if request.node.get_closest_marker("subprocess"):
+        result = run_command("train", *args, cwd=tmp_path / "cwd", timeout=120)
+        code, stderr = result.returncode, result.stderr
+    else:
+        code, stderr = call_command("train", *args, log_dir=env_log, cwd=tmp_path / "cwd")
+    assert code == 2, stderr[-2000:]
+    assert message in stderr and "Traceback" not in stderr
     assert not (env_log / "artifacts").exists()
 
 
+@pytest.mark.subprocess
 def test_judge_command_refuses_a_bad_seed(tmp_path):
-    command = [sys.executable, "-m", "catvae.judge", "seed=-1", f"paths.log_dir={tmp_path}", "logger=none"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    result = run_command("judge", "seed=-1", f"paths.log_dir={tmp_path}", "logger=none", timeout=120)
     assert result.returncode == 2 and "seed=-1 is not allowed" in result.stderr
 
 
+@pytest.mark.subprocess
 def test_a_search_can_optimise_the_judges_accuracy(trained):
     """One search job with objective.classifier=judge: its result, trials.csv and best.json carry both
     accuracies, the per-trial sample metric (fid) and not the others."""
     import csv
-    import os
     from pathlib import Path
 
-    env = {**os.environ, "WANDB_MODE": "offline", "CATVAE_LOG_DIR": str(trained["log_dir"])}
-    tiny = ["latent_dim=4", "eval.samples_per_label=6", "data.limit_train=1200", "data.limit_test=300", "data.val_size=200"]
-    command = [sys.executable, "-m", "catvae.search", "-m", *tiny, "generator.theta=0.5", "generator.n=1", "logger=none"]
-    result = subprocess.run([*command, "objective.classifier=judge"], env=env, capture_output=True, text=True, timeout=300)
+    tiny = ["latent_dim=4", "eval.samples_per_label=6", *TINY_DATA]
+    args = ["-m", *tiny, "generator.theta=0.5", "generator.n=1", "logger=none", "objective.classifier=judge"]
+    result = run_command("search", *args, log_dir=trained["log_dir"])
     assert result.returncode == 0, result.stderr[-3000:]
     folder = Path(result.stdout.strip().splitlines()[-1].removeprefix("sweep summary: "))
     job = json.loads((folder / "0" / "result.json").read_text())
@@ -150,6 +156,7 @@ def test_a_search_can_optimise_the_judges_accuracy(trained):
     assert best["objective_classifier"] == "judge" and best["judge_accuracy"] == job["judge_accuracy"]
 
 
+@pytest.mark.slow  # trains the judge twice: the tests of training it
 def test_a_judge_of_a_quick_run_is_replaced_when_a_run_has_more_images(make_config, tiny, tmp_path):
     """A judge published by a data.limit_train run must not judge models trained on more images:
     train's judge stage trains it again; a judge that saw at least as many images is reused."""

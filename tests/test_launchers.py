@@ -6,14 +6,14 @@ in the sbatch script."""
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import joblib
 import optuna
 import pytest
 import submitit
-from conftest import TINY
+from conftest import TINY, install_judge
+from helpers import run_command
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
@@ -145,10 +145,12 @@ def test_submitit_local_runs_optuna_trials_as_jobs_of_their_own(trained, tmp_pat
     )
 
 
-def test_submitit_local_trains_a_tiny_pipeline(trained, tmp_path):
-    env = {**os.environ, "WANDB_MODE": "offline", "CATVAE_LOG_DIR": str(tmp_path / "logs")}
-    command = [sys.executable, "-m", "catvae.train", "-m", *TINY, "logger=none", "hydra/launcher=submitit_local"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+@pytest.mark.subprocess
+def test_submitit_local_trains_a_tiny_pipeline(trained, judge_cache, tmp_path):
+    install_judge(judge_cache, tmp_path / "logs")  # the job trains the VAE and classifier, not the judge
+    done = run_command(
+        "train", "-m", *TINY, "logger=none", "hydra/launcher=submitit_local", log_dir=tmp_path / "logs", timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((tmp_path / "logs" / "artifacts" / "mnist" / "elbo-4" / "seed0" / "summary.json").read_text())
     # The same configuration trained in this process (the session's fixture) gives the same models.
@@ -239,11 +241,10 @@ def test_slurm_cluster_defaults_and_no_gpu(tmp_path, monkeypatch):
     assert "--gpus-per-node" not in script and "--partition" not in script and "#SBATCH --time=60" in script
 
 
+@pytest.mark.subprocess
 def test_cluster_keys_are_typed_and_need_the_slurm_launcher(tmp_path):
-    env = {**os.environ, "CATVAE_LOG_DIR": str(tmp_path / "logs")}
-
     def train(*overrides: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "catvae.train", "-m", *overrides], env=env, capture_output=True, text=True)
+        return run_command("train", "-m", *overrides, log_dir=tmp_path / "logs")
 
     wrong = train("hydra/launcher=slurm", "cluster.gpus_per_job=two")
     assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
@@ -267,16 +268,16 @@ def test_threads_per_job_split_the_cores_between_joblib_workers(monkeypatch):
     assert threads.threads_per_job(basic, None) is None and threads.threads_per_job(basic, 2) == 2
 
 
+@pytest.mark.subprocess
 def test_threads_per_job_must_be_positive(tmp_path):
-    env = {**os.environ, "CATVAE_LOG_DIR": str(tmp_path / "logs")}
-    command = [sys.executable, "-m", "catvae.search", "-m", "latent_dim=4", "hydra.callbacks.threads.per_job=0"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    done = run_command("search", "-m", "latent_dim=4", "hydra.callbacks.threads.per_job=0", log_dir=tmp_path / "logs")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
         "error: hydra.callbacks.threads.per_job=0 is not allowed: a whole number of threads ≥ 1, or null"
     )
 
 
+@pytest.mark.slow
 def test_trial_in_folder_finds_the_running_trial_of_a_job(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(study_name="f", storage=storage)

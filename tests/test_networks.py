@@ -223,7 +223,8 @@ def test_cvae_decoder_depends_on_the_label_and_requires_it():
     assert torch.equal(plain.images(z, torch.arange(10)), plain.images(z))
 
 
-def test_train_elbo_conv_publishes_artifacts_under_its_name(make_config, tmp_path, tiny):
+@pytest.mark.slow
+def test_train_elbo_conv_publishes_artifacts_under_its_name(make_config, tmp_path, tiny, tiny_judge):
     from catvae.train import train
 
     cfg = make_config(overrides=[*tiny, "vae=elbo_conv", "logger=none", "latent_dim=2"])
@@ -237,7 +238,8 @@ def test_train_elbo_conv_publishes_artifacts_under_its_name(make_config, tmp_pat
     assert 0 < summary["vae_test"]["recon"] < 1000
 
 
-def test_train_cvae_then_generate_a_label(make_config, tmp_path, tiny):
+@pytest.mark.slow
+def test_train_cvae_then_generate_a_label(make_config, tmp_path, tiny, tiny_judge):
     from catvae.generate import generate
     from catvae.train import train
 

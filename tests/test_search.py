@@ -2,27 +2,27 @@
 
 import csv
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
+from helpers import run_command, start_command
 from wandb_files import find_run_files, read_finished_run
 
 from catvae.sweep.report import report
+
+pytestmark = pytest.mark.subprocess  # every test here runs `python -m catvae.search -m`
 
 # The trained fixture's data (its real test and training images are what the judge compares samples with).
 TINY_EVAL = ["latent_dim=4", "eval.samples_per_label=6", "data.limit_train=1200", "data.limit_test=300", "data.val_size=200"]
 
 
 def search(log_dir: Path, *overrides: str, check: bool = True, background: bool = False):
-    env = {**os.environ, "WANDB_MODE": "offline", "CATVAE_LOG_DIR": str(log_dir)}
-    command = [sys.executable, "-m", "catvae.search", "-m", *TINY_EVAL, *overrides]
+    args = ["-m", *TINY_EVAL, *overrides]
     if background:
-        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        return start_command("search", *args, log_dir=log_dir)
+    result = run_command("search", *args, log_dir=log_dir)
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result

@@ -70,6 +70,7 @@ def test_a_lost_creation_race_is_tried_again_then_gives_up():
     assert len(waits) == 3 and max(waits) <= study_storage.MAX_WAIT_S * 1.5
 
 
+@pytest.mark.slow
 def test_a_storage_that_cannot_be_opened_ends_the_sweep_with_its_key(monkeypatch, capsys):
     monkeypatch.setattr(study_storage.time, "sleep", lambda s: None)
     url = "postgresql+psycopg://someone:secret@127.0.0.1:1/nowhere"

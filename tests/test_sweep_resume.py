@@ -114,6 +114,7 @@ def running_trial(study: optuna.Study, owner: dict | None) -> int:
     return trial.number
 
 
+@pytest.mark.slow
 def test_stale_running_trials_are_failed_and_live_ones_kept(tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(study_name="s", storage=url)

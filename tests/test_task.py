@@ -7,6 +7,7 @@ import sys
 import traceback
 
 import pytest
+from helpers import command_env
 from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 
@@ -137,6 +138,7 @@ def test_command_errors_maps_user_errors_and_lets_bugs_through(capsys):
         raise KeyError("a bug")
 
 
+@pytest.mark.subprocess
 def test_a_bug_in_a_command_shows_its_traceback_then_the_run_folder(tmp_path):
     """A real command (Hydra composing generate.yaml) whose job has a bug: exit status 1, the
     traceback, and as the last line the run folder holding its config and logs."""
@@ -148,9 +150,13 @@ def test_a_bug_in_a_command_shows_its_traceback_then_the_run_folder(tmp_path):
         "    return run_task(cfg, lambda cfg: None, lambda loggers: 1 / 0)\n"
         "main()\n"
     )
-    env = {**os.environ, "CATVAE_LOG_DIR": str(tmp_path / "logs")}
     result = subprocess.run(
-        [sys.executable, str(script), "latent_dim=3"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+        [sys.executable, str(script), "latent_dim=3"],
+        capture_output=True,
+        text=True,
+        env=command_env(tmp_path / "logs"),
+        cwd=tmp_path,
+        timeout=120,
     )
     assert result.returncode == 1
     lines = result.stderr.rstrip().splitlines()

@@ -34,6 +34,7 @@ def clustered_codes(dim: int, count: int = 2000, seed: int = 0) -> tuple[torch.T
     return centres[labels] + torch.randn(count, dim, generator=generator), labels
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dim", [2, 5])
 def test_views_write_pngs_of_the_expected_size(dim, tmp_path):
     codes, labels = clustered_codes(dim)
@@ -46,6 +47,7 @@ def test_views_write_pngs_of_the_expected_size(dim, tmp_path):
     assert imread(tmp_path / MANIFOLD_FILE).shape[:2] == (20 * 30 + 2, 20 * 30 + 2)  # 20×20 images of 28 px, 2-px gaps
 
 
+@pytest.mark.slow
 def test_conditional_decoder_gets_no_manifold(tmp_path):
     codes, labels = clustered_codes(3)
     decoder = Decoder(3, [16], image_shape=MNIST_IMAGE_SHAPE, num_classes=10).eval()  # a CVAE's decoder: it takes the labels
@@ -115,6 +117,7 @@ def test_latent_plane_needs_two_dimensions():
         latent_plane(np.zeros((10, 1)))
 
 
+@pytest.mark.slow
 def test_write_views_leaves_nothing_else(tmp_path: Path):
     codes, labels = clustered_codes(2, count=200)
     write_views(

@@ -68,6 +68,7 @@ def _make_run(tmp_path: Path, **init_kwargs) -> str:
     return run_id
 
 
+@pytest.mark.subprocess
 def test_module_import_is_cheap():
     # Whatever catvae's __init__ imports is its business; the reader
     # itself must not pull in wandb/protobuf at import time.
@@ -82,6 +83,7 @@ def test_module_import_is_cheap():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tools)
 
 
+@pytest.mark.slow
 def test_roundtrip_plain_wandb(offline):
     tmp_path = offline
     run_id = _make_run(tmp_path)
@@ -116,6 +118,7 @@ def test_roundtrip_plain_wandb(offline):
     assert rec.summary["_step"] == 2
 
 
+@pytest.mark.slow
 def test_large_values_summary_remove_and_nested_keys(offline):
     """Records > 32 KiB span blocks (FIRST/MIDDLE/LAST chunks)."""
     tmp_path = offline

@@ -1,0 +1,117 @@
+"""What the tests share besides fixtures: the one way to run a command as a user does (its
+environment and its subprocess), and the one snapshot of a file tree (to show nothing changed)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+# Variables a launcher (SLURM, torchrun) may have left in the environment: a command started by a
+# test is a fresh single process, not one rank of the job the test runs in.
+LAUNCHER_VARIABLES = ("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def command_env(
+    log_dir: Path | str | None = None,
+    *,
+    pythonpath: Iterable[Path | str] = (),
+    checkout_first: bool = False,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment a command runs in under the tests: this process's, W&B offline and quiet,
+    ``CATVAE_LOG_DIR`` = ``log_dir`` when given, no launcher's rank variables.
+
+    ``pythonpath``: folders put first on the path (a ``sitecustomize.py`` hook); ``checkout_first``:
+    this checkout's ``catvae`` before an installed one (by default the command imports the package
+    the way a user's would: installed, as CI installs the wheel)."""
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_CONSOLE": "off"}
+    for name in [name for name in env if name.startswith("SLURM_") or name in LAUNCHER_VARIABLES]:
+        del env[name]
+    if log_dir is not None:
+        env["CATVAE_LOG_DIR"] = str(log_dir)
+    first = [str(folder) for folder in pythonpath] + ([str(REPOSITORY)] if checkout_first else [])
+    if first:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [*first, os.environ.get("PYTHONPATH")]))
+    if extra:
+        env.update(extra)
+    return env
+
+
+def command_line(module: str, *args: str) -> list[str]:
+    """``python -m catvae.<module> ARGS`` (``module``: ``train`` or ``catvae.train``)."""
+    return [sys.executable, "-m", module if module.startswith("catvae.") else f"catvae.{module}", *args]
+
+
+def run_command(
+    module: str,
+    *args: str,
+    log_dir: Path | str | None = None,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess:
+    """Run ``python -m catvae.<module> ARGS`` to its end, as a user does: from ``cwd`` (created; by
+    default this process's folder), in :func:`command_env` of ``log_dir`` unless ``env`` is given;
+    stdout and stderr captured as text."""
+    if cwd is not None:
+        Path(cwd).mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        command_line(module, *args),
+        capture_output=True,
+        text=True,
+        env=dict(env) if env is not None else command_env(log_dir),
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+def start_command(
+    module: str,
+    *args: str,
+    log_dir: Path | str | None = None,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    merge_stderr: bool = False,
+) -> subprocess.Popen:
+    """:func:`run_command` in the background: the running process (stdout, stderr piped as text;
+    ``merge_stderr``: both on stdout)."""
+    if cwd is not None:
+        Path(cwd).mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        command_line(module, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+        text=True,
+        env=dict(env) if env is not None else command_env(log_dir),
+        cwd=cwd,
+    )
+
+
+def digest(content: bytes) -> str:
+    """The SHA-256 of ``content`` (what :func:`snapshot` records of each file)."""
+    return hashlib.sha256(content).hexdigest()
+
+
+def snapshot(folder: Path, *, folders: bool = False) -> dict[str, str | None]:
+    """Every file under ``folder`` by relative path, with the SHA-256 of its bytes; with ``folders``
+    also every folder (None), so that a new empty folder shows too. Equal snapshots: nothing was
+    added, removed or changed."""
+    return {
+        str(path.relative_to(folder)): digest(path.read_bytes()) if path.is_file() else None
+        for path in sorted(folder.rglob("*"))
+        if folders or path.is_file()
+    }
+
+
+def assert_refused(result: subprocess.CompletedProcess, message: str) -> None:
+    """A command refused its input as a user error: exit status 2, one ``error: MESSAGE`` line, no traceback."""
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert f"error: {message}" in result.stderr, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("error: ") == 1, result.stderr
