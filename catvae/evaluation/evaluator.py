@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torchmetrics.functional.classification import multiclass_accuracy
 
 from catvae.core.device import fast_bf16
@@ -200,7 +200,8 @@ class EvaluationSettings:
     seed: int
     cos: str = "pairwise"  # objective.cos: eq. 5's pairwise, or to the class mean
     precision: str = "32"  # eval.precision (:data:`EVAL_PRECISIONS`), resolved on the density's device
-    sample_metric_groups: tuple[str, ...] = ()  # eval.sample_metrics (needs a reference)
+    # eval.sample_metrics (needs a reference): built-in group names, or _target_ nodes of one's own (plain dicts)
+    sample_metric_groups: tuple[Any, ...] = ()
     objective_classifier: str = "paper"  # objective.classifier (:data:`OBJECTIVE_CLASSIFIERS`)
     cas: Mapping[str, Any] | None = None  # CAS's classifier recipe (epochs, batch_size, lr); None: no CAS
 
@@ -217,7 +218,10 @@ class EvaluationSettings:
             seed=int(evaluation.seed),
             cos=str(objective.cos),
             precision=str(evaluation.get("precision", "auto")),
-            sample_metric_groups=tuple(str(group) for group in evaluation.sample_metrics),
+            sample_metric_groups=tuple(
+                group if isinstance(group, str) else OmegaConf.to_container(group, resolve=True)
+                for group in evaluation.sample_metrics
+            ),
             objective_classifier=str(objective.classifier),
             cas=cas,
         )

@@ -212,7 +212,8 @@ def train_cas_classifier(
     lr: float = 3e-3,
     seed: int = 0,
     bf16: bool = False,
-    image_shape: Sequence[int] = (),
+    *,
+    image_shape: Sequence[int],
 ) -> Classifier:
     """A fresh Table-3 classifier trained on (generated) ``images`` with their target ``labels``,
     returned in evaluation mode on their device.

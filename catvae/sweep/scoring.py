@@ -127,8 +127,9 @@ _rescored: dict[str, dict] = {}  # rescore's reports in this process, by generat
 def rescore_one(evaluation: EvaluationSettings, config: dict, latent: str, models: Models, reference: RealReference) -> dict:
     """One generator configuration scored on ``eval.samples_per_label`` samples per label with every metric (and CAS)."""
     generator = build_generator(OmegaConf.create(config))
-    # the best gets every metric, and CAS where eval.cas
-    settings = evaluation.replace(sample_metric_groups=METRIC_GROUPS)
+    # the best gets every built-in metric group (and the configured ones of one's own), and CAS where eval.cas
+    own = tuple(group for group in evaluation.sample_metric_groups if not isinstance(group, str))
+    settings = evaluation.replace(sample_metric_groups=(*METRIC_GROUPS, *own))
     return settings.score(generator, models.density(latent), models.decoder, models.classifier, reference)
 
 

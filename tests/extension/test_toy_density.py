@@ -23,6 +23,8 @@ from catvae.core.errors import ConfigError
 from catvae.densities.base import sample_codes
 from catvae.generators.gaussian import Simple, generate_images, target_labels
 
+pytestmark = pytest.mark.slow  # trainings of their own: outside the fast loop
+
 HERE = Path(__file__).resolve().parent
 SEARCH_PATH = f"hydra.searchpath=[file://{HERE / 'conf'}]"  # where conf/latent/toy.yaml is found
 TRUST = {"CATVAE_TRUSTED_TARGETS": "toy_density.*"}  # the documented way to trust a module of one's own

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import matplotlib.image
 import numpy as np
+import pytest
 import torch
+
+pytestmark = pytest.mark.slow  # trainings of their own: outside the fast loop
 
 HERE = Path(__file__).resolve().parent
 EXTENSION = [
