@@ -114,6 +114,9 @@ def call_command(monkeypatch, capsys) -> Callable[..., tuple[object, str]]:
         command = importlib.import_module(f"catvae.{module}")
         root = logging.getLogger()
         handlers, level = list(root.handlers), root.level
+        # Hydra's job logging (dictConfig) disables the loggers that exist when it runs: caplog of
+        # later tests would then see nothing from them (catvae.training.resume, say).
+        loggers = {name: (logger.disabled, logger.level, logger.propagate) for name, logger in _named_loggers().items()}
         capsys.readouterr()
         code: object = 0
         try:
@@ -131,9 +134,18 @@ def call_command(monkeypatch, capsys) -> Callable[..., tuple[object, str]]:
                 handler.close()
             root.handlers[:] = handlers
             root.setLevel(level)
+            for name, logger in _named_loggers().items():
+                logger.disabled, logger.level, logger.propagate = loggers.get(name, (False, logging.NOTSET, True))
         return code, capsys.readouterr().err
 
     return call
+
+
+def _named_loggers() -> dict:
+    """Every named logger of this process (placeholders left out)."""
+    import logging
+
+    return {name: logger for name, logger in logging.root.manager.loggerDict.items() if isinstance(logger, logging.Logger)}
 
 
 # ------------------------------------------------------------------ PostgreSQL (issue 9) ----------------------

@@ -78,8 +78,7 @@ def refusal_logs(request, tmp_path, in_subprocess) -> Path:
 
 
 UNKNOWN_KEY = (
-    "vae.lrr=1 is not allowed: 'vae' has no key 'lrr'; "
-    "its keys are name, epochs, lr, schedule, net, objective, conditional"
+    "vae.lrr=1 is not allowed: 'vae' has no key 'lrr'; its keys are name, epochs, lr, schedule, net, objective, conditional"
 )
 # More refusals, checked in-process (same messages, no subprocess each): tests/test_validate.py.
 TRAIN_CASES = [

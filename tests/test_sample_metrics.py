@@ -163,7 +163,9 @@ def test_cas_trains_the_table3_lightning_module(monkeypatch, tmp_path):
     labels = torch.arange(64) % 2
     images = halves(labels, labels, seed=1)
     rng_before = torch.get_rng_state()
-    module = train_cas_classifier(images, labels, num_classes=2, epochs=3, batch_size=16, lr=3e-3, seed=5, image_shape=MNIST_IMAGE_SHAPE)
+    module = train_cas_classifier(
+        images, labels, num_classes=2, epochs=3, batch_size=16, lr=3e-3, seed=5, image_shape=MNIST_IMAGE_SHAPE
+    )
     # The one loop: the module the classifier and the judge train as, with the judge's recipe.
     assert type(module) is Classifier and not module.training
     assert (module.lr, module.schedule, module.prefix) == (3e-3, "onecycle", "cas")
@@ -171,7 +173,9 @@ def test_cas_trains_the_table3_lightning_module(monkeypatch, tmp_path):
     assert torch.equal(torch.get_rng_state(), rng_before)  # the caller's generator is left as it was
     assert list(tmp_path.iterdir()) == []  # no checkpoint, no lightning_logs
     # Same seed, same network: initialisation, dropout and batch order are all seeded.
-    again = train_cas_classifier(images, labels, num_classes=2, epochs=3, batch_size=16, lr=3e-3, seed=5, image_shape=MNIST_IMAGE_SHAPE)
+    again = train_cas_classifier(
+        images, labels, num_classes=2, epochs=3, batch_size=16, lr=3e-3, seed=5, image_shape=MNIST_IMAGE_SHAPE
+    )
     assert all(torch.equal(a, b) for a, b in zip(module.state_dict().values(), again.state_dict().values(), strict=True))
     assert isinstance(quiet_trainer(1, torch.device("cpu"), "bf16-mixed").precision_plugin, CachedAutocastPrecision)
 
