@@ -266,3 +266,18 @@ def test_stage_seeds_are_distinct_and_stable():
     assert resume.stage_seed(0, "vae") == resume.stage_seed(0, "vae") != resume.stage_seed(0, "classifier")
     assert resume.stage_seed(0, "vae") != resume.stage_seed(1, "vae")
     assert resume.stage_seed(0, "vae") == int.from_bytes(__import__("hashlib").sha256(b"0/vae").digest()[:4], "little")
+
+
+def test_a_classifier_built_from_its_config_saves_hyperparameters_a_safe_load_reads(tmp_path):
+    """Hydra's instantiate hands ``image_shape`` over as a ListConfig; saved as such in the checkpoint,
+    the resume checkpoint would not load with ``weights_only=True`` and a killed classifier stage would
+    start over (it did, once)."""
+    from omegaconf import OmegaConf
+
+    from catvae.core.targets import instantiate
+
+    node = OmegaConf.create({"_target_": "catvae.models.classifier.Classifier", "num_classes": 10, "lr": 1e-3})
+    module = instantiate(node, image_shape=OmegaConf.create([1, 28, 28]))
+    torch.save({"hyper_parameters": dict(module.hparams)}, tmp_path / "hparams.pt")
+    loaded = torch.load(tmp_path / "hparams.pt", weights_only=True)["hyper_parameters"]
+    assert loaded["image_shape"] == [1, 28, 28] and type(loaded["image_shape"]) is list

@@ -34,9 +34,12 @@ class Classifier(pl.LightningModule):
         image_shape: Sequence[int] | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters()
         if image_shape is None:  # data.image_shape, or given by the training stage from its data module
             raise ValueError("Classifier needs image_shape=(channels, height, width) of the images it classifies")
+        # Plain ints before they are saved: a ListConfig (Hydra's instantiate passes one) would make
+        # the resume checkpoint unreadable with torch.load(weights_only=True).
+        image_shape = [int(side) for side in image_shape]
+        self.save_hyperparameters()
         self.net = ClassifierNet(num_classes, dropout_conv, dropout_fc, image_shape=image_shape)
         self.lr, self.schedule = lr, check_schedule(schedule)
         self.prefix = log_prefix  # "judge" for the independent judge (catvae.training.judge)
