@@ -102,8 +102,8 @@ def call_command(monkeypatch, capsys) -> Callable[..., tuple[object, str]]:
     returns) and what it wrote on stderr. Without an interpreter's start (seconds each), for the
     refusals; a few of them run as real processes too (tests/test_cli.py)."""
     import importlib
-    import logging
 
+    from helpers import loggers_kept
     from hydra.core.global_hydra import GlobalHydra
 
     def call(module: str, *args: str, log_dir: Path, cwd: Path) -> tuple[object, str]:
@@ -112,40 +112,22 @@ def call_command(monkeypatch, capsys) -> Callable[..., tuple[object, str]]:
         monkeypatch.setenv("CATVAE_LOG_DIR", str(log_dir))
         monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # main sets it; restored after the test
         command = importlib.import_module(f"catvae.{module}")
-        root = logging.getLogger()
-        handlers, level = list(root.handlers), root.level
-        # Hydra's job logging (dictConfig) disables the loggers that exist when it runs: caplog of
-        # later tests would then see nothing from them (catvae.training.resume, say).
-        loggers = {name: (logger.disabled, logger.level, logger.propagate) for name, logger in _named_loggers().items()}
         capsys.readouterr()
         code: object = 0
-        try:
-            if module in HYDRA_COMMANDS:
-                monkeypatch.setattr(sys, "argv", [str(command.__file__), *args])
-                command.main()
-            else:
-                command.main(list(args))
-        except SystemExit as exited:
-            code = exited.code
-        finally:
-            GlobalHydra.instance().clear()
-            for handler in [h for h in root.handlers if h not in handlers]:  # Hydra's job logging
-                root.removeHandler(handler)
-                handler.close()
-            root.handlers[:] = handlers
-            root.setLevel(level)
-            for name, logger in _named_loggers().items():
-                logger.disabled, logger.level, logger.propagate = loggers.get(name, (False, logging.NOTSET, True))
+        with loggers_kept():  # Hydra's job logging: its handlers removed, the loggers it disabled enabled again
+            try:
+                if module in HYDRA_COMMANDS:
+                    monkeypatch.setattr(sys, "argv", [str(command.__file__), *args])
+                    command.main()
+                else:
+                    command.main(list(args))
+            except SystemExit as exited:
+                code = exited.code
+            finally:
+                GlobalHydra.instance().clear()
         return code, capsys.readouterr().err
 
     return call
-
-
-def _named_loggers() -> dict:
-    """Every named logger of this process (placeholders left out)."""
-    import logging
-
-    return {name: logger for name, logger in logging.root.manager.loggerDict.items() if isinstance(logger, logging.Logger)}
 
 
 # ------------------------------------------------------------------ PostgreSQL (issue 9) ----------------------

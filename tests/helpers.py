@@ -3,11 +3,13 @@ environment and its subprocess), and the one snapshot of a file tree (to show no
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -115,3 +117,27 @@ def assert_refused(result: subprocess.CompletedProcess, message: str) -> None:
     assert f"error: {message}" in result.stderr, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     assert result.stderr.count("error: ") == 1, result.stderr
+
+
+@contextlib.contextmanager
+def loggers_kept() -> Iterator[None]:
+    """The process's named loggers as they were, whatever the block configures: Hydra's job logging
+    and import-linter (``logging.config.dictConfig``) disable the loggers that exist when they run, and
+    a later test's ``caplog`` would then see nothing from them (``catvae.training.resume``, say)."""
+
+    def named() -> dict[str, logging.Logger]:
+        return {name: log for name, log in logging.root.manager.loggerDict.items() if isinstance(log, logging.Logger)}
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    states = {name: (log.disabled, log.level, log.propagate) for name, log in named().items()}
+    try:
+        yield
+    finally:
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+            handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, log in named().items():
+            log.disabled, log.level, log.propagate = states.get(name, (False, logging.NOTSET, True))
