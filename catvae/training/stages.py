@@ -60,11 +60,12 @@ def make_vae(settings: VAESettings, image_shape: Sequence[int]) -> VAE:
 def fit_stage(
     fitting: Fitting, stage: str, module: pl.LightningModule, data: pl.LightningDataModule, epochs: int, loggers: list[Logger]
 ) -> None:
-    """Fit ``module`` for ``stage`` with the run's Trainer, or continue it from its resume checkpoint."""
+    """Fit ``module`` for ``stage`` with the run's Trainer, or continue it from its resume checkpoint
+    (looked for once the Trainer exists, so its log lines come in the order they always did)."""
     fingerprint = fitting.fingerprints[stage]
-    checkpoint = resume.resume_point(fitting.checkpoint_dir, stage, epochs, fingerprint, fitting.resume)
-    make_trainer(fitting.trainer, stage, epochs, loggers, fitting.checkpoint_dir, fingerprint).fit(
-        module, datamodule=data, ckpt_path=checkpoint
+    trainer = make_trainer(fitting.trainer, stage, epochs, loggers, fitting.checkpoint_dir, fingerprint)
+    trainer.fit(
+        module, datamodule=data, ckpt_path=resume.resume_point(fitting.checkpoint_dir, stage, epochs, fingerprint, fitting.resume)
     )
 
 
