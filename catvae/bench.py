@@ -50,11 +50,15 @@ def check_args(args: argparse.Namespace) -> None:
 
 def trainer_for(device: torch.device, precision: str, epochs: int, workdir: Path) -> pl.Trainer:
     """The Trainer ``catvae.train`` builds for a stage (``make_trainer``), on ``device`` at ``precision``, no logger."""
+    from catvae.config.settings import run_config, trainer_settings
+    from catvae.training.resume import training_fingerprint
     from catvae.training.stages import make_trainer
 
     device_and_precision = [f"trainer.accelerator={accelerator(device)}", f"trainer.precision={PRECISIONS[precision]}"]
     overrides = [*device_and_precision, "logger=none", f"paths.log_dir={workdir}", f"paths.output_dir={workdir}"]
-    return make_trainer(compose_config("train", overrides), "bench", epochs, [], workdir / "checkpoints")
+    cfg = compose_config("train", overrides)
+    fingerprint = training_fingerprint(run_config(cfg), "bench")
+    return make_trainer(trainer_settings(cfg), "bench", epochs, [], workdir / "checkpoints", fingerprint)
 
 
 def main(argv: list[str] | None = None) -> Path:

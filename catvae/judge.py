@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from catvae.config.task import hydra_command, run_main, run_task
 from catvae.config.validate import validate_judge
@@ -21,6 +21,7 @@ warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 def judge(cfg: DictConfig) -> str | None:
     """Validate ``cfg``, train and publish the judge with its loggers, print and return its summary's
     path (under DDP, on rank 0; the other processes train alongside and return None)."""
+    from catvae.config.settings import judge_settings, resolved_config, run_config
     from catvae.core.loggers import log_summary
     from catvae.training.judge import train_judge
 
@@ -28,8 +29,8 @@ def judge(cfg: DictConfig) -> str | None:
         import json
 
         for logger in loggers:
-            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        path = train_judge(cfg, loggers)
+            logger.log_hyperparams(resolved_config(cfg))
+        path = train_judge(judge_settings(cfg), run_config(cfg), loggers)
         if path is None:
             return None
         summary = json.loads(path.read_text())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import warnings
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from catvae.config.task import hydra_command, run_main, run_task
 from catvae.config.validate import validate_train
@@ -17,15 +17,17 @@ warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
 def train(cfg: DictConfig) -> str | None:
-    """Validate ``cfg``, run the pipeline with its loggers (closed whatever happens), print and
-    return the published summary's path. Under DDP (``trainer=ddp``) a process other than rank 0
-    trains alongside it, prints nothing and returns None: rank 0 publishes."""
+    """Validate ``cfg``, build its settings, run the pipeline with its loggers (closed whatever happens),
+    print and return the published summary's path. Under DDP (``trainer=ddp``) a process other than
+    rank 0 trains alongside it, prints nothing and returns None: rank 0 publishes."""
+    from catvae.config.settings import pipeline_settings
     from catvae.training.stages import run_pipeline
 
     def body(loggers: list) -> str | None:
+        settings = pipeline_settings(cfg)
         for logger in loggers:  # a W&B run only on rank 0 (Lightning's loggers write there alone)
-            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        summary = run_pipeline(cfg, loggers)
+            logger.log_hyperparams(dict(settings.config))
+        summary = run_pipeline(settings, loggers)
         return None if summary is None else str(summary)
 
     summary = run_task(cfg, validate_train, body)

@@ -40,6 +40,7 @@ def test_nan_vae_loss_stops_training_and_publishes_nothing(make_config, tmp_path
 
 @pytest.mark.slow
 def test_infinite_classifier_loss_stops_the_classifier_stage(make_config, tmp_path, tiny):
+    from catvae.config.settings import pipeline_settings
     from catvae.training.stages import run_pipeline
 
     cfg = make_config(overrides=[*tiny, "logger=none", "classifier.model.lr=1e9"])
@@ -48,7 +49,7 @@ def test_infinite_classifier_loss_stops_the_classifier_stage(make_config, tmp_pa
         match=r"^classifier training diverged: the training loss became (inf|nan) at "
         r"epoch 1/1, step \d+/8 .* Try a lower classifier\.model\.lr \(it is 1e\+09\)",
     ):
-        run_pipeline(cfg, [])
+        run_pipeline(pipeline_settings(cfg), [])
     folder = ArtifactKey("mnist", "elbo", 4, 0).folder(tmp_path / "logs" / "artifacts")
     # Staging starts once training is done: a stage that diverged left nothing under the artifacts.
     assert not folder.exists() and not folder.parent.exists()
@@ -81,15 +82,17 @@ def test_a_second_training_of_a_key_is_refused_while_the_first_runs(make_config,
     holds the key's training lock, another exits 2 naming the key, and touches nothing."""
     from filelock import FileLock
 
+    from catvae.config.settings import artifact_key
     from catvae.training.resume import checkpoint_folder, training_lock_file
 
     log_dir = tmp_path / "logs"
     cfg = make_config("train", tiny, log_dir)
-    folder = checkpoint_folder(cfg)
+    key = artifact_key(cfg)
+    folder = checkpoint_folder(key, cfg.paths.checkpoints_dir)
     final = ArtifactKey("mnist", "elbo", 4, 0).folder(log_dir / "artifacts")
     final.mkdir(parents=True)
     (final / "vae.pt").write_bytes(b"published before")
-    with FileLock(training_lock_file(cfg)):  # the first training, still running
+    with FileLock(training_lock_file(key, cfg.paths.checkpoints_dir)):  # the first training, still running
         result = run_command("train", *tiny, log_dir=log_dir, cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "error: another training of data=mnist vae=elbo latent_dim=4 seed=0 is running" in result.stderr

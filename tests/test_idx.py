@@ -305,6 +305,7 @@ def test_small_idx_dataset_trains_with_the_default_split_and_bad_versions_of_it_
     stay byte-identical.
     """
     from catvae.artifacts import ArtifactKey, load_models
+    from catvae.config.settings import pipeline_settings
     from catvae.core.errors import DataError
     from catvae.train import train
     from catvae.training.stages import run_pipeline
@@ -339,7 +340,7 @@ def test_small_idx_dataset_trains_with_the_default_split_and_bad_versions_of_it_
     (root / TRAIN_LABELS).write_bytes(idx_bytes(rare))
     kept = int((rare[order[167:].numpy()] == 7).sum())
     with pytest.raises(DataError) as caught:  # in-process: the subprocess above showed how a DataError exits
-        run_pipeline(cfg, [])
+        run_pipeline(pipeline_settings(cfg), [])
     assert str(caught.value).startswith(
         f"dataset 'idx-small' ({root}): the class statistics need at least 2 training images of every class, "
         f"but class 7 has {'1 image' if kept else 'none (1 of its 1 went to validation)'}"

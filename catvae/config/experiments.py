@@ -16,6 +16,7 @@ from typing import Any, cast
 from omegaconf import OmegaConf
 
 from catvae.artifacts import ArtifactKey
+from catvae.config import settings
 from catvae.config.registry import CONF_DIR
 from catvae.config.task import BUG_STATUS, USER_ERROR_STATUS
 from catvae.config.validate import integer_at_least
@@ -56,7 +57,7 @@ def artifact_key(experiment: str, overrides: list[str], config: str = "train") -
 
     with initialize_config_dir(config_dir=CONF_DIR):
         cfg = compose(config, [f"experiment={experiment}", *overrides])
-    return ArtifactKey.from_config(cfg), Path(cfg.paths.artifacts_dir)
+    return settings.artifact_key(cfg), Path(cfg.paths.artifacts_dir)
 
 
 def train_key(key: ArtifactKey) -> list[str]:

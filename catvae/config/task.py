@@ -335,7 +335,7 @@ def open_loggers(cfg: DictConfig) -> list[Any]:
         return []
     from catvae.core.loggers import build_loggers
 
-    return build_loggers(cfg.logger)
+    return build_loggers(OmegaConf.to_container(cfg.logger, resolve=True))  # type: ignore[arg-type]  # a mapping
 
 
 def close_loggers(loggers: list[Any], status: str) -> None:

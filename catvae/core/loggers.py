@@ -6,15 +6,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger, WandbLogger
 
 from catvae.core.targets import instantiate
 
 
-def build_loggers(cfg: DictConfig | None) -> list[Logger]:
-    """Instantiate every logger named under ``cfg.logger`` (an empty group means none)."""
-    return [instantiate(node) for node in (cfg or {}).values() if node is not None]
+def build_loggers(nodes: Mapping[str, Any] | None) -> list[Logger]:
+    """Instantiate every logger of ``nodes`` (the ``logger`` group: name → ``_target_`` node; empty means none)."""
+    return [instantiate(node) for node in (nodes or {}).values() if node is not None]
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -15,11 +15,12 @@ import importlib.metadata
 import platform
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import catvae
@@ -103,7 +104,10 @@ def device_name(device: str) -> str:
 
 def plain_config(node: Any) -> Any:
     """The config as plain containers, interpolations resolved; one that cannot be resolved here (a
-    ``${hydra:…}`` outside a Hydra run) is kept as written rather than failing the run."""
+    ``${hydra:…}`` outside a Hydra run) is kept as written rather than failing the run. Plain
+    containers are returned as they are."""
+    if not OmegaConf.is_config(node):
+        return node
     try:
         return OmegaConf.to_container(node, resolve=True)
     except OmegaConfBaseException:
@@ -121,11 +125,12 @@ def plain_config(node: Any) -> Any:
     return plain
 
 
-def provenance(cfg: DictConfig, device: torch.device | str) -> dict[str, Any]:
-    """Seed, resolved config, versions, git state of the source (None outside a checkout), device and UTC time."""
+def provenance(config: Mapping[str, Any], device: torch.device | str) -> dict[str, Any]:
+    """Seed (``config``'s ``seed``), resolved config (:func:`plain_config`), versions, git state of the
+    source (None outside a checkout), device and UTC time."""
     return {
-        "seed": cfg.get("seed"),
-        "config": plain_config(cfg),
+        "seed": config.get("seed"),
+        "config": plain_config(config),
         "versions": versions(),
         "git": source_git(),
         "device": str(device),

@@ -6,17 +6,16 @@ wait on one another. joblib's loky backend sets ``OMP_NUM_THREADS`` and ``MKL_NU
 ``cores // n_jobs`` in its workers, but a caller's ``OMP_NUM_THREADS`` is passed through only for that
 variable, and torch reads ``MKL_NUM_THREADS`` as well (``OMP_NUM_THREADS=2`` alone still gives workers
 one thread). :class:`JobThreads` therefore sets torch's thread count itself, in the job's own process
-(Hydra calls ``on_job_start`` where the job runs), from the launcher's config or from an explicit
-``per_job``, and the job's ``result.json`` records what it ran with.
+(Hydra calls ``on_job_start`` where the job runs; the callback is :mod:`catvae.config.threads`'s),
+from the launcher's config or from an explicit ``per_job`` (:func:`threads_per_job`), and the job's
+``result.json`` records what it ran with.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
-
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
 
 
 def available_cores() -> int:
@@ -27,9 +26,10 @@ def available_cores() -> int:
         return max(os.cpu_count() or 1, 1)
 
 
-def parallel_workers(launcher: DictConfig) -> int:
-    """How many jobs the launcher runs at once on this machine: joblib's ``n_jobs`` (negative counts
-    back from the cores, as joblib does: -1 all of them), 1 for any other launcher."""
+def parallel_workers(launcher: Mapping[str, Any]) -> int:
+    """How many jobs the launcher (``hydra.launcher``'s ``_target_`` and ``n_jobs``) runs at once on this
+    machine: joblib's ``n_jobs`` (negative counts back from the cores, as joblib does: -1 all of
+    them), 1 for any other launcher."""
     if "joblib" not in str(launcher.get("_target_", "")).lower():
         return 1
     n_jobs = launcher.get("n_jobs")
@@ -40,30 +40,10 @@ def parallel_workers(launcher: DictConfig) -> int:
     return max(cores + 1 + n_jobs, 1) if n_jobs < 0 else max(n_jobs, 1)
 
 
-def threads_per_job(launcher: DictConfig, per_job: int | None) -> int | None:
+def threads_per_job(launcher: Mapping[str, Any], per_job: int | None) -> int | None:
     """``per_job`` when given; else cores // workers where the launcher runs several jobs at once
     (so that workers × threads ≤ cores); None (torch's default) where it runs one at a time."""
     if per_job is not None:
         return int(per_job)
     workers = parallel_workers(launcher)
     return max(available_cores() // workers, 1) if workers > 1 else None
-
-
-class JobThreads(Callback):
-    """Hydra callback (``hydra.callbacks.threads``): set torch's intra-op threads when a job starts,
-    in the process that runs it. ``per_job``: a fixed count (``hydra.callbacks.threads.per_job=4``);
-    null: cores // parallel jobs under the joblib launcher, torch's default otherwise."""
-
-    def __init__(self, per_job: int | None = None):
-        if per_job is not None and int(per_job) < 1:
-            from catvae.core.errors import ConfigError
-
-            raise ConfigError("hydra.callbacks.threads.per_job", per_job, "a whole number of threads ≥ 1, or null")
-        self.per_job = None if per_job is None else int(per_job)
-
-    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        threads = threads_per_job(config.hydra.launcher, self.per_job)
-        if threads is not None:
-            import torch
-
-            torch.set_num_threads(threads)

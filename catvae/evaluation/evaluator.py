@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torchmetrics.functional.classification import multiclass_accuracy
 
 from catvae.core.device import fast_bf16
@@ -31,9 +30,12 @@ def bf16_where(precision: str, device: torch.device) -> bool:
     return precision == "bf16" or (precision == "auto" and fast_bf16(device))
 
 
-def classify_in_bf16(cfg: DictConfig, device: torch.device) -> bool:
-    """:func:`bf16_where` for the config's ``eval.precision`` (``auto`` when unset)."""
-    return bf16_where(str(cfg.eval.get("precision", "auto")), device)
+def classify_in_bf16(cfg: Mapping[str, Any], device: torch.device) -> bool:
+    """:func:`bf16_where` for a command config's ``eval.precision`` (``auto`` when unset).
+
+    Kept for :mod:`catvae.sweep` until it is given its settings (removed once sweep/ is converted);
+    everything else calls :func:`bf16_where` with ``EvaluationSettings.precision``."""
+    return bf16_where(str(cfg["eval"].get("precision", "auto")), device)
 
 
 class StageClock:
@@ -192,7 +194,7 @@ def evaluate_generator(
 @dataclass(frozen=True)
 class EvaluationSettings:
     """How a generator is scored (:func:`evaluate_generator`'s settings), read once from the config
-    (:meth:`from_config`) where a command starts its work and handed down: train's evaluation, a
+    (:func:`catvae.config.settings.evaluation_settings`) where a command starts its work and handed down: train's evaluation, a
     search job, a sweep's re-scored best, each point of a gradient search and the benchmark all
     score through :meth:`score`."""
 
@@ -204,27 +206,6 @@ class EvaluationSettings:
     sample_metric_groups: tuple[Any, ...] = ()
     objective_classifier: str = "paper"  # objective.classifier (:data:`OBJECTIVE_CLASSIFIERS`)
     cas: Mapping[str, Any] | None = None  # CAS's classifier recipe (epochs, batch_size, lr); None: no CAS
-
-    @classmethod
-    def from_config(cls, evaluation: DictConfig, objective: DictConfig, judge: DictConfig) -> EvaluationSettings:
-        """The config's ``eval`` (samples per label, seed, precision, sample metrics, CAS), ``objective``
-        (cos, classifier) and, where ``eval.cas``, CAS's recipe: the judge's (epochs, batch size, peak
-        learning rate)."""
-        cas = None
-        if evaluation.get("cas", False):
-            cas = {"epochs": int(judge.epochs), "batch_size": int(judge.batch_size), "lr": float(judge.model.lr)}
-        return cls(
-            samples_per_label=int(evaluation.samples_per_label),
-            seed=int(evaluation.seed),
-            cos=str(objective.cos),
-            precision=str(evaluation.get("precision", "auto")),
-            sample_metric_groups=tuple(
-                group if isinstance(group, str) else OmegaConf.to_container(group, resolve=True)
-                for group in evaluation.sample_metrics
-            ),
-            objective_classifier=str(objective.classifier),
-            cas=cas,
-        )
 
     def replace(self, **changes: Any) -> EvaluationSettings:
         """These settings with ``changes`` (e.g. a search trial's fewer samples, or every metric for a best)."""

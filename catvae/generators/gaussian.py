@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from catvae.core.errors import ArgumentError
 from catvae.core.targets import instantiate
@@ -187,15 +187,16 @@ class Medium2(Simple):
         return (num_classes, latent_dim)
 
 
-def generator_name(node: DictConfig | Mapping) -> str:
+def generator_name(node: Mapping) -> str:
     """``catvae.generators.gaussian.Medium1`` → ``medium1``: the name a config's target goes by."""
     return str(node["_target_"]).rsplit(".", 1)[-1].lower()
 
 
-def build_generator(node: DictConfig | Mapping) -> Simple:
-    """Instantiate ``cfg.generator`` from its values alone. ``from_search=best`` must have been
-    resolved into θ and n by the entry point (:func:`catvae.sweep.records.resolve_generator`):
-    a generator never reads a file, so what it draws depends on its config only."""
+def build_generator(node: Mapping) -> Simple:
+    """Instantiate the ``generator`` node (a plain mapping, or a config node resolved here) from its
+    values alone. ``from_search=best`` must have been resolved into θ and n by the entry point
+    (:func:`catvae.sweep.records.resolve_generator`): a generator never reads a file, so what it
+    draws depends on its config only."""
     params: Any = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
     source = params.pop("from_search", None)
     if source is not None:

@@ -22,10 +22,13 @@ and corrects it when a Trainer sets up its strategy.
 from __future__ import annotations
 
 import logging
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+
+if TYPE_CHECKING:
+    from catvae.training.settings import TrainerSettings
 
 T = TypeVar("T")
 
@@ -34,7 +37,7 @@ T = TypeVar("T")
 # strategies also cannot carry the in-memory data module to new processes.
 STRATEGIES = ("auto", "ddp")
 
-# The batch sizes that are split across the processes (see :func:`world_size`).
+# The batch sizes that are split across the processes (see :attr:`catvae.training.settings.TrainerSettings.world_size`).
 BATCH_KEYS = {"vae": "data.batch_size", "classifier": "classifier.batch_size", "judge": "judge.batch_size"}
 
 
@@ -61,21 +64,6 @@ def quiet_console() -> None:
             handler.setLevel(logging.WARNING)
 
 
-def world_size(cfg: DictConfig) -> int:
-    """How many processes train: ``trainer.devices × trainer.num_nodes`` (1 for the default trainer).
-
-    Batch sizes in the config are global: each of the processes takes ``batch_size / world_size`` of
-    every step's batch (:class:`catvae.data.datamodule.TensorBatches`), so a step averages the
-    gradient over the same number of images, and an epoch has the same number of steps, as on one
-    process; the paper's recipe (batch 100, its learning rate and schedule) is unchanged.
-    """
-    devices = OmegaConf.select(cfg, "trainer.devices", default=1)
-    nodes = OmegaConf.select(cfg, "trainer.num_nodes", default=1)
-    if isinstance(devices, int) and isinstance(nodes, int):
-        return devices * nodes
-    return 1  # refused by catvae.config.validate.check_distributed
-
-
 def is_distributed() -> bool:
     """Whether a process group joins this process to others (after the first DDP ``fit``)."""
     return torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
@@ -90,18 +78,19 @@ def broadcast(value: T) -> T:
     return box[0]
 
 
-def summary_block(cfg: DictConfig, stages: tuple[str, ...]) -> dict[str, Any]:
-    """What a summary says of the processes that trained: their number, the collective backend, and
-    each stage's global batch and the share of it each process took."""
-    world = world_size(cfg)
+def summary_block(trainer: TrainerSettings, batch_sizes: Mapping[str, int]) -> dict[str, Any]:
+    """What a summary says of the processes that trained: their number
+    (:attr:`~catvae.training.settings.TrainerSettings.world_size`), the collective backend, and each
+    stage's global batch (``batch_sizes``: stage → batch, in the order the summary lists them) and
+    the share of it each process took."""
+    world = trainer.world_size
     block: dict[str, Any] = {
         "world_size": world,
-        "num_nodes": int(OmegaConf.select(cfg, "trainer.num_nodes", default=1) or 1),
-        "strategy": str(OmegaConf.select(cfg, "trainer.strategy", default="auto")),
+        "num_nodes": int(trainer.num_nodes or 1),
+        "strategy": str(trainer.strategy),
         "backend": torch.distributed.get_backend() if is_distributed() else None,
         "batch_size": {},
     }
-    for stage in stages:
-        batch = int(OmegaConf.select(cfg, BATCH_KEYS[stage]))
-        block["batch_size"][stage] = {"global": batch, "per_process": batch // world}
+    for stage, batch in batch_sizes.items():
+        block["batch_size"][stage] = {"global": int(batch), "per_process": int(batch) // world}
     return block

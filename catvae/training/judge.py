@@ -11,13 +11,15 @@ in whole like the VAEs' artifacts, and resumes from its own checkpoint when kill
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger
 
 from catvae import artifacts
@@ -25,84 +27,69 @@ from catvae.core.files import write_json
 from catvae.core.provenance import provenance
 from catvae.core.targets import instantiate
 from catvae.data.datamodule import ImageDataModule, TensorDataModule
-from catvae.evaluation.evaluator import classify_in_bf16, reference_scores
+from catvae.evaluation.evaluator import bf16_where, reference_scores
 from catvae.evaluation.sample_metrics import METRIC_GROUPS, RealReference
 from catvae.models.classifier import Classifier
 from catvae.models.networks import ClassifierNet
 from catvae.training import distributed, resume
-from catvae.training.trainer import make_trainer, training_device
+from catvae.training.settings import JudgeSettings
+from catvae.training.trainer import make_trainer
 
 log = logging.getLogger(__name__)
 
 REFERENCE_SPLIT_SEED = 0  # which half of the test set plays "samples" in the judge's reference metrics
 
 
-def judge_settings(cfg: DictConfig) -> DictConfig:
-    """What the judge trains under, taken from a train or judge config: the data (split with the
-    judge's seed, so ``catvae.train`` and ``catvae.judge`` train the same judge), ``judge``,
-    ``trainer``, the paths and ``seed`` = ``judge.seed``. Its checkpoint's fingerprint is made of
-    these alone, so a judge killed inside ``catvae.train vae=elbo`` resumes in ``vae=mmd`` or in ``catvae.judge``."""
-    seed = int(cfg.judge.seed)
-    return OmegaConf.create(
-        {
-            "data": OmegaConf.to_container(cfg.data, resolve=True) | {"seed": seed},  # type: ignore[operator]
-            "judge": OmegaConf.to_container(cfg.judge, resolve=True),
-            "trainer": OmegaConf.to_container(cfg.trainer, resolve=True),
-            "eval": {"precision": str(cfg.eval.precision)},
-            "paths": {"artifacts_dir": str(cfg.paths.artifacts_dir), "checkpoints_dir": str(cfg.paths.checkpoints_dir)},
-            "seed": seed,
-            "resume": bool(cfg.get("resume", True)),
-        }
-    )
+def judge_exists(settings: JudgeSettings) -> bool:
+    """Whether the judge of ``settings``' dataset and seed is published."""
+    return (artifacts.judge_folder(settings.artifacts_dir, settings.data_name, settings.seed) / artifacts.JUDGE_FILE).is_file()
 
 
-def judge_exists(cfg: DictConfig) -> bool:
-    return (
-        artifacts.judge_folder(cfg.paths.artifacts_dir, str(cfg.data.name), int(cfg.judge.seed)) / artifacts.JUDGE_FILE
-    ).is_file()
+def train_judge(
+    settings: JudgeSettings, run_config: Mapping[str, Any], loggers: list[Logger], data: ImageDataModule | None = None
+) -> Path | None:
+    """Train, score and publish the judge of ``settings``' dataset and ``judge.seed``; returns its ``summary.json``.
 
-
-def train_judge(cfg: DictConfig, loggers: list[Logger], data: ImageDataModule | None = None) -> Path | None:
-    """Train, score and publish the judge of ``cfg``'s dataset and ``judge.seed``; returns its ``summary.json``.
-
-    ``data``: the data module already loaded by the caller, reused when its split seed is the judge's.
+    ``run_config``: the command's resolved config (plain containers), for the summary's provenance. ``data``: the data
+    module already loaded by the caller, reused when its split seed is the judge's.
     Under DDP every process takes part in the fit; rank 0 alone scores and publishes, the others
     return None.
     """
-    settings = judge_settings(cfg)
-    seed, name = int(settings.seed), str(settings.data.name)
+    seed, name = settings.seed, settings.data_name
     started = time.perf_counter()
     if data is None or int(data.seed) != seed:
         data = instantiate(settings.data)
         data.setup()
     assert data is not None
-    final = artifacts.judge_folder(settings.paths.artifacts_dir, name, seed)
-    checkpoints = final.relative_to(Path(settings.paths.artifacts_dir))
-    checkpoints = Path(settings.paths.checkpoints_dir) / checkpoints
+    final = artifacts.judge_folder(settings.artifacts_dir, name, seed)
+    checkpoints = final.relative_to(Path(settings.artifacts_dir))
+    checkpoints = Path(settings.checkpoints_dir) / checkpoints
     if not settings.resume:
         resume.discard(checkpoints, "resume=false")
-    device = training_device(settings)
-    log.info("judge (%s, seed %d): %d real training images, %d epochs", name, seed, len(data.train[0]), settings.judge.epochs)
+    device = settings.trainer.device
+    log.info("judge (%s, seed %d): %d real training images, %d epochs", name, seed, len(data.train[0]), settings.epochs)
     real = TensorDataModule(
         train=data.train,
         val=data.val,
         test={},
-        batch_size=int(settings.judge.batch_size),
+        batch_size=settings.batch_size,
         eval_batch_size=data.eval_batch_size,
         seed=seed,
     )
-    resume.seed_stage(settings, "judge")
-    module: Classifier = instantiate(settings.judge.model, image_shape=list(data.image_shape))
-    epochs = int(settings.judge.epochs)
-    make_trainer(settings, "judge", epochs, loggers, checkpoints).fit(
-        module, datamodule=real, ckpt_path=resume.resume_point(settings, checkpoints, "judge", epochs)
+    resume.seed_stage(seed, "judge")
+    module: Classifier = instantiate(settings.model, image_shape=list(data.image_shape))
+    epochs = settings.epochs
+    make_trainer(settings.trainer, "judge", epochs, loggers, checkpoints, settings.fingerprint).fit(
+        module,
+        datamodule=real,
+        ckpt_path=resume.resume_point(checkpoints, "judge", epochs, settings.fingerprint, settings.resume),
     )
     if not distributed.is_global_zero():
         return None
     net: ClassifierNet = module.net.to(device).eval()
     train_seconds = time.perf_counter() - started
     with artifacts.staged_folder(final) as stage:
-        bf16 = classify_in_bf16(settings, device)
+        bf16 = bf16_where(settings.precision, device)
         test_images, test_labels = (t.to(device) for t in data.test["test"])
         accuracy = net.accuracy(test_images, test_labels, bf16)
         log.info("judge: accuracy %.4f on %d real test images", accuracy, len(test_labels))
@@ -118,9 +105,9 @@ def train_judge(cfg: DictConfig, loggers: list[Logger], data: ImageDataModule | 
             "timing_s": {"train": round(train_seconds, 1), "total": round(time.perf_counter() - started, 1)},
             "artifacts": {artifacts.JUDGE_FILE: str(final / artifacts.JUDGE_FILE)},
             "command": artifacts.judge_command(name, seed),
-            "distributed": distributed.summary_block(settings, ("judge",)),
-            "config": OmegaConf.to_container(settings, resolve=True),
-            "provenance": provenance(cfg, device),
+            "distributed": distributed.summary_block(settings.trainer, {"judge": settings.batch_size}),
+            "config": copy.deepcopy(dict(settings.config)),
+            "provenance": provenance(run_config, device),
         }
         artifacts.save_judge(net.cpu(), stage / artifacts.JUDGE_FILE)
         write_json(summary, stage / artifacts.SUMMARY_FILE)
@@ -147,9 +134,9 @@ def real_reference(judge: ClassifierNet, data: ImageDataModule, bf16: bool) -> d
     }
 
 
-def judge_train_images(cfg: DictConfig) -> int | None:
-    """How many real training images the published judge of ``cfg`` saw (None when its summary does not say)."""
-    folder = artifacts.judge_folder(cfg.paths.artifacts_dir, str(cfg.data.name), int(cfg.judge.seed))
+def judge_train_images(settings: JudgeSettings) -> int | None:
+    """How many real training images the published judge of ``settings`` saw (None when its summary does not say)."""
+    folder = artifacts.judge_folder(settings.artifacts_dir, settings.data_name, settings.seed)
     try:
         count = json.loads((folder / artifacts.SUMMARY_FILE).read_text()).get("train_images")
     except (OSError, ValueError):
@@ -157,32 +144,36 @@ def judge_train_images(cfg: DictConfig) -> int | None:
     return count if isinstance(count, int) else None
 
 
-def judge_to_train(cfg: DictConfig, available: int) -> str | None:
+def judge_to_train(settings: JudgeSettings, available: int) -> str | None:
     """Why ``catvae.train`` must train the judge first (None when the published one will do): it is
     missing, or it saw fewer training images than this run has (a judge left by a quick
     ``data.limit_train`` run must not judge full-data models). Under DDP this is rank 0's answer on
     every rank: they all take part in the judge's fit or none does."""
     reason = None
-    if not judge_exists(cfg):
-        reason = f"no judge for data={cfg.data.name} seed={int(cfg.judge.seed)} yet: training it first"
+    if not judge_exists(settings):
+        reason = f"no judge for data={settings.data_name} seed={settings.seed} yet: training it first"
     else:
-        seen = judge_train_images(cfg)
+        seen = judge_train_images(settings)
         if seen is not None and seen < available:
-            reason = f"the judge of data={cfg.data.name} saw {seen} training images, this run has {available}: training it again"
+            reason = (
+                f"the judge of data={settings.data_name} saw {seen} training images, this run has {available}: training it again"
+            )
     return distributed.broadcast(reason)
 
 
-def ensure_judge(cfg: DictConfig, loggers: list[Logger], data: ImageDataModule) -> ClassifierNet:
+def ensure_judge(
+    settings: JudgeSettings, run_config: Mapping[str, Any], loggers: list[Logger], data: ImageDataModule
+) -> ClassifierNet:
     """The judge ``catvae.train`` scores with: trained here first if :func:`judge_to_train` says so
     (it is reused across VAEs), then loaded."""
-    reason = judge_to_train(cfg, len(data.train[0]))
+    reason = judge_to_train(settings, len(data.train[0]))
     if reason is not None:
         log.info("%s", reason)
-        train_judge(cfg, loggers, data)
-    return artifacts.load_judge(str(cfg.data.name), int(cfg.judge.seed), cfg.paths.artifacts_dir, training_device(cfg))
+        train_judge(settings, run_config, loggers, data)
+    return artifacts.load_judge(settings.data_name, settings.seed, settings.artifacts_dir, settings.trainer.device)
 
 
-def follow_judge(cfg: DictConfig, loggers: list[Logger], data: ImageDataModule) -> None:
+def follow_judge(settings: JudgeSettings, run_config: Mapping[str, Any], loggers: list[Logger], data: ImageDataModule) -> None:
     """On a DDP rank above 0: take part in the judge's fit when rank 0 (:func:`ensure_judge`) trains it."""
-    if judge_to_train(cfg, len(data.train[0])) is not None:
-        train_judge(cfg, loggers, data)
+    if judge_to_train(settings, len(data.train[0])) is not None:
+        train_judge(settings, run_config, loggers, data)

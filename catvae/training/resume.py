@@ -24,14 +24,13 @@ import logging
 import pickle
 import shutil
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins import TorchCheckpointIO
-from omegaconf import DictConfig, OmegaConf
 
 from catvae.artifacts import ArtifactKey
 from catvae.core.files import atomic_write
@@ -52,14 +51,14 @@ NOT_TRAINING_TRAINER = ("enable_progress_bar", "callbacks", "enable_model_summar
 NOT_STAGE = {"vae": ("classifier", "judge"), "classifier": ("judge",)}
 
 
-def checkpoint_folder(cfg: DictConfig) -> Path:
-    """Where the resume checkpoints of ``cfg``'s artifact key live (one subfolder per stage)."""
-    return ArtifactKey.from_config(cfg).folder(cfg.paths.checkpoints_dir)
+def checkpoint_folder(key: ArtifactKey, checkpoints_dir: str | Path) -> Path:
+    """Where the resume checkpoints of the artifact ``key`` live (one subfolder per stage), under ``paths.checkpoints_dir``."""
+    return key.folder(checkpoints_dir)
 
 
 @contextlib.contextmanager
-def training_lock(cfg: DictConfig) -> Iterator[None]:
-    """Hold the lock of ``cfg``'s artifact key while it trains, or refuse to train.
+def training_lock(key: ArtifactKey, checkpoints_dir: str | Path) -> Iterator[None]:
+    """Hold the lock of the artifact ``key`` while it trains, or refuse to train.
 
     Two trainings of one key (the same command started twice, two jobs of a cluster array) would
     resume from and overwrite each other's checkpoints, then publish over each other. The lock is a
@@ -76,11 +75,10 @@ def training_lock(cfg: DictConfig) -> Iterator[None]:
     if not distributed.is_global_zero():
         yield
         return
-    lock = FileLock(training_lock_file(cfg))
+    lock = FileLock(training_lock_file(key, checkpoints_dir))
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        key = ArtifactKey.from_config(cfg)
         raise UserError(
             f"another training of data={key.data} vae={key.vae} latent_dim={key.latent_dim} seed={key.seed} is running "
             f"(it holds {lock.lock_file}); wait for it to finish, or train another seed"
@@ -91,25 +89,22 @@ def training_lock(cfg: DictConfig) -> Iterator[None]:
         lock.release()
 
 
-def training_lock_file(cfg: DictConfig) -> Path:
+def training_lock_file(key: ArtifactKey, checkpoints_dir: str | Path) -> Path:
     """``{paths.checkpoints_dir}/.locks/<data>-<vae>-<D>-seed<s>.lock``: apart from the checkpoints, so
     removing a key's checkpoints (and its emptied folders) never removes a lock someone holds."""
-    key = ArtifactKey.from_config(cfg)
-    folder = Path(cfg.paths.checkpoints_dir) / ".locks"
+    folder = Path(checkpoints_dir) / ".locks"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{key.data}-{key.vae}-{key.latent_dim}-seed{key.seed}.lock"
 
 
-def training_fingerprint(cfg: DictConfig, stage: str) -> str:
-    """A hash of the resolved config that ``stage`` trains under, less the keys that do not affect training."""
+def training_fingerprint(config: Mapping[str, Any], stage: str) -> str:
+    """A hash of the resolved config that ``stage`` trains under (``config``: plain containers, the
+    command's whole config or the judge's :attr:`~catvae.training.settings.JudgeSettings.config`),
+    less the keys that do not affect training."""
     ignored = (*NOT_TRAINING, *NOT_STAGE.get(stage, ()))
-    kept: dict[str, Any] = {}
-    for name in map(str, cfg):
-        if name not in ignored:
-            node = cfg[name]
-            kept[name] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-    for name in NOT_TRAINING_TRAINER:
-        kept.get("trainer", {}).pop(name, None)
+    kept: dict[str, Any] = {str(name): value for name, value in config.items() if str(name) not in ignored}
+    if isinstance(kept.get("trainer"), Mapping):
+        kept["trainer"] = {name: value for name, value in kept["trainer"].items() if name not in NOT_TRAINING_TRAINER}
     text = json.dumps({"stage": stage, "config": kept}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -119,7 +114,7 @@ def stage_seed(seed: int, stage: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}/{stage}".encode()).digest()[:4], "little")
 
 
-def seed_stage(cfg: DictConfig, stage: str) -> None:
+def seed_stage(seed: int, stage: str) -> None:
     """Seed torch (and Python, NumPy) for ``stage`` alone, whatever ran before it in this process.
 
     Under DDP each rank above 0 gets a seed of its own, so the processes do not draw the same
@@ -127,7 +122,7 @@ def seed_stage(cfg: DictConfig, stage: str) -> None:
     one-process seed, and the weights every rank starts from are rank 0's (DDP copies them to
     the others), so a DDP run starts from the weights a one-process run starts from."""
     rank = global_rank()
-    pl.seed_everything(stage_seed(int(cfg.seed), stage if rank == 0 else f"{stage}/rank{rank}"), workers=True, verbose=False)
+    pl.seed_everything(stage_seed(int(seed), stage if rank == 0 else f"{stage}/rank{rank}"), workers=True, verbose=False)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -207,23 +202,24 @@ def read_fingerprint(path: Path) -> tuple[str | None, int]:
     return state.get("fingerprint"), epochs_done(checkpoint)
 
 
-def resume_point(cfg: DictConfig, checkpoint_dir: Path, stage: str, max_epochs: int) -> str | None:
-    """The checkpoint ``stage`` continues from, or None to start it over.
+def resume_point(checkpoint_dir: Path, stage: str, max_epochs: int, fingerprint: str, resume: bool = True) -> str | None:
+    """The checkpoint ``stage`` continues from, or None to start it over (always None when not ``resume``).
 
-    Only a checkpoint made by the same training config is used; one made by another config, or
-    that cannot be read, is removed (it would be overwritten by the first epoch anyway).
+    Only a checkpoint made by the same training config (its ``fingerprint``, :func:`training_fingerprint`)
+    is used; one made by another config, or that cannot be read, is removed (it would be overwritten
+    by the first epoch anyway).
     """
     path = checkpoint_dir / stage / CHECKPOINT_FILE
-    if not cfg.get("resume", True) or not path.is_file():
+    if not resume or not path.is_file():
         return None
     try:
-        fingerprint, epochs = read_fingerprint(path)
+        recorded, epochs = read_fingerprint(path)
     except (OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as error:
         # A file we cannot use (truncated, another format, an older Lightning) is no reason to fail.
         log.warning("%s: cannot read the resume checkpoint %s (%s); starting it over", stage, path, error)
         remove(path)
         return None
-    if fingerprint != training_fingerprint(cfg, stage):
+    if recorded != fingerprint:
         log.warning("%s: the checkpoint %s was made by another training config; starting the stage over", stage, path)
         remove(path)
         return None

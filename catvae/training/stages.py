@@ -1,24 +1,25 @@
 """The training pipeline's stages: VAE → classifier on reconstructions → class statistics → generator.
 
-``catvae.train`` composes the config and calls :func:`run_pipeline`; each stage is a function
-here so tests can run it alone on a small slice.
+``catvae.train`` composes the config, builds its :class:`~catvae.training.settings.PipelineSettings`
+(:func:`catvae.config.settings.pipeline_settings`) and calls :func:`run_pipeline`; each stage is a
+function here, given the settings it uses, so tests can run it alone on a small slice.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger
 
 from catvae import artifacts
-from catvae.artifacts import ArtifactKey
 from catvae.core.files import write_json
 from catvae.core.images import save_grid
 from catvae.core.loggers import log_image, log_summary
@@ -28,43 +29,54 @@ from catvae.data.datamodule import ImageDataModule, TensorDataModule
 from catvae.densities.base import ClassDensity, fit_densities, save_densities
 from catvae.densities.diag import ClassLatentStats
 from catvae.evaluation import views as views_module
-from catvae.evaluation.evaluator import EvaluationSettings, class_mean_check, classify_in_bf16, reference_scores
+from catvae.evaluation.evaluator import bf16_where, class_mean_check, reference_scores
 from catvae.evaluation.sample_metrics import RealReference
 from catvae.generators.gaussian import build_generator, generate_images, target_labels
 from catvae.models.classifier import Classifier
 from catvae.models.vae import VAE
 from catvae.training import distributed, resume
 from catvae.training.judge import ensure_judge, follow_judge
-from catvae.training.trainer import make_trainer, test_trainer, training_device
+from catvae.training.settings import ClassifierSettings, Fitting, JudgeSettings, PipelineSettings, VAESettings
+from catvae.training.trainer import make_trainer, test_trainer
 
 log = logging.getLogger(__name__)
 
 
-def make_vae(cfg: DictConfig, image_shape: Sequence[int]) -> VAE:
-    """The VAE ``cfg.vae`` names: its networks (``vae.net``, a ``_target_`` node given ``latent_dim``,
+def make_vae(settings: VAESettings, image_shape: Sequence[int]) -> VAE:
+    """The VAE of ``settings``: its networks (``vae.net``, a ``_target_`` node given ``latent_dim``,
     the data's ``image_shape`` and, when ``vae.conditional``, the ``data.num_classes`` classes whose
     one-hot label it feeds: the CVAE) and objective."""
     return VAE(
-        int(cfg.latent_dim),
-        instantiate(cfg.vae.objective),
-        OmegaConf.to_container(cfg.vae.net, resolve=True),  # type: ignore[arg-type]
+        settings.latent_dim,
+        instantiate(settings.objective),
+        copy.deepcopy(dict(settings.net)),
         list(image_shape),
-        float(cfg.vae.lr),
-        str(cfg.vae.schedule),
-        num_classes=int(cfg.data.num_classes) if cfg.vae.conditional else 0,
+        settings.lr,
+        settings.schedule,
+        num_classes=settings.num_classes,
     )
 
 
-def train_vae(cfg: DictConfig, data: ImageDataModule, loggers: list[Logger], checkpoint_dir: Path) -> tuple[VAE, dict]:
+def fit_stage(
+    fitting: Fitting, stage: str, module: pl.LightningModule, data: pl.LightningDataModule, epochs: int, loggers: list[Logger]
+) -> None:
+    """Fit ``module`` for ``stage`` with the run's Trainer, or continue it from its resume checkpoint
+    (looked for once the Trainer exists, so its log lines come in the order they always did)."""
+    fingerprint = fitting.fingerprints[stage]
+    trainer = make_trainer(fitting.trainer, stage, epochs, loggers, fitting.checkpoint_dir, fingerprint)
+    trainer.fit(
+        module, datamodule=data, ckpt_path=resume.resume_point(fitting.checkpoint_dir, stage, epochs, fingerprint, fitting.resume)
+    )
+
+
+def train_vae(settings: VAESettings, fitting: Fitting, data: ImageDataModule, loggers: list[Logger]) -> tuple[VAE, dict]:
     """Fit the VAE (§3.3), or continue it from its checkpoint, and report its test-set terms in nats per image."""
-    resume.seed_stage(cfg, "vae")
-    vae = make_vae(cfg, data.image_shape)
-    make_trainer(cfg, "vae", cfg.vae.epochs, loggers, checkpoint_dir).fit(
-        vae, datamodule=data, ckpt_path=resume.resume_point(cfg, checkpoint_dir, "vae", cfg.vae.epochs)
-    )
-    resume.seed_stage(cfg, "vae-test")  # the test's noise, whether the VAE was trained here or restored
-    (results,) = test_trainer(cfg, loggers).test(vae, datamodule=data, verbose=False)
-    vae.to(training_device(cfg)).eval()  # Lightning hands the module back on the CPU
+    resume.seed_stage(fitting.seed, "vae")
+    vae = make_vae(settings, data.image_shape)
+    fit_stage(fitting, "vae", vae, data, settings.epochs, loggers)
+    resume.seed_stage(fitting.seed, "vae-test")  # the test's noise, whether the VAE was trained here or restored
+    (results,) = test_trainer(fitting.trainer, loggers).test(vae, datamodule=data, verbose=False)
+    vae.to(fitting.trainer.device).eval()  # Lightning hands the module back on the CPU
     return vae, {name.removeprefix("vae/test/"): value for name, value in results.items()}
 
 
@@ -90,36 +102,36 @@ def reconstruction_data(vae: VAE, data: ImageDataModule, batch_size: int) -> Ten
 
 
 def train_classifier(
-    cfg: DictConfig, vae: VAE, data: ImageDataModule, loggers: list[Logger], checkpoint_dir: Path
+    settings: ClassifierSettings, fitting: Fitting, vae: VAE, data: ImageDataModule, loggers: list[Logger], precision: str
 ) -> tuple[Classifier, dict]:
     """Fit Table 3's classifier on reconstructions (§3.4); accuracy on train/test reconstructions and real test images.
 
-    Accuracies are taken with the precision that scores generated samples (``eval.precision``:
+    Accuracies are taken with the ``precision`` that scores generated samples (``eval.precision``:
     bf16 where native; on MNIST it agrees with fp32 within 0.001, and 75,000 images cost ~3 s
     on a 2-core CPU, where Lightning's fp32 test loop at batch 1000 took ~18 s).
     """
-    recon = reconstruction_data(vae, data, cfg.classifier.batch_size)
-    resume.seed_stage(cfg, "classifier")
-    classifier: Classifier = instantiate(cfg.classifier.model, image_shape=list(data.image_shape))
-    make_trainer(cfg, "classifier", cfg.classifier.epochs, loggers, checkpoint_dir).fit(
-        classifier, datamodule=recon, ckpt_path=resume.resume_point(cfg, checkpoint_dir, "classifier", cfg.classifier.epochs)
-    )
+    recon = reconstruction_data(vae, data, settings.batch_size)
+    resume.seed_stage(fitting.seed, "classifier")
+    classifier: Classifier = instantiate(settings.model, image_shape=list(data.image_shape))
+    fit_stage(fitting, "classifier", classifier, recon, settings.epochs, loggers)
     net = classifier.net.to(vae.device).eval()  # Lightning hands the module back on the CPU
     if not distributed.is_global_zero():
         return classifier, {}  # scored by rank 0 alone, which writes the summary
-    bf16 = classify_in_bf16(cfg, vae.device)
+    bf16 = bf16_where(precision, vae.device)
     scores = {f"acc_{name}": net.accuracy(images, labels, bf16) for name, (images, labels) in recon.test.items()}
     return classifier, scores
 
 
-def fit_class_densities(cfg: DictConfig, vae: VAE, data: ImageDataModule) -> tuple[dict[str, ClassDensity], dict]:
-    """Every class density of ``densities`` (:mod:`catvae.densities`; diag is the paper's μ_y, σ_y),
+def fit_class_densities(
+    nodes: Mapping[str, Mapping[str, Any]], vae: VAE, data: ImageDataModule
+) -> tuple[dict[str, ClassDensity], dict]:
+    """Every class density of ``nodes`` (``densities``, :mod:`catvae.densities`; diag is the paper's μ_y, σ_y),
     each built from its node, fitted on the encoder means of the training split, on the VAE's device,
     and the fit's report (seconds per density, GMM components, KDE bandwidths)."""
     images, labels = data.train
     codes = vae.encode_means(images.to(vae.device), labels.to(vae.device))  # a CVAE encodes with the labels
-    nodes = {str(name): OmegaConf.to_container(node, resolve=True) for name, node in cfg.densities.items()}
-    densities, report = fit_densities(codes, labels, data.num_classes, nodes)
+    plain_nodes = {name: copy.deepcopy(dict(node)) for name, node in nodes.items()}
+    densities, report = fit_densities(codes, labels, data.num_classes, plain_nodes)
     return {name: density.to(vae.device) for name, density in densities.items()}, report
 
 
@@ -129,43 +141,50 @@ VIEW_CAPTIONS = {
 }
 
 
-def latent_views(cfg: DictConfig, vae: VAE, data: ImageDataModule, density: ClassDensity, folder: Path) -> dict[str, Path]:
+def latent_views(title: str, vae: VAE, data: ImageDataModule, density: ClassDensity, folder: Path) -> dict[str, Path]:
     """``latent.png`` and ``manifold.png`` (:mod:`catvae.evaluation.views`) from the encoded test images, with
     ``density`` drawn as the ellipses of its Gaussian components (a KDE or the prior has none: the
-    diagonal statistics are drawn instead)."""
+    diagonal statistics are drawn instead), under ``title``."""
     images, labels = data.test["test"]
     codes = vae.encode_means(images.to(vae.device), labels.to(vae.device))
-    title = f"{cfg.data.name} {cfg.vae.name}-{cfg.latent_dim}: test codes, class densities"
     return views_module.write_views(codes, labels, density, data.class_names, vae.decoder, folder, title)
 
 
 def judge_reference(
-    cfg: DictConfig, vae: VAE, data: ImageDataModule, loggers: list[Logger], bf16: bool
+    judge_settings: JudgeSettings,
+    run_config: Mapping[str, Any],
+    sample_metrics: Sequence[Any],
+    vae: VAE,
+    data: ImageDataModule,
+    loggers: list[Logger],
+    bf16: bool,
 ) -> tuple[RealReference, dict]:
     """The judge (trained first if this dataset has none: :func:`catvae.training.judge.ensure_judge`),
     the real images it compares samples with, and the ``reference`` block of the summary: the
-    judge's scores of the VAE's reconstructions of the test images, the decoder's bound."""
-    judge = ensure_judge(cfg, loggers, data)
+    judge's scores of the VAE's reconstructions of the test images, the decoder's bound, for the
+    ``sample_metrics`` (``eval.sample_metrics``). ``run_config``: the command's, for the provenance
+    of a judge trained here."""
+    judge = ensure_judge(judge_settings, run_config, loggers, data)
     test_images, test_labels = (t.to(vae.device) for t in data.test["test"])
-    reference = RealReference(judge, test_images, test_labels, data.train[0], data.train[1], bf16, list(cfg.eval.sample_metrics))
+    reference = RealReference(judge, test_images, test_labels, data.train[0], data.train[1], bf16, list(sample_metrics))
     block = {
         "what": "the VAE's reconstructions of the real test images, scored by the judge against those images",
-        "judge": {"seed": int(cfg.judge.seed), "test_real_accuracy": judge.accuracy(test_images, test_labels, bf16)},
-        **reference_scores(reference, vae.reconstruct(test_images, test_labels), test_labels, list(cfg.eval.sample_metrics)),
+        "judge": {"seed": judge_settings.seed, "test_real_accuracy": judge.accuracy(test_images, test_labels, bf16)},
+        **reference_scores(reference, vae.reconstruct(test_images, test_labels), test_labels, list(sample_metrics)),
     }
     return reference, block
 
 
-def run_pipeline(cfg: DictConfig, loggers: list[Logger]) -> Path | None:
-    """Train and evaluate everything for ``cfg`` (checked by :func:`catvae.config.validate.validate_train` first);
+def run_pipeline(settings: PipelineSettings, loggers: list[Logger]) -> Path | None:
+    """Train and evaluate everything for ``settings`` (of a config checked by :func:`catvae.config.validate.validate_train`);
     returns the published ``summary.json``. One training per artifact key at a time
     (:func:`catvae.training.resume.training_lock`): a second one is refused before it touches anything.
     """
-    with resume.training_lock(cfg):
-        return train_and_publish(cfg, loggers)
+    with resume.training_lock(settings.key, settings.checkpoints_dir):
+        return train_and_publish(settings, loggers)
 
 
-def train_and_publish(cfg: DictConfig, loggers: list[Logger]) -> Path | None:
+def train_and_publish(settings: PipelineSettings, loggers: list[Logger]) -> Path | None:
     """:func:`run_pipeline`'s stages, run while this process holds the key's training lock.
 
     Under DDP (``trainer=ddp``, :mod:`catvae.training.distributed`) every process runs this: all take
@@ -174,49 +193,52 @@ def train_and_publish(cfg: DictConfig, loggers: list[Logger]) -> Path | None:
     stages after training are cheap next to training and have nothing to split across processes,
     and only one process may write the artifacts, so running them once is both correct and cheapest.
     """
-    key = ArtifactKey.from_config(cfg)
-    final = key.folder(cfg.paths.artifacts_dir)
-    output_dir = Path(cfg.paths.output_dir)
-    checkpoints = resume.checkpoint_folder(cfg)
-    if not cfg.get("resume", True):
+    key = settings.key
+    final = key.folder(settings.artifacts_dir)
+    output_dir = settings.output_dir
+    fitting = settings.fitting
+    checkpoints = fitting.checkpoint_dir
+    if not fitting.resume:
         resume.discard(checkpoints, "resume=false")
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    if training_device(cfg).type == "cuda":
+    pl.seed_everything(fitting.seed, workers=True, verbose=False)
+    device = fitting.trainer.device
+    if device.type == "cuda":
         # Data, models and every stage live on the GPU; the CPU only drives it. One intra-op
         # thread keeps idle OpenMP workers from spinning on the host's cores.
         torch.set_num_threads(1)
     distributed.quiet_console()
     started = time.perf_counter()
     # The data first: a dataset refused here leaves no trace under the artifacts folder.
-    data: ImageDataModule = instantiate(cfg.data)
+    data: ImageDataModule = instantiate(settings.data)
     data.setup()
-    log.info("VAE (%s, D=%d): %d training images, %d epochs", key.vae, key.latent_dim, len(data.train[0]), cfg.vae.epochs)
-    vae, vae_test = train_vae(cfg, data, loggers, checkpoints)
+    log.info("VAE (%s, D=%d): %d training images, %d epochs", key.vae, key.latent_dim, len(data.train[0]), settings.vae.epochs)
+    vae, vae_test = train_vae(settings.vae, fitting, data, loggers)
     vae_seconds = time.perf_counter() - started
     log.info("VAE test: %s", {k: round(v, 3) for k, v in vae_test.items()})
 
-    classifier, clf_scores = train_classifier(cfg, vae, data, loggers, checkpoints)
+    evaluation = settings.evaluation
+    classifier, clf_scores = train_classifier(settings.classifier, fitting, vae, data, loggers, evaluation.precision)
     classifier_seconds = time.perf_counter() - started - vae_seconds
     if not distributed.is_global_zero():
-        follow_judge(cfg, loggers, data)  # the judge's fit, if rank 0 trains one, needs every process
+        follow_judge(settings.judge, settings.config, loggers, data)  # the judge's fit, if rank 0 trains one, needs every process
         return None
 
     log.info("classifier: %s", {k: round(v, 4) for k, v in clf_scores.items()})
     # Staged once the training stages are done: only what rank 0 writes goes in.
     with artifacts.staged_folder(final) as stage:
-        densities, density_fit = fit_class_densities(cfg, vae, data)
+        densities, density_fit = fit_class_densities(settings.densities, vae, data)
         log.info("class densities fitted: %s", density_fit)
         stats = densities["diag"]
         assert isinstance(stats, ClassLatentStats)
-        density = densities[str(cfg.latent.name)]  # the one this run evaluates; all are published
+        density = densities[settings.latent]  # the one this run evaluates; all are published
         net = classifier.net
-        bf16 = classify_in_bf16(cfg, vae.device)
+        bf16 = bf16_where(evaluation.precision, vae.device)
         mean_check = class_mean_check(density, vae.decoder, net, bf16)
-        reference, reference_block = judge_reference(cfg, vae, data, loggers, bf16)
-        generator = build_generator(cfg.generator)
-        report = EvaluationSettings.from_config(cfg.eval, cfg.objective, cfg.judge).score(
-            generator, density, vae.decoder, net, reference
+        reference, reference_block = judge_reference(
+            settings.judge, settings.config, evaluation.sample_metric_groups, vae, data, loggers, bf16
         )
+        generator = build_generator(settings.generator)
+        report = evaluation.score(generator, density, vae.decoder, net, reference)
         log.info(
             "generator %s on %s: accuracy %.4f (judge %.4f), cos_pairwise %.4f, cos_to_mean %.4f, objective %.4f",
             generator.params(density),
@@ -232,17 +254,18 @@ def train_and_publish(cfg: DictConfig, loggers: list[Logger]) -> Path | None:
         artifacts.save_classifier(net, stage / artifacts.CLASSIFIER_FILE)
         stats.save(stage / artifacts.STATS_FILE)
         save_densities(densities, stage / artifacts.DENSITIES_FILE)
-        columns = int(cfg.eval.grid_per_label)
+        columns = settings.grid_per_label
         labels = target_labels(density.num_classes, columns)
         grid = save_grid(
-            generate_images(generator, density, vae.decoder, labels, cfg.eval.seed),
+            generate_images(generator, density, vae.decoder, labels, evaluation.seed),
             stage / artifacts.SAMPLES_FILE,
             columns=columns,
             image_shape=data.image_shape,
             row_labels=data.class_names,
         )
         views_started = time.perf_counter()
-        views = latent_views(cfg, vae, data, density if density.gaussian_components() is not None else stats, stage)
+        title = f"{key.data} {key.vae}-{key.latent_dim}: test codes, class densities"
+        views = latent_views(title, vae, data, density if density.gaussian_components() is not None else stats, stage)
         views_seconds = time.perf_counter() - views_started
         summary = {
             "key": dataclasses.asdict(key),
@@ -261,9 +284,11 @@ def train_and_publish(cfg: DictConfig, loggers: list[Logger]) -> Path | None:
             },
             "artifacts": {name: str(final / name) for name in (*artifacts.REQUIRED, artifacts.SAMPLES_FILE, *views)},
             "run_dir": str(output_dir),
-            "distributed": distributed.summary_block(cfg, ("vae", "classifier")),
-            "config": OmegaConf.to_container(cfg, resolve=True),
-            "provenance": provenance(cfg, training_device(cfg)),
+            "distributed": distributed.summary_block(
+                fitting.trainer, {"vae": settings.data_batch_size, "classifier": settings.classifier.batch_size}
+            ),
+            "config": copy.deepcopy(dict(settings.config)),
+            "provenance": provenance(settings.config, device),
         }
         write_json(summary, stage / artifacts.SUMMARY_FILE)
     resume.discard(checkpoints, "published")  # resuming is for interrupted runs
