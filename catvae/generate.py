@@ -14,6 +14,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from catvae.artifacts import ArtifactKey, load_models
+from catvae.config.settings import plain
 from catvae.config.task import hydra_command, run_main, run_task
 from catvae.config.validate import check_against_artifacts, check_label, validate_generate
 from catvae.core.device import resolve_device
@@ -36,7 +37,7 @@ def write_samples(cfg: DictConfig) -> dict[str, str]:
     key = ArtifactKey.from_config(cfg)
     models = load_models(key, cfg.paths.artifacts_dir, resolve_device(str(cfg.device), "device"))
     latent = str(cfg.latent.name)
-    generator = build_generator(resolve_generator(cfg.generator, cfg.paths.search_records_dir, key, models, latent))
+    generator = build_generator(resolve_generator(plain(cfg.generator), cfg.paths.search_records_dir, key, models, latent))
     check_against_artifacts(cfg, models.stats)
     names = class_label_names(cfg.data.get("class_names"), models.stats.num_classes)
     wanted = check_label(cfg.label, models.stats.num_classes, names)
