@@ -10,14 +10,14 @@ import os
 import optuna
 import pytest
 import torch
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from catvae.artifacts import ArtifactKey
 from catvae.config.settings import search_job, sweep_summary_settings, theta_space
-from catvae.config.sweeper import search_space
+from catvae.config.sweeper import search_space, study_trial
 from catvae.sweep import trials
 from catvae.sweep.jobs import job_request
-from catvae.sweep.settings import GradientSettings, GridSearch, OptunaSearch
+from catvae.sweep.settings import GradientSettings, GridSearch, OptunaSearch, StudyTrial
 
 MEDIUM1 = {"_target_": "catvae.generators.gaussian.Medium1", "theta": None, "fill": 1.0, "n": 1, "from_search": None}
 WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # conf/search/gradient.yaml
@@ -135,3 +135,34 @@ def test_a_job_outside_an_optuna_sweep_scores_no_trial():
     trials.forget_asked_trials()
     assert trials.job_trial_number(0, "hydra._internal.core_plugins.basic_sweeper.BasicSweeper", None, None, "/x") is None
     assert trials.job_trial_number(0, "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", None, "s", "/x") is None
+
+
+def test_a_job_finds_its_trial_in_hydra_config(tmp_path):
+    """:func:`catvae.config.sweeper.study_trial`: in a worker process (no trials asked there) the job's
+    trial is the RUNNING one recorded with its folder; where this process asked the trials, the one of
+    its job number; a single run (``hydra.job.num`` missing) or another sweeper scores none."""
+    from hydra.core.hydra_config import HydraConfig
+
+    url, sweep = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "sweep"
+    study = optuna.create_study(study_name="s", storage=url)
+    asked = [study.ask() for _ in range(3)]
+    for job, trial in enumerate(asked):
+        trial.set_user_attr(trials.JOB_DIR, str(sweep / str(job)))
+    sweeper = {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", "storage": url, "study_name": "s"}
+
+    def job_config(num: object, sweeper: dict) -> None:
+        hydra = {"job": {"num": num}, "sweeper": sweeper, "runtime": {"output_dir": str(sweep / "1")}}
+        HydraConfig.instance().cfg = OmegaConf.create({"hydra": hydra})
+
+    trials.forget_asked_trials()
+    job_config("???", sweeper)  # a single run's job number is missing: the folder decides
+    assert study_trial() == StudyTrial(asked[1].number, url, "s")
+    job_config(1, {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"})
+    assert study_trial() is None
+    try:
+        for trial in asked:
+            trials.claim_trial(trial, str(sweep))
+        job_config(2, sweeper)
+        assert study_trial() == StudyTrial(asked[2].number, url, "s")
+    finally:
+        trials.forget_asked_trials()

@@ -9,9 +9,10 @@ call the search layer with plain values: :func:`search_space` is the sweeper's
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from optuna.trial import Trial
 
 from catvae.config.settings import theta_space
@@ -66,7 +67,7 @@ def study_trial() -> StudyTrial | None:
     hydra = HydraConfig.get()
     sweeper = hydra.sweeper
     number = job_trial_number(
-        getattr(hydra.job, "num", None),
+        OmegaConf.select(cast(DictConfig, hydra), "job.num", default=None),  # missing in a single run
         str(sweeper.get("_target_", "")),
         sweeper.get("storage"),
         sweeper.get("study_name"),

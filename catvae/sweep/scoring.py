@@ -150,9 +150,8 @@ def score_job(
     density = models.density(latent)
     reference = job_reference(settings.models)
     timing: dict[str, float] = {"load": time.perf_counter() - started}
-    trial_settings = settings.evaluation.replace(
-        samples_per_label=samples, cas=None
-    )  # a trial: no CAS (the re-scored best gets it)
+    # a trial: no CAS (the re-scored best gets it)
+    trial_settings = settings.evaluation.replace(samples_per_label=samples, cas=None)
     report = trial_settings.score(generator, density, models.decoder, models.classifier, reference, timing)
     config = node | {"theta": report["theta"], "n": report["n"]}
     provenance_started = time.perf_counter()

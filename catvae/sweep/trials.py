@@ -3,8 +3,9 @@
 The Optuna sweeper asks and tells trials itself, with no heartbeat, so a killed sweep leaves the
 trial it was running RUNNING for ever. Each trial therefore records its owner (host, pid and
 the process's start time) in its user attributes when it is asked (:func:`claim_trial`, from the
-sweeper's custom search space :func:`catvae.config.sweeper.search_space`), and when a sweep starts on an existing study
-(:class:`~catvae.config.callbacks.ResumeStudy`, a Hydra callback) the RUNNING trials whose owner is gone are marked FAIL
+sweeper's custom search space, :func:`catvae.config.sweeper.search_space`), and when a sweep starts
+on an existing study (:class:`~catvae.config.callbacks.ResumeStudy`, a Hydra callback) the RUNNING
+trials whose owner is gone are marked FAIL
 before any new trial is asked. Several processes may share a study (one per sampler seed, on
 one or several machines), so a trial is failed only when it is known to be orphaned; see
 :func:`why_stale`. Each job's ``result.json`` records its Optuna trial number
