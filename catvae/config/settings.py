@@ -39,7 +39,7 @@ def evaluation_settings(cfg: DictConfig) -> EvaluationSettings:
 # once (its ranges checked by catvae.config.validate.validate_search).
 
 
-def plain(node: Any, resolve: bool = True) -> dict[str, Any]:
+def plain_node(node: Any, resolve: bool = True) -> dict[str, Any]:
     """A config node as a plain dict (interpolations resolved unless ``resolve=False``)."""
     return cast(dict[str, Any], OmegaConf.to_container(node, resolve=resolve))
 
@@ -53,7 +53,7 @@ def scored_models(cfg: DictConfig) -> ScoredModels:
         key=key,
         artifacts_dir=str(cfg.paths.artifacts_dir),
         device=device,
-        data=plain(cfg.data),
+        data=plain_node(cfg.data),
         judge_seed=int(cfg.judge.seed),
         bf16=classify_in_bf16(cfg, device),
     )
@@ -110,14 +110,14 @@ def search_job(cfg: DictConfig, trial: StudyTrial | None = None) -> SearchJob:
     models = scored_models(cfg)
     return SearchJob(
         models=models,
-        generator=plain(cfg.generator),
+        generator=plain_node(cfg.generator),
         latent=str(cfg.latent.name),
         evaluation=evaluation_settings(cfg),
         method=search_method(cfg, models.device),
         records_dir=str(cfg.paths.search_records_dir),
         output_dir=str(cfg.paths.output_dir),
-        eval_config=plain(cfg.eval, resolve=False),
-        objective_config=plain(cfg.objective, resolve=False),
+        eval_config=plain_node(cfg.eval, resolve=False),
+        objective_config=plain_node(cfg.objective, resolve=False),
         wandb="wandb" in (cfg.get("logger") or {}),
         provenance=functools.partial(provenance, cfg, models.device),
         trial=trial,
