@@ -16,10 +16,10 @@ import functools
 import hashlib
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import TypeGuard
 
 import torch
 
@@ -64,14 +64,6 @@ class ArtifactKey:
     vae: str
     latent_dim: int
     seed: int
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> ArtifactKey:
-        """The key a command config names (``data.name``, ``vae.name``, ``latent_dim``, ``seed``).
-
-        Kept for :mod:`catvae.sweep` and the commands above it (removed once sweep/ is converted);
-        the config layer builds keys with :func:`catvae.config.settings.artifact_key`."""
-        return cls(str(cfg["data"]["name"]), str(cfg["vae"]["name"]), int(cfg["latent_dim"]), int(cfg["seed"]))
 
     def folder(self, artifacts_dir: str | Path) -> Path:
         return Path(artifacts_dir) / self.data / f"{self.vae}-{self.latent_dim}" / f"seed{self.seed}"

@@ -9,11 +9,13 @@ from. Imports neither Lightning nor W&B.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from catvae.artifacts import ArtifactKey, load_models
+from catvae.artifacts import load_models
+from catvae.config.keys import artifact_key
 from catvae.config.task import hydra_command, run_main, run_task
 from catvae.config.validate import check_against_artifacts, check_label, validate_generate
 from catvae.core.device import resolve_device
@@ -33,10 +35,11 @@ def write_samples(cfg: DictConfig) -> dict[str, str]:
     """Draw ``num`` images per requested label from the trained artifacts; write the grid (and the .npz)."""
     num = int(cfg.num)
     out = Path(cfg.out) if cfg.out else None
-    key = ArtifactKey.from_config(cfg)
+    key = artifact_key(cfg)
     models = load_models(key, cfg.paths.artifacts_dir, resolve_device(str(cfg.device), "device"))
     latent = str(cfg.latent.name)
-    generator = build_generator(resolve_generator(cfg.generator, cfg.paths.search_records_dir, key, models, latent))
+    node = cast(dict, OmegaConf.to_container(cfg.generator, resolve=True))  # plain: no config below the commands
+    generator = build_generator(resolve_generator(node, cfg.paths.search_records_dir, key, models, latent))
     check_against_artifacts(cfg, models.stats)
     names = class_label_names(cfg.data.get("class_names"), models.stats.num_classes)
     wanted = check_label(cfg.label, models.stats.num_classes, names)

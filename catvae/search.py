@@ -9,13 +9,15 @@ writes ``trials.csv``, ``figure1.png`` and the best configuration.
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from catvae.config.settings import evaluation_settings
+from catvae.config.settings import search_job
+from catvae.config.sweeper import study_trial
 from catvae.config.task import hydra_command, run_main, run_task
 from catvae.config.validate import check_against_artifacts, validate_search
 from catvae.sweep.gradient import run_gradient_search, summarize_gradient_search
@@ -25,7 +27,7 @@ warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
 def score(cfg: DictConfig) -> float:
-    """Validate ``cfg``; evaluate ``cfg.generator`` (:func:`catvae.sweep.scoring.score_job`); log to the
+    """Validate ``cfg``; evaluate its generator (:func:`catvae.sweep.scoring.score_job`); log to the
     configured loggers; once they are closed write ``result.json`` (the loggers' whole cost timed);
     return the objective.
 
@@ -33,16 +35,13 @@ def score(cfg: DictConfig) -> float:
     into its folder, :mod:`catvae.sweep.jobs`) returns that objective without scoring or logging."""
     started = time.perf_counter()
     job: dict = {}
-
-    def evaluate(loggers: list) -> dict:
-        return score_job(cfg, evaluation_settings(cfg), loggers, job, started, lambda stats: check_against_artifacts(cfg, stats))
-
+    settings = functools.cache(lambda: search_job(cfg, study_trial()))  # built once, validated: run_task's done asks first
     result = run_task(
         cfg,
         validate_search,
-        evaluate,
-        after=lambda result: write_result(cfg, job, started, result),
-        done=lambda cfg: recorded_result(cfg, job),
+        lambda loggers: score_job(settings(), loggers, job, started, lambda stats: check_against_artifacts(cfg, stats)),
+        after=lambda result: write_result(settings(), job, started, result),
+        done=lambda cfg: recorded_result(settings(), job),
     )
     return float(result["objective"])
 
@@ -54,13 +53,14 @@ def gradient_search(cfg: DictConfig) -> float:
     figure1.png, best.json, the search record) and return the best objective."""
     output_dir = Path(cfg.paths.output_dir)
     summary: dict = {}
+    settings = functools.cache(lambda: search_job(cfg))  # built once, after validation
 
     def body(loggers: list) -> dict:
-        best = run_gradient_search(cfg, evaluation_settings(cfg), loggers, output_dir, lambda s: check_against_artifacts(cfg, s))
+        best = run_gradient_search(settings(), loggers, output_dir, lambda s: check_against_artifacts(cfg, s))
         summary.update(best)
         return best
 
-    run_task(cfg, validate_search, body, after=lambda best: summary.update(summarize_gradient_search(cfg, output_dir)))
+    run_task(cfg, validate_search, body, after=lambda best: summary.update(summarize_gradient_search(settings(), output_dir)))
     return float(summary["objective"])
 
 

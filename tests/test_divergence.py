@@ -82,7 +82,7 @@ def test_a_second_training_of_a_key_is_refused_while_the_first_runs(make_config,
     holds the key's training lock, another exits 2 naming the key, and touches nothing."""
     from filelock import FileLock
 
-    from catvae.config.settings import artifact_key
+    from catvae.config.keys import artifact_key
     from catvae.training.resume import checkpoint_folder, training_lock_file
 
     log_dir = tmp_path / "logs"

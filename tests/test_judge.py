@@ -11,7 +11,7 @@ from helpers import run_command
 from omegaconf import OmegaConf
 
 from catvae.artifacts import JUDGE_FILE, judge_folder, load_judge, load_models
-from catvae.config.settings import artifact_key
+from catvae.config.keys import artifact_key
 from catvae.core import artifact_format
 from catvae.core.errors import ArtifactError, MissingArtifactsError
 from catvae.evaluation.evaluator import evaluate_generator

@@ -83,13 +83,14 @@ def test_best_search_record_keeps_the_better_and_the_better_measured(tmp_path):
 
 def test_from_search_best_is_resolved_against_the_models_fingerprint(tmp_path):
     models = SimpleNamespace(fingerprint=OLD, folder=tmp_path / "models", stats=STATS)
-    node = OmegaConf.create({"_target_": "catvae.generators.gaussian.Simple", "theta": 0.4, "n": 2, "from_search": "best"})
+    node = {"_target_": "catvae.generators.gaussian.Simple", "theta": 0.4, "n": 2, "from_search": "best"}
     with pytest.raises(MissingArtifactsError, match="no search of generator=simple latent=diag has been recorded") as missing:
         resolve_generator(node, tmp_path, KEY, models, "diag")
     assert "python -m catvae.search -m data=mnist vae=elbo latent_dim=4 seed=0 latent=diag generator=simple" in str(missing.value)
     record_best(record_path(tmp_path, KEY, "simple", "diag"), candidate(0.8, FULL, theta=0.3, n=3))
     resolved = resolve_generator(node, tmp_path, KEY, models, "diag")
-    assert OmegaConf.to_container(resolved) == {"_target_": "catvae.generators.gaussian.Simple", "theta": 0.3, "n": 3}
+    assert resolved == {"_target_": "catvae.generators.gaussian.Simple", "theta": 0.3, "n": 3}
+    assert node["from_search"] == "best"  # the configured node is left as it was
     with pytest.raises(MissingArtifactsError, match="latent=gmm"):  # the diag record is no gmm record
         resolve_generator(node, tmp_path, KEY, models, "gmm")
     assert record_path(tmp_path, KEY, "simple", "gmm").name == "gmm-simple.json"
@@ -104,14 +105,9 @@ def test_from_search_best_is_resolved_against_the_models_fingerprint(tmp_path):
     assert f"vae.pt sha256 {'a' * 12}…" in message and f"vae.pt sha256 {'d' * 12}…" in message
     assert str(tmp_path / "models") in message and "generator=simple" in message
     # Null leaves the configured values; another word is a config error.
-    assert (
-        OmegaConf.to_container(resolve_generator(OmegaConf.merge(node, {"from_search": None}), tmp_path, KEY, models, "diag"))[
-            "theta"
-        ]
-        == 0.4
-    )
+    assert resolve_generator(node | {"from_search": None}, tmp_path, KEY, models, "diag")["theta"] == 0.4
     with pytest.raises(ConfigError, match=r"generator\.from_search='last'"):
-        resolve_generator(OmegaConf.merge(node, {"from_search": "last"}), tmp_path, KEY, models, "diag")
+        resolve_generator(node | {"from_search": "last"}, tmp_path, KEY, models, "diag")
 
 
 @pytest.mark.parametrize(

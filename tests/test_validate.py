@@ -12,6 +12,7 @@ from hydra.errors import ConfigCompositionException
 from catvae.config.experiments import paper_experiments
 from catvae.config.registry import CONF_DIR, instantiate
 from catvae.config.schema import Cos, Schedule
+from catvae.config.settings import theta_space
 from catvae.config.task import composition_error
 from catvae.config.validate import VALIDATORS, check_against_artifacts
 from catvae.core.errors import ConfigError
@@ -19,7 +20,6 @@ from catvae.densities.diag import ClassLatentStats
 from catvae.evaluation.metrics import COS_CHOICES
 from catvae.generators.gaussian import Medium2, build_generator, theta_tensor
 from catvae.models.optim import SCHEDULES
-from catvae.sweep.space import theta_names
 
 COMMANDS = {"train": "train", "search_job": "search", "generate": "generate"}
 
@@ -183,8 +183,10 @@ def test_optuna_overrides_compose_validate_and_build(make_config, generator):
     """Every override name the Optuna search space suggests (``+generator.theta.y.d=…``) composes
     into the typed config, validates, and builds θ of the generator's shape."""
     base = ["latent_dim=3", f"generator={generator}", "search=optuna"]
-    names = theta_names(make_config("search_job", base))
+    space = theta_space(make_config("search_job", base))
+    names = space.names
     assert len(names) == (3 if generator == "medium1" else 30)
+    assert (space.low, space.high, space.step) == (0.0, 1.0, 0.1)  # conf/search/optuna.yaml: the paper's range
     cfg = make_config("search_job", [*base, *(f"{name}={0.1 * (i % 7)}" for i, name in enumerate(names))])
     VALIDATORS["search"](cfg)
     built = build_generator(cfg.generator)
@@ -198,7 +200,7 @@ def test_sweeper_params_and_experiments_compose():
         optuna = compose("search_job", ["search=optuna"], return_hydra_config=True)
         grid = compose("search_job", ["search=paper_grid"], return_hydra_config=True)
         assert optuna.hydra.sweeper.params["generator.n"] == "choice(1, 2, 3, 5)"
-        assert optuna.hydra.sweeper.custom_search_space == "catvae.sweep.trials.search_space"
+        assert optuna.hydra.sweeper.custom_search_space == "catvae.config.sweeper.search_space"
         assert grid.hydra.sweeper.params["generator.theta"].startswith("0.0,0.1,0.2")
         assert list(grid.hydra.callbacks) == ["threads", "validate", "sweep_summary"]
         with pytest.raises(ConfigCompositionException):

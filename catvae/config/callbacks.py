@@ -10,6 +10,7 @@ Hydra turns a callback's exceptions into warnings, and exiting is what stops the
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,15 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from catvae.config.settings import evaluation_settings
+from catvae.config.settings import sweep_summary_settings
+from catvae.config.sweeper import check_sweep_folder, is_optuna_sweep, sweep_directions
 from catvae.config.task import command_errors
-from catvae.sweep.scoring import rescore, trial_samples
+from catvae.sweep.scoring import rescore
+from catvae.sweep.settings import SweepSummarySettings
 from catvae.sweep.storage import open_study
 from catvae.sweep.study import (
     claim_summary,
     existing_study,
-    is_optuna_sweep,
     join_study,
     leave_study,
     running_members,
@@ -32,7 +34,12 @@ from catvae.sweep.study import (
     study_results,
 )
 from catvae.sweep.summary import summarize
-from catvae.sweep.trials import check_sweep_folder, fail_stale_trials, forget_asked_trials, sweep_directions
+from catvae.sweep.trials import fail_stale_trials, forget_asked_trials
+
+
+def rescorer(settings: SweepSummarySettings) -> Callable[[list[dict]], list[dict]]:
+    """The re-scoring of a sweep's best trials on the full evaluation (:func:`catvae.sweep.scoring.rescore`)."""
+    return functools.partial(rescore, settings.models, settings.latent, settings.evaluation)
 
 
 class SweepSummary(Callback):
@@ -54,16 +61,14 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         # An Optuna study may be shared by several processes: its one W&B summary run is written by
         # the process that finishes the study (:class:`StudySummary`), not per folder.
-        wants_wandb = self.wandb and "wandb" in (config.get("logger") or {}) and not is_optuna_sweep(config)
-        cheap_trials = trial_samples(config) < int(config.eval.samples_per_label)
-        top = int(config.search.get("rescore_top") or 0) if cheap_trials else 0
+        settings = sweep_summary_settings(config)
         outputs = summarize(
             sweep_dir,
-            str(config.paths.search_records_dir),
-            log_to_wandb=wants_wandb,
+            settings.records_dir,
+            log_to_wandb=self.wandb and settings.wandb and not is_optuna_sweep(config),
             project=self.project,
-            rescore=functools.partial(rescore, config, evaluation_settings(config)),
-            rescore_top=top,
+            rescore=rescorer(settings),
+            rescore_top=settings.rescore_top,
         )
         if outputs:
             best = outputs["best"]
@@ -138,16 +143,16 @@ class StudySummary(Callback):
         results = study_results(storage, study_id)
         if not results:
             return
-        folder = study_folder(str(config.paths.log_dir), name)
+        settings = sweep_summary_settings(config)
+        folder = study_folder(settings.log_dir, name)
         folder.mkdir(parents=True, exist_ok=True)
-        cheap_trials = trial_samples(config) < int(config.eval.samples_per_label)
         outputs = summarize(
             folder,
-            str(config.paths.search_records_dir),
-            log_to_wandb=self.wandb and "wandb" in (config.get("logger") or {}),
+            settings.records_dir,
+            log_to_wandb=self.wandb and settings.wandb,
             project=self.project,
-            rescore=functools.partial(rescore, config, evaluation_settings(config)),
-            rescore_top=int(config.search.get("rescore_top") or 0) if cheap_trials else 0,
+            rescore=rescorer(settings),
+            rescore_top=settings.rescore_top,
             results=results,
             group=name,
         )

@@ -30,14 +30,6 @@ def bf16_where(precision: str, device: torch.device) -> bool:
     return precision == "bf16" or (precision == "auto" and fast_bf16(device))
 
 
-def classify_in_bf16(cfg: Mapping[str, Any], device: torch.device) -> bool:
-    """:func:`bf16_where` for a command config's ``eval.precision`` (``auto`` when unset).
-
-    Kept for :mod:`catvae.sweep` until it is given its settings (removed once sweep/ is converted);
-    everything else calls :func:`bf16_where` with ``EvaluationSettings.precision``."""
-    return bf16_where(str(cfg["eval"].get("precision", "auto")), device)
-
-
 class StageClock:
     """Seconds per stage into ``timing`` (nothing when it is None); on a GPU each lap waits for
     the device, so the split is honest. It costs nothing when not asked for."""

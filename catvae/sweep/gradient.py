@@ -24,24 +24,21 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
 
 from catvae.core.files import write_json
 from catvae.core.loggers import log_summary
-from catvae.core.provenance import provenance
 from catvae.densities.base import sample_codes
 from catvae.densities.diag import ClassLatentStats
-from catvae.evaluation.evaluator import EvaluationSettings, classify_in_bf16
 from catvae.evaluation.metrics import cosine_pairwise
 from catvae.evaluation.sample_metrics import METRIC_GROUPS
 from catvae.generators.gaussian import build_generator
 from catvae.sweep.scoring import RESULT_FILE, SAMPLE_METRIC_KEYS, job_models, job_reference, models_record
+from catvae.sweep.settings import GradientSettings, SearchJob
 from catvae.sweep.summary import summarize
 
 log = logging.getLogger(__name__)
@@ -52,19 +49,6 @@ CodeSampler = Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tens
 Decode = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # images K×784 → logits K×L, differentiable
 Classify = Callable[[torch.Tensor], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class GradientSettings:
-    """``conf/search/gradient.yaml``: the front's weights and the optimiser of each point."""
-
-    weights: tuple[float, ...]
-    steps: int = 60
-    lr: float = 0.05
-    batch_per_label: int = 32
-    theta_init: float = 1.0
-    theta_high: float = 3.0
-    bf16: bool = False
 
 
 def full_theta(theta: torch.Tensor, num_classes: int, latent_dim: int) -> torch.Tensor:
@@ -150,42 +134,28 @@ def frozen(*modules: torch.nn.Module) -> Iterator[None]:
             parameter.requires_grad_(True)
 
 
-def settings_from(cfg: DictConfig, bf16: bool) -> GradientSettings:
-    """The settings ``conf/search/gradient.yaml`` gives (ranges: :func:`catvae.config.validate.check_search`)."""
-    search = cfg.search
-    return GradientSettings(
-        weights=tuple(float(w) for w in search.weights),
-        steps=int(search.steps),
-        lr=float(search.lr),
-        batch_per_label=int(search.batch_per_label),
-        theta_init=float(search.theta_init),
-        theta_high=float(search.theta_high),
-        bf16=bf16,
-    )
-
-
 def run_gradient_search(
-    cfg: DictConfig,
-    evaluation: EvaluationSettings,
+    job: SearchJob,
     loggers: list,
     output_dir: Path,
     check_models: Callable[[ClassLatentStats], None],
 ) -> dict:
-    """Fit the front on the trained artifacts ``cfg`` names (``check_models``: the config checked against
-    their statistics first), score every point on ``eval.samples_per_label`` samples per label (eval
-    seed, like every trial), write each as ``output_dir/<i>/result.json`` and log it; returns the best
-    result by the objective."""
+    """Fit the front (``job.method``: :class:`GradientSettings`) on the job's trained models
+    (``check_models``: the config checked against their statistics first), score every point on
+    ``eval.samples_per_label`` samples per label (eval seed, like every trial), write each as
+    ``output_dir/<i>/result.json`` and log it; returns the best result by the objective."""
+    settings, evaluation = job.method, job.evaluation
+    if not isinstance(settings, GradientSettings):
+        raise TypeError(f"a gradient search needs GradientSettings, not {type(settings).__name__}")
     started = time.perf_counter()
-    key, device, models = job_models(cfg)
+    key, device, models = job_models(job.models)
     check_models(models.stats)
-    node = cast(DictConfig, OmegaConf.merge(cfg.generator, {"theta": None, "from_search": None}))  # merging mappings
+    node = {**job.generator, "theta": None, "from_search": None}
     base = build_generator(node)
     stats = models.stats
-    density = models.density(str(cfg.latent.name))
-    bf16 = classify_in_bf16(cfg, device)
-    settings = settings_from(cfg, bf16 and device.type == "cpu")
-    reference = job_reference(cfg, device)
-    objective_classifier = str(cfg.objective.classifier)
+    density = models.density(job.latent)
+    reference = job_reference(job.models)
+    objective_classifier = evaluation.objective_classifier
     # The surrogate's cross-entropy is that of the classifier whose accuracy the objective counts.
     classifier = reference.judge if objective_classifier == "judge" else models.classifier
 
@@ -204,20 +174,20 @@ def run_gradient_search(
             stats.num_classes,
             stats.latent_dim,
             settings,
-            int(cfg.eval.seed),
+            evaluation.seed,
         )
     fit_seconds = time.perf_counter() - started
 
     def score(config: dict, groups: Sequence[str], cas: Mapping[str, Any] | None = None) -> dict:
         """The true metrics of one fitted θ, like a trial's, on the eval seed's samples."""
         chosen = evaluation.replace(sample_metric_groups=tuple(groups), cas=cas)
-        return chosen.score(build_generator(OmegaConf.create(config)), density, models.decoder, models.classifier, reference)
+        return chosen.score(build_generator(config), density, models.decoder, models.classifier, reference)
 
     results = []
     for index, point in enumerate(points):
         theta = point["theta"]
         fitted = theta.item() if theta.dim() == 0 else theta.tolist()
-        config = cast(dict[str, Any], OmegaConf.to_container(node, resolve=True)) | {"theta": fitted}
+        config = node | {"theta": fitted}
         report = score(config, METRIC_GROUPS)  # a handful of points: each gets every metric (CAS: the best only)
         result = {
             "key": dataclasses.asdict(key),
@@ -232,7 +202,7 @@ def run_gradient_search(
                 "steps": settings.steps,
                 "fit_s": round(point["seconds"], 2),
             },
-            "provenance": provenance(cfg, device),
+            "provenance": job.provenance(),
         }
         write_json(result, output_dir / str(index) / RESULT_FILE)
         logged = ("accuracy", "judge_accuracy", "cos_pairwise", "objective", *SAMPLE_METRIC_KEYS)
@@ -248,20 +218,18 @@ def run_gradient_search(
     scoring_seconds = time.perf_counter() - started - fit_seconds
     log.info("fitted %d points in %.1f s, scored them in %.1f s", len(points), fit_seconds, scoring_seconds)
     best = min(range(len(results)), key=lambda i: results[i]["objective"])
-    if cfg.eval.get("cas", False):
+    if evaluation.cas is not None:
         # CAS trains a classifier on the samples: for the best point only, as a sweep's re-scored best.
         results[best]["cas"] = score(results[best]["config"], (), evaluation.cas)["cas"]
         write_json(results[best], output_dir / str(best) / RESULT_FILE)
     return results[best]
 
 
-def summarize_gradient_search(cfg: DictConfig, output_dir: Path) -> dict:
+def summarize_gradient_search(job: SearchJob, output_dir: Path) -> dict:
     """Summarise a gradient search's run folder like any sweep (trials.csv, figure1.png, best.json, the
     search record), print its best and return it."""
     # The sweep summary opens a W&B run of its own: the search's run is closed by now.
-    outputs = summarize(
-        output_dir, str(cfg.paths.search_records_dir), log_to_wandb="wandb" in (cfg.get("logger") or {}), project="catvae"
-    )
+    outputs = summarize(output_dir, job.records_dir, log_to_wandb=job.wandb, project="catvae")
     best = outputs["best"]
     print(
         f"best of {output_dir.name}: {best['name']} n={best['n']}: accuracy {best['accuracy']:.4f}, "

@@ -19,33 +19,32 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
-from catvae.artifacts import ArtifactKey, fingerprint
-from catvae.core.device import resolve_device
+from catvae.artifacts import fingerprint
+from catvae.sweep.settings import SearchJob
 
 log = logging.getLogger(__name__)
 
 
-def job_request(cfg: DictConfig, samples_per_label: int) -> dict[str, Any]:
+def job_request(settings: SearchJob) -> dict[str, Any]:
     """What a search job scores, as recorded in its result and compared on a re-run (in its JSON form)."""
-    key = ArtifactKey.from_config(cfg)
-    trained = not key.missing(cfg.paths.artifacts_dir)  # if not, loading the models says what is missing
+    source, evaluation = settings.models, settings.evaluation
+    trained = not source.key.missing(source.artifacts_dir)  # if not, loading the models says what is missing
     request = {
-        "key": dataclasses.asdict(key),
-        "models": fingerprint(key.folder(cfg.paths.artifacts_dir)) if trained else None,  # cached per file version
-        "generator": OmegaConf.to_container(cfg.generator, resolve=True),
-        "latent": str(cfg.latent.name),  # the class density drawn from
+        "key": dataclasses.asdict(source.key),
+        "models": fingerprint(source.key.folder(source.artifacts_dir)) if trained else None,  # cached per file version
+        "generator": settings.generator,
+        "latent": settings.latent,  # the class density drawn from
         "eval": {
-            "samples_per_label": int(samples_per_label),
-            "seed": int(cfg.eval.seed),
-            "precision": str(cfg.eval.precision),
-            "cos": str(cfg.objective.cos),
-            "classifier": str(cfg.objective.classifier),
-            "sample_metrics": [str(group) for group in cfg.eval.sample_metrics],
-            "judge_seed": int(cfg.judge.seed),
+            "samples_per_label": settings.trial_samples_per_label,
+            "seed": evaluation.seed,
+            "precision": evaluation.precision,
+            "cos": evaluation.cos,
+            "classifier": evaluation.objective_classifier,
+            # a metric group of one's own (a _target_ node) as its mapping's text, like the config's node
+            "sample_metrics": [str(group) for group in evaluation.sample_metric_groups],
+            "judge_seed": source.judge_seed,
         },
-        "device": resolve_device(str(cfg.device), "device").type,
+        "device": source.device.type,
     }
     return json.loads(json.dumps(request))
 

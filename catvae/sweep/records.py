@@ -14,11 +14,11 @@ the generator is built: generators never open files.
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-from omegaconf import DictConfig, OmegaConf
 
 from catvae.artifacts import ArtifactKey, Models
 from catvae.core.errors import ArtifactError, ConfigError, MissingArtifactsError
@@ -134,15 +134,17 @@ def check_recorded_theta(record: dict, path: Path, generator: str, models: Model
         )
 
 
-def resolve_generator(node: DictConfig, records_dir: str | Path, key: ArtifactKey, models: Models, latent: str) -> DictConfig:
-    """``cfg.generator`` with ``from_search`` resolved: ``best`` replaces θ and n by those of the
-    record made on ``models`` with the class density ``latent`` (see :func:`load_best`); null leaves
-    them as configured."""
-    params: Any = OmegaConf.to_container(node, resolve=True)
+def resolve_generator(
+    node: Mapping[str, Any], records_dir: str | Path, key: ArtifactKey, models: Models, latent: str
+) -> dict[str, Any]:
+    """The generator node (plain, as configured) with ``from_search`` resolved, as a new plain mapping:
+    ``best`` replaces θ and n by those of the record made on ``models`` with the class density
+    ``latent`` (see :func:`load_best`); null leaves them as configured."""
+    params = copy.deepcopy(dict(node))
     source = params.pop("from_search", None)
     if source is not None:
         if source != "best":
             raise ConfigError(FROM_SEARCH, source, "null or best")
         record = load_best(records_dir, key, generator_name(params), models, latent)
         params.update({k: v for k, v in record["config"].items() if k not in ("_target_", "from_search")})
-    return OmegaConf.create(params)
+    return params

@@ -30,8 +30,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
-
 log = logging.getLogger(__name__)
 
 RESULT = "catvae_result"  # a job's scores (its result.json without per-label detail), in its trial's user attributes
@@ -39,12 +37,6 @@ MEMBER = "catvae_process:"  # study user attribute prefix: one entry per sweep p
 CLAIM = " :: summary at {complete} trials"  # marker study that claims the summary of a study at that many trials
 SUMMARISED = "catvae_summarised_at"  # study user attribute: the number of COMPLETE trials of its last summary
 LEFT_OUT = ("per_label", "provenance", "request")  # big, and only needed in the job's own folder
-
-
-def is_optuna_sweep(config: DictConfig) -> bool:
-    """Whether this multirun asks its trials from an Optuna study in a storage."""
-    sweeper = config.hydra.sweeper
-    return "optuna" in str(sweeper.get("_target_", "")).lower() and isinstance(sweeper.get("storage"), str)
 
 
 def existing_study(storage_url: str, study_name: str) -> tuple[Any, int]:
@@ -172,12 +164,3 @@ def claim_summary(storage: Any, study_id: int, study_name: str, complete: int) -
 def study_folder(log_dir: str | Path, study_name: str) -> Path:
     """``{log_dir}/search/studies/<study name>``, the name made safe as a folder name."""
     return Path(log_dir) / "search" / "studies" / re.sub(r"[^A-Za-z0-9._=-]+", "_", study_name)
-
-
-def record_in_study(result: dict, job_dir: str) -> None:
-    """Keep an Optuna job's scores in its trial too, where the process that finishes a shared study
-    finds them (:mod:`catvae.sweep.study`: the processes may share no file system)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    sweeper = HydraConfig.get().sweeper
-    record_trial_result(str(sweeper.storage), str(sweeper.study_name), int(result["optuna_trial"]), result, job_dir)

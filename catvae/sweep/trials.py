@@ -2,9 +2,10 @@
 
 The Optuna sweeper asks and tells trials itself, with no heartbeat, so a killed sweep leaves the
 trial it was running RUNNING for ever. Each trial therefore records its owner (host, pid and
-the process's start time) in its user attributes when it is asked (:func:`search_space`, the
-sweeper's custom search space), and when a sweep starts on an existing study
-(:class:`~catvae.config.callbacks.ResumeStudy`, a Hydra callback) the RUNNING trials whose owner is gone are marked FAIL
+the process's start time) in its user attributes when it is asked (:func:`claim_trial`, from the
+sweeper's custom search space, :func:`catvae.config.sweeper.search_space`), and when a sweep starts
+on an existing study (:class:`~catvae.config.callbacks.ResumeStudy`, a Hydra callback) the RUNNING
+trials whose owner is gone are marked FAIL
 before any new trial is asked. Several processes may share a study (one per sampler seed, on
 one or several machines), so a trial is failed only when it is known to be orphaned; see
 :func:`why_stale`. Each job's ``result.json`` records its Optuna trial number
@@ -26,10 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omegaconf import DictConfig
 from optuna.trial import FrozenTrial, Trial, TrialState
-
-from catvae.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from optuna.storages import RDBStorage
@@ -140,19 +138,20 @@ def fail_stale_trials(
     return failed
 
 
-def search_space(cfg: DictConfig, trial: Trial) -> None:
-    """The sweeper's custom search space: record who runs ``trial`` and where, then suggest θ."""
-    from catvae.sweep.space import theta_entries
-
+def claim_trial(trial: Trial, sweep_dir: str) -> None:
+    """Record in ``trial`` who runs it (this process) and where: the folder of the sweep's next job
+    (``sweep_dir``/<number of trials asked so far>), the job that will score it."""
     trial.set_user_attr(OWNER, this_process())
     # Absolute, as Hydra writes the job's hydra.runtime.output_dir: the job finds its trial by it.
-    trial.set_user_attr(JOB_DIR, os.path.abspath(os.path.join(str(cfg.hydra.sweep.dir), str(len(_asked)))))
+    trial.set_user_attr(JOB_DIR, os.path.abspath(os.path.join(sweep_dir, str(len(_asked)))))
     _asked.append(trial.number)
-    theta_entries(cfg, trial)
 
 
-def job_trial_number() -> int | None:
-    """The Optuna trial the running job scores; None outside an Optuna sweep.
+def job_trial_number(
+    job_number: object, sweeper_target: str, storage_url: object, study_name: object, job_dir: str
+) -> int | None:
+    """The Optuna trial the job ``job_number`` (``hydra.job.num``) scores in ``job_dir``; None outside an
+    Optuna sweep (``sweeper_target``: the sweeper's ``_target_``; ``storage_url``, ``study_name``: its study).
 
     Where the job runs in the process that asked its trial (Hydra's basic launcher), that process's
     list of asked trials says it. Where it runs in another process (a joblib worker, a submitit job
@@ -160,18 +159,11 @@ def job_trial_number() -> int | None:
     storage, as the RUNNING trial whose :data:`JOB_DIR` is this job's folder (each sweep process has
     a folder of its own, so a shared study never holds two trials with one folder).
     """
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return None
-    hydra = HydraConfig.get()
     if _asked:
-        number = getattr(hydra.job, "num", None)
-        return _asked[number] if isinstance(number, int) and 0 <= number < len(_asked) else None
-    storage, study = hydra.sweeper.get("storage"), hydra.sweeper.get("study_name")
-    if "optuna" not in str(hydra.sweeper.get("_target_", "")).lower() or not isinstance(storage, str) or not study:
+        return _asked[job_number] if isinstance(job_number, int) and 0 <= job_number < len(_asked) else None
+    if "optuna" not in sweeper_target.lower() or not isinstance(storage_url, str) or not study_name:
         return None
-    return trial_in_folder(storage, str(study), str(hydra.runtime.output_dir))
+    return trial_in_folder(storage_url, str(study_name), job_dir)
 
 
 @functools.lru_cache(maxsize=2)
@@ -197,29 +189,6 @@ def trial_in_folder(storage_url: str, study_name: str, job_dir: str) -> int | No
         if isinstance(recorded, str) and os.path.abspath(recorded) == wanted:
             return int(trial.number)
     return None
-
-
-def is_optuna(config: DictConfig) -> bool:
-    return "optuna" in str(config.hydra.sweeper.get("_target_", "")).lower()
-
-
-def check_sweep_folder(config: DictConfig) -> None:
-    """An Optuna sweep must not reuse an earlier sweep's folder: its job numbers start at 0 again
-    and would overwrite that sweep's results (a study resumes from its storage, in a new folder)."""
-    folder = Path(config.hydra.sweep.dir)
-    if is_optuna(config) and any(folder.glob("*/result.json")):
-        raise ConfigError(
-            "hydra.sweep.dir",
-            str(folder),
-            "a folder without an earlier sweep's jobs: an Optuna study resumes from its storage "
-            "(search.storage_url) when the same command runs again without hydra.sweep.dir",
-        )
-
-
-def sweep_directions(config: DictConfig) -> list[str]:
-    """The sweeper's ``direction`` (a word or a list of words) as a list; minimize when unset."""
-    direction = config.hydra.sweeper.get("direction") or "minimize"
-    return [str(direction)] if isinstance(direction, str) else [str(d) for d in direction]
 
 
 def forget_asked_trials() -> None:
