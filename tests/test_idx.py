@@ -284,8 +284,10 @@ SMALL = [
     "data=idx",
     "vae.epochs=1",
     "classifier.epochs=1",
+    "judge.epochs=1",  # this dataset's judge is trained here: one epoch, as debug=tiny's
     "eval.samples_per_label=12",
     "eval.grid_per_label=4",
+    "eval.cas=false",  # CAS is tested in tests/test_sample_metrics.py
     "latent_dim=2",
     "trainer.enable_progress_bar=false",
     "logger=none",
