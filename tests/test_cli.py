@@ -91,6 +91,12 @@ TRAIN_CASES = [
     (["vae.lrr=1"], UNKNOWN_KEY),
     (["+vae.lrr=1"], UNKNOWN_KEY),
     (["vae=vq"], "vae='vq' is not allowed: one of cvae, elbo, elbo_conv, mmd, mmd_conv"),
+    # train fits densities.NAME: an option of latent alone was silently ignored (found after the densities moved)
+    (
+        ["latent=gmm", "latent.components=[4]"],
+        "latent.components='[4]' is not allowed: set densities.gmm.components instead: "
+        "train fits the nodes of densities (latent picks one)",
+    ),
     (["vae=mmd", "vae.objective.weight=-1"], "vae.objective.weight=-1 is not allowed: a number >= 0"),
     (["data.batch_size=0"], "data.batch_size=0 is not allowed: an integer >= 1"),
     (["data.val_size=1.0"], "data.val_size=1.0 is not allowed: a fraction in [0, 1) of the training images, or a whole number"),

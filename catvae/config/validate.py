@@ -414,6 +414,25 @@ def check_densities(cfg: DictConfig) -> None:
     if latent not in names:
         allowed = f"one of the densities train fits ({', '.join(names)}); fit one more with +latent@densities.{latent}={latent}"
         raise ConfigError("latent", latent, allowed)
+    for option, value in latent_options_overridden():
+        allowed = f"set densities.{latent}.{option} instead: train fits the nodes of densities (latent picks one)"
+        raise ConfigError(f"latent.{option}", value, allowed)
+
+
+def latent_options_overridden() -> list[tuple[str, str]]:
+    """The ``latent.OPTION=VALUE`` overrides of this command line (``+``/``++`` included; none outside
+    a Hydra run). Train fits ``densities.NAME`` (``latent`` only names the one it evaluates), so such an
+    option would be silently ignored there."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    found = []
+    for override in HydraConfig.get().overrides.task:
+        key, _, value = str(override).lstrip("+~").partition("=")
+        if key.startswith("latent."):
+            found.append((key.removeprefix("latent."), value))
+    return found
 
 
 def check_latent(cfg: DictConfig) -> None:
