@@ -47,9 +47,9 @@ from catvae.training.settings import (
 PIPELINE_STAGES = ("vae", "classifier")
 
 
-def plain(node: Any) -> Any:
-    """A config node as plain containers, interpolations resolved (a plain value as it is)."""
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+def plain(node: Any, resolve: bool = True) -> Any:
+    """A config node as plain containers, interpolations resolved unless ``resolve=False`` (a plain value as it is)."""
+    return OmegaConf.to_container(node, resolve=resolve) if OmegaConf.is_config(node) else node
 
 
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:
@@ -196,11 +196,6 @@ def pipeline_settings(cfg: DictConfig) -> PipelineSettings:
 # once (its ranges checked by catvae.config.validate.validate_search).
 
 
-def plain_node(node: Any, resolve: bool = True) -> dict[str, Any]:
-    """A config node as a plain dict (interpolations resolved unless ``resolve=False``)."""
-    return cast(dict[str, Any], OmegaConf.to_container(node, resolve=resolve))
-
-
 def scored_models(cfg: DictConfig) -> ScoredModels:
     """The trained models ``data``, ``vae``, ``latent_dim`` and ``seed`` name, on ``device=``, and the
     judge (``judge.seed``) with the data its real images come from."""
@@ -210,7 +205,7 @@ def scored_models(cfg: DictConfig) -> ScoredModels:
         key=key,
         artifacts_dir=str(cfg.paths.artifacts_dir),
         device=device,
-        data=plain_node(cfg.data),
+        data=plain(cfg.data),
         judge_seed=int(cfg.judge.seed),
         bf16=bf16_where(str(cfg.eval.precision), device),
     )
@@ -267,14 +262,14 @@ def search_job(cfg: DictConfig, trial: StudyTrial | None = None) -> SearchJob:
     models = scored_models(cfg)
     return SearchJob(
         models=models,
-        generator=plain_node(cfg.generator),
+        generator=plain(cfg.generator),
         latent=str(cfg.latent.name),
         evaluation=evaluation_settings(cfg),
         method=search_method(cfg, models.device),
         records_dir=str(cfg.paths.search_records_dir),
         output_dir=str(cfg.paths.output_dir),
-        eval_config=plain_node(cfg.eval, resolve=False),
-        objective_config=plain_node(cfg.objective, resolve=False),
+        eval_config=plain(cfg.eval, resolve=False),
+        objective_config=plain(cfg.objective, resolve=False),
         wandb="wandb" in (cfg.get("logger") or {}),
         provenance=functools.partial(provenance, run_config(cfg), models.device),
         trial=trial,
