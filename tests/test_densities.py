@@ -242,14 +242,19 @@ def test_a_densities_file_of_the_earlier_format_still_loads():
     for name in ("full", "gmm", "kde"):
         assert type(loaded[name]) is type(today[name])
         for field, tensor in today[name].state_dict().items():
-            assert torch.equal(loaded[name].state_dict()[field], tensor), (name, field)
+            # What the file holds is read back bit for bit; today's refit agrees to float rounding
+            # (scikit-learn's EM and the BLAS build may change the last bits of a Cholesky factor).
+            assert torch.equal(loaded[name].state_dict()[field], raw[name][field]), (name, field)
+            assert torch.allclose(loaded[name].state_dict()[field], tensor, rtol=1e-5, atol=1e-6), (name, field)
     assert loaded["gmm"].components == [1, 2]
     assert loaded["prior"].mean.shape == (2, 3) and loaded["prior"].mean.abs().sum().item() == 0.0
     labels_drawn = target_labels(2, 25)
     for name in DENSITY_NAMES:
-        assert torch.equal(
+        assert torch.allclose(
             Medium2(0.6, 2).sample(loaded[name], labels_drawn, torch.Generator().manual_seed(1)),
             Medium2(0.6, 2).sample(today[name], labels_drawn, torch.Generator().manual_seed(1)),
+            rtol=1e-5,
+            atol=1e-5,
         )
 
 
