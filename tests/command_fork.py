@@ -7,7 +7,7 @@ each :func:`helpers.run_command` becomes a real child process (its own pid, envi
 folder, stdout/stderr, exit status, signals and ``atexit`` handlers) that runs ``python -m
 catvae.<module> ARGS`` through :func:`runpy.run_module`, as the interpreter's ``-m`` does.
 
-The server never runs a torch operation, starts a thread or opens a W&B run, so what it hands a child
+The server never runs a torch operation, starts a thread or imports W&B, so what it hands a child
 is what a fresh interpreter would have after its imports (no OpenMP pool, no service connection).
 What a fork cannot give, the client does not ask of it: a command whose ``PYTHONPATH`` differs from
 the server's (a ``sitecustomize`` hook, the checkout put first) runs as a fresh interpreter, and so
@@ -29,12 +29,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 # What every command imports (the expensive part of its start); the command modules themselves are
-# executed fresh in each child, as ``__main__``.
+# executed fresh in each child, as ``__main__``. Not W&B: its import creates a media folder that the
+# first child to exit would delete for all the others.
 PRELOAD = (
     "torch",
     "pytorch_lightning",
     "torchmetrics",
-    "wandb",
     "hydra",
     "optuna",
     "catvae.config.settings",
