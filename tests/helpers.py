@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from command_fork import CommandForkServer
+from command_fork import CommandForkServer, ForkedProcess
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 
@@ -67,7 +67,7 @@ def run_command(
 
     The process is forked from an interpreter that has imported catvae's libraries already
     (tests/command_fork.py: a real process without the ≈ 5 s of imports) unless its ``PYTHONPATH``
-    differs from this one's or ``fresh`` asks for a fresh interpreter."""
+    would import another catvae or ``fresh`` asks for a fresh interpreter."""
     if cwd is not None:
         Path(cwd).mkdir(parents=True, exist_ok=True)
     env = dict(env) if env is not None else command_env(log_dir)
@@ -84,17 +84,22 @@ def start_command(
     cwd: Path | str | None = None,
     env: Mapping[str, str] | None = None,
     merge_stderr: bool = False,
-) -> subprocess.Popen:
-    """:func:`run_command` in the background: the running process (stdout, stderr piped as text;
-    ``merge_stderr``: both on stdout)."""
+    fresh: bool = False,
+) -> subprocess.Popen | ForkedProcess:
+    """:func:`run_command` in the background: the running process (stdout, stderr as text, read once
+    it has ended; ``merge_stderr``: both on stdout), forked as :func:`run_command` forks."""
     if cwd is not None:
         Path(cwd).mkdir(parents=True, exist_ok=True)
+    env = dict(env) if env is not None else command_env(log_dir)
+    line = command_line(module, *args)
+    if not fresh and CommandForkServer.serves(env):
+        return CommandForkServer.get().start(line[2], line[3:], env, str(Path(cwd or os.getcwd()).resolve()), merge_stderr)
     return subprocess.Popen(
-        command_line(module, *args),
+        line,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
         text=True,
-        env=dict(env) if env is not None else command_env(log_dir),
+        env=env,
         cwd=cwd,
     )
 

@@ -11,7 +11,6 @@ import errno
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TINY
+from helpers import run_command
 
 from catvae.config.task import user_message
 from catvae.core.files import atomic_write, storage_error
@@ -46,9 +46,7 @@ def small_file_system(folder: Path, size: str, read_only: bool = False) -> Itera
 def train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """``python -m catvae.train`` with the W&B logger offline, run from ``cwd``."""
     env = {**os.environ, "WANDB_MODE": "offline"}
-    return subprocess.run(
-        [sys.executable, "-m", "catvae.train", *TRAIN, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
-    )
+    return run_command("train", *TRAIN, *args, env=env, cwd=cwd, timeout=600)
 
 
 def assert_one_line(result: subprocess.CompletedProcess, message: str) -> None:

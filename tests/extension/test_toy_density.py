@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY, compose_config
+from helpers import run_command
 from toy_density import UniformBox
 
 from catvae.artifacts import ArtifactKey, load_models
@@ -88,10 +87,10 @@ def test_a_search_and_generate_draw_from_it(toy_run, tmp_path):
         "CATVAE_LOG_DIR": str(log_dir),
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
     }
-    command = [sys.executable, "-m", "catvae.search", "-m", SEARCH_PATH, "latent=toy", "latent_dim=4"]
+    command = ["-m", SEARCH_PATH, "latent=toy", "latent_dim=4"]
     command += ["data.limit_train=1200", "data.limit_test=300", "data.val_size=200", "eval.samples_per_label=6"]
     command += [*CHEAP, "generator.theta=0.7", "generator.n=1"]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    result = run_command("search", *command, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = Path(result.stdout.strip().splitlines()[-1].removeprefix("sweep summary: "))
     job = json.loads((sweep / "0" / "result.json").read_text())

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.image
 import numpy as np
 import pytest
 import torch
+from helpers import run_command
 
 pytestmark = pytest.mark.slow  # trainings of their own: outside the fast loop
 
@@ -49,9 +49,7 @@ def run(module: str, log_dir: Path, *overrides: str) -> subprocess.CompletedProc
         "CATVAE_LOG_DIR": str(log_dir),
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
     }
-    result = subprocess.run(
-        [sys.executable, "-m", module, *EXTENSION, *overrides], env=env, capture_output=True, text=True, timeout=600
-    )
+    result = run_command(module, *EXTENSION, *overrides, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
