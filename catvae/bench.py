@@ -24,7 +24,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--vae-batch", type=int, default=None, help="default: data.batch_size of conf/train.yaml")
     parser.add_argument("--classifier-batch", type=int, default=None, help="default: classifier.batch_size")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per fit; the first is warm-up and not counted")
-    parser.add_argument("--repeats", type=int, default=3, help="fits per contender, interleaved")
+    parser.add_argument("--repeats", type=int, default=3, help="fits per contender, interleaved; runs of generate")
     parser.add_argument("--jobs", type=int, default=8, help="jobs of the search multirun")
     parser.add_argument("--samples-per-label", type=int, default=1000)
     parser.add_argument("--scaling", action="store_true", help="also the cost tables (samples, latent_dim, batch size)")

@@ -72,10 +72,12 @@ def test_a_lost_creation_race_is_tried_again_then_gives_up():
 
 @pytest.mark.slow
 def test_a_storage_that_cannot_be_opened_ends_the_sweep_with_its_key(monkeypatch, capsys):
-    monkeypatch.setattr(study_storage.time, "sleep", lambda s: None)
+    waits: list[float] = []
+    monkeypatch.setattr(study_storage.time, "sleep", waits.append)  # the back-off, not waited here
     url = "postgresql+psycopg://someone:secret@127.0.0.1:1/nowhere"
     with pytest.raises(ConfigError) as error:
         study_storage.open_storage(url)
+    assert len(waits) == study_storage.TRIES - 1  # tried TRIES times (the patch took: retried looks sleep up late)
     assert error.value.key == "search.storage_url" and "secret" not in str(error.value) and "***" in str(error.value)
     config = OmegaConf.create({"hydra": {"sweeper": {"storage": url, "study_name": "s", "direction": "minimize"}}})
     with pytest.raises(SystemExit) as status:  # not a warning Hydra would swallow: the sweep stops, exit 2

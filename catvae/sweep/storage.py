@@ -54,13 +54,14 @@ def hide_password(url: str) -> str:
         return "<unparsable URL>"
 
 
-def retried(step: Callable[[], T], what: str, tries: int = TRIES, sleep: Callable[[float], None] = time.sleep) -> T:
+def retried(step: Callable[[], T], what: str, tries: int = TRIES, sleep: Callable[[float], None] | None = None) -> T:
     """``step()``, tried again on the errors a process that lost a creation race gets (SQLAlchemy's
     IntegrityError: a unique key another process just wrote; OperationalError: "database is locked",
     SQLite's "table … already exists"; ProgrammingError: PostgreSQL's DuplicateTable), after
     ``FIRST_WAIT_S · 2^k`` seconds (at most ``MAX_WAIT_S``) with ±50 % jitter so that the racers
     spread out. The last error propagates after ``tries`` tries (a database that cannot be reached
-    fails the same way, a few seconds later)."""
+    fails the same way, a few seconds later). ``sleep``: how to wait (``time.sleep``, looked up when
+    it waits)."""
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     for attempt in range(tries):
@@ -71,7 +72,7 @@ def retried(step: Callable[[], T], what: str, tries: int = TRIES, sleep: Callabl
                 raise
             wait = min(MAX_WAIT_S, FIRST_WAIT_S * 2**attempt) * random.uniform(0.5, 1.5)
             log.info("%s: %s; trying again in %.2f s", what, str(error).splitlines()[0], wait)
-            sleep(wait)
+            (sleep or time.sleep)(wait)
     raise AssertionError("unreachable")  # the loop returns or raises
 
 

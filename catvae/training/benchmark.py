@@ -492,7 +492,7 @@ def bench_device(
         f"overhead {100 * trial['trial_overhead_fraction']:.1f} % {trial['parts_s']}",
         flush=True,
     )
-    generate = generate_wall(log_dir, device)
+    generate = generate_wall(log_dir, device, args.repeats)
     print(f"  generate (subprocess): {generate:.2f} s", flush=True)
     row = {
         "device": describe(device),
