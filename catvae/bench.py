@@ -27,6 +27,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="fits per contender, interleaved; runs of generate")
     parser.add_argument("--jobs", type=int, default=8, help="jobs of the search multirun")
     parser.add_argument("--samples-per-label", type=int, default=1000)
+    parser.add_argument("--search-overrides", nargs="*", default=[], help="added to the search multirun (data.limit_test=300)")
     parser.add_argument("--scaling", action="store_true", help="also the cost tables (samples, latent_dim, batch size)")
     parser.add_argument("--scaling-samples", type=int, nargs="*", default=[100, 300, 1000, 3000, 5000])
     parser.add_argument("--scaling-dims", type=int, nargs="*", default=[2, 10, 20, 64])

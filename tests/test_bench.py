@@ -94,6 +94,10 @@ def test_bench_writes_bench_json(tmp_path):
             "2",
             "--scaling-batches",
             "128",
+            "--search-overrides",  # the real-image reference of the first job on fewer images
+            "data.limit_train=1200",
+            "data.limit_test=300",
+            "data.val_size=200",
         ],
         timeout=600,
     )
@@ -113,6 +117,7 @@ def test_bench_writes_bench_json(tmp_path):
     cpu = bench["by_device"]["cpu"]
     assert cpu["vae"]["32"]["samples_per_epoch"] == 600 and cpu["classifier"]["32"]["samples_per_epoch"] == 300
     assert cpu["search_job"]["jobs"] == 3 and cpu["search_job"]["samples_per_label"] == 4
+    assert cpu["search_job"]["overrides"] == ["data.limit_train=1200", "data.limit_test=300", "data.val_size=200"]
     assert (bench["bf16_speedup"] is None) == ("bf16" not in cpu["vae"])
     scaling = cpu["scaling"]
     assert [row["samples_per_label"] for row in scaling["search_by_samples_per_label"]] == [4, 8]

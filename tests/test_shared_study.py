@@ -12,6 +12,7 @@ import optuna
 import psycopg
 import pytest
 from conftest import PG_SCRIPT
+from helpers import start_command
 from omegaconf import OmegaConf
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -127,7 +128,11 @@ def test_processes_started_together_on_an_empty_database_join_one_study(trained,
     assert recorded == list(range(8))  # each trial scored by exactly one job: none lost, none twice
 
 
-def test_reduced_load_test_two_processes_twenty_trials(trained, postgres_url):
+def test_reduced_load_test_two_processes_twenty_trials(trained, postgres_url, monkeypatch):
+    def forked(log_dir, storage, study, n_trials, seed, overrides):  # bench_study.launch, without the imports
+        return start_command("search", *bench_study.search_arguments(storage, study, n_trials, seed, overrides), log_dir=log_dir)
+
+    monkeypatch.setattr(bench_study, "launch", forked)
     row = bench_study.shared_study(
         postgres_url,
         "load",

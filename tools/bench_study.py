@@ -86,12 +86,9 @@ def split(trials: int, processes: int) -> list[int]:
     return [trials // processes + (1 if i < trials % processes else 0) for i in range(processes)]
 
 
-def launch(log_dir: Path, storage: str, study: str, n_trials: int, seed: int, overrides: Sequence[str]) -> subprocess.Popen:
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "CATVAE_LOG_DIR": str(log_dir)}
-    command = [
-        sys.executable,
-        "-m",
-        "catvae.search",
+def search_arguments(storage: str, study: str, n_trials: int, seed: int, overrides: Sequence[str]) -> list[str]:
+    """The command line after ``python -m catvae.search`` of one process of the shared study."""
+    return [
         "-m",
         "search=optuna",
         f"search.storage_url={storage}",
@@ -100,6 +97,12 @@ def launch(log_dir: Path, storage: str, study: str, n_trials: int, seed: int, ov
         f"search.sampler_seed={seed}",
         *overrides,
     ]
+
+
+def launch(log_dir: Path, storage: str, study: str, n_trials: int, seed: int, overrides: Sequence[str]) -> subprocess.Popen:
+    """Start one process of the shared study (a fresh interpreter, W&B offline, logs under ``log_dir``)."""
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "CATVAE_LOG_DIR": str(log_dir)}
+    command = [sys.executable, "-m", "catvae.search", *search_arguments(storage, study, n_trials, seed, overrides)]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

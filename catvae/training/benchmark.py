@@ -37,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -309,10 +309,18 @@ def run_module(args: list[str], log_dir: Path) -> tuple[float, subprocess.Comple
     return wall, result
 
 
-def search_jobs(log_dir: Path, device: torch.device, jobs: int, samples_per_label: int, logger: str = "wandb") -> dict:
-    """A real multirun of ``jobs`` Simple configurations; a job's cost is the spacing between the
-    ends of consecutive jobs (Hydra's work between jobs included), the first job (model loading,
-    first W&B start) reported apart. Compute = sample + decode + classify + score."""
+def search_jobs(
+    log_dir: Path,
+    device: torch.device,
+    jobs: int,
+    samples_per_label: int,
+    logger: str = "wandb",
+    overrides: Sequence[str] = (),
+) -> dict:
+    """A real multirun of ``jobs`` Simple configurations (``overrides`` added to its command line); a
+    job's cost is the spacing between the ends of consecutive jobs (Hydra's work between jobs
+    included), the first job (model loading, the real-image reference, first W&B start) reported
+    apart. Compute = sample + decode + classify + score."""
     thetas = ",".join(f"{0.1 + 0.8 * i / max(1, jobs - 1):.3f}" for i in range(jobs))
     wall, result = run_module(
         [
@@ -324,6 +332,7 @@ def search_jobs(log_dir: Path, device: torch.device, jobs: int, samples_per_labe
             "generator.n=2",
             f"eval.samples_per_label={samples_per_label}",
             f"logger={logger}",
+            *overrides,
         ],
         log_dir,
     )
@@ -340,6 +349,7 @@ def search_jobs(log_dir: Path, device: torch.device, jobs: int, samples_per_labe
     return {
         "samples_per_label": samples_per_label,
         "jobs": jobs,
+        "overrides": list(overrides),
         "multirun_wall_s": round(wall, 2),
         "first_job_s": round(results[0]["timing_s"]["total"], 3),
         "trial_seconds": round(trial, 4),
@@ -485,7 +495,7 @@ def bench_device(
     flops = {p: per_sample * row["samples_per_epoch"] / row["lightning_epoch_s"] for p, row in vae.items()}
     log_dir = workdir / "logs"
     write_fresh_artifacts(log_dir / "artifacts")
-    trial = search_jobs(log_dir, device, args.jobs, args.samples_per_label)
+    trial = search_jobs(log_dir, device, args.jobs, args.samples_per_label, overrides=args.search_overrides)
     print(
         f"  search job ({args.samples_per_label}/label): {trial['trial_seconds']:.3f} s, "
         f"compute {trial['compute_seconds']:.3f} s, "
