@@ -44,7 +44,12 @@ def no_thread_settings(monkeypatch):
 def test_joblib_grid_scores_as_the_basic_launcher_with_one_load_per_worker(trained, tmp_path, no_thread_settings):
     basic = results(sweep_dir(search(trained["log_dir"], *GRID, f"hydra.sweep.dir={tmp_path / 'basic'}", "logger=none")))
     parallel = search(
-        trained["log_dir"], *GRID, f"hydra.sweep.dir={tmp_path / 'joblib'}", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"
+        trained["log_dir"],
+        *GRID,
+        f"hydra.sweep.dir={tmp_path / 'joblib'}",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "logger=wandb",
     )
     folder = sweep_dir(parallel)
     jobs = results(folder)

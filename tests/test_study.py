@@ -95,7 +95,7 @@ def test_two_processes_sharing_a_study_write_one_summary(trained, tmp_path):
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
     args = ["generator=medium1", "search=optuna", f"search.storage_url={storage}", "hydra.sweeper.study_name=shared"]
     # Trials on 4 samples per label, the study's 2 best re-scored on 8.
-    args += ["eval.samples_per_label=8", "search.trial_samples_per_label=4", "search.rescore_top=2"]
+    args += ["eval.samples_per_label=8", "search.trial_samples_per_label=4", "search.rescore_top=2", "logger=wandb"]
     procs = [search(log_dir, *args, "hydra.sweeper.n_trials=3", f"search.sampler_seed={s}", background=True) for s in (1, 2)]
     outputs = []
     for proc in procs:

@@ -26,7 +26,7 @@ def search_runs(folder) -> list:
 
 
 def test_a_grid_rerun_into_its_folder_skips_the_finished_jobs(trained, tmp_path):
-    args = ["generator.theta=0.2,0.5,0.9", "generator.n=1", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    args = ["generator.theta=0.2,0.5,0.9", "generator.n=1", f"hydra.sweep.dir={tmp_path / 'sweep'}", "logger=wandb"]
     folder = sweep_dir(search(trained["log_dir"], *args))
     finished = {job: (folder / job / RESULT_FILE).read_bytes() for job in ("0", "1")}
     # As if killed while job 2 ran, before the summary.
