@@ -183,9 +183,10 @@ class CommandForkServer:
         return first
 
     @classmethod
-    def serves(cls, env: Mapping[str, str]) -> bool:
-        """Whether a command in ``env`` can be forked (:meth:`path_first`)."""
-        return cls.path_first(env) is not None
+    def serves(cls, env: Mapping[str, str], cwd: str | Path | None = None) -> bool:
+        """Whether a command in ``env``, started in ``cwd``, can be forked: :meth:`path_first`, and no
+        ``catvae`` package in ``cwd`` (``-m`` puts it first: a fresh interpreter would import that one)."""
+        return cls.path_first(env) is not None and not (cwd is not None and (Path(cwd) / "catvae").exists())
 
     def ask_raw(self, request: dict | None) -> dict:
         assert self.process.stdin is not None and self.process.stdout is not None

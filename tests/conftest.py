@@ -51,6 +51,8 @@ def catvae_cache(tmp_path_factory) -> Path:
     command they start (the environment is inherited)."""
     folder = tmp_path_factory.getbasetemp().parent / "catvae-cache"
     os.environ["CATVAE_CACHE_DIR"] = str(folder)
+    # Where helpers.command_folder makes the empty working folders of commands given none.
+    os.environ["CATVAE_TEST_FOLDERS"] = str(tmp_path_factory.getbasetemp() / "command-folders")
     return folder
 
 

@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -52,6 +53,18 @@ def command_line(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module if module.startswith("catvae.") else f"catvae.{module}", *args]
 
 
+def command_folder(cwd: Path | str | None) -> str:
+    """The folder a command runs in: ``cwd`` (created), or an empty one of its own (under
+    ``$CATVAE_TEST_FOLDERS``, the session's base folder, where conftest sets it)."""
+    if cwd is None:
+        root = os.environ.get("CATVAE_TEST_FOLDERS")
+        if root:
+            Path(root).mkdir(parents=True, exist_ok=True)
+        return tempfile.mkdtemp(prefix="cwd-", dir=root or None)
+    Path(cwd).mkdir(parents=True, exist_ok=True)
+    return str(Path(cwd).resolve())
+
+
 def run_command(
     module: str,
     *args: str,
@@ -62,19 +75,19 @@ def run_command(
     fresh: bool = False,
 ) -> subprocess.CompletedProcess:
     """Run ``python -m catvae.<module> ARGS`` to its end, as a user does: from ``cwd`` (created; by
-    default this process's folder), in :func:`command_env` of ``log_dir`` unless ``env`` is given;
+    default an empty folder of its own, not the checkout, whose ``catvae/`` would shadow the installed
+    package, :func:`command_folder`), in :func:`command_env` of ``log_dir`` unless ``env`` is given;
     stdout and stderr captured as text.
 
     The process is forked from an interpreter that has imported catvae's libraries already
     (tests/command_fork.py: a real process without the ≈ 5 s of imports) unless its ``PYTHONPATH``
     would import another catvae or ``fresh`` asks for a fresh interpreter."""
-    if cwd is not None:
-        Path(cwd).mkdir(parents=True, exist_ok=True)
+    folder = command_folder(cwd)
     env = dict(env) if env is not None else command_env(log_dir)
     line = command_line(module, *args)
-    if not fresh and CommandForkServer.serves(env):
-        return CommandForkServer.get().run(line[2], line[3:], env, str(Path(cwd or os.getcwd()).resolve()), timeout)
-    return subprocess.run(line, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+    if not fresh and CommandForkServer.serves(env, folder):
+        return CommandForkServer.get().run(line[2], line[3:], env, folder, timeout)
+    return subprocess.run(line, capture_output=True, text=True, env=env, cwd=folder, timeout=timeout)
 
 
 def start_command(
@@ -88,19 +101,18 @@ def start_command(
 ) -> subprocess.Popen | ForkedProcess:
     """:func:`run_command` in the background: the running process (stdout, stderr as text, read once
     it has ended; ``merge_stderr``: both on stdout), forked as :func:`run_command` forks."""
-    if cwd is not None:
-        Path(cwd).mkdir(parents=True, exist_ok=True)
+    folder = command_folder(cwd)
     env = dict(env) if env is not None else command_env(log_dir)
     line = command_line(module, *args)
-    if not fresh and CommandForkServer.serves(env):
-        return CommandForkServer.get().start(line[2], line[3:], env, str(Path(cwd or os.getcwd()).resolve()), merge_stderr)
+    if not fresh and CommandForkServer.serves(env, folder):
+        return CommandForkServer.get().start(line[2], line[3:], env, folder, merge_stderr)
     return subprocess.Popen(
         line,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
         text=True,
         env=env,
-        cwd=cwd,
+        cwd=folder,
     )
 
 

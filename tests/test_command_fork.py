@@ -80,6 +80,7 @@ def test_a_path_that_would_import_another_catvae_gets_a_fresh_interpreter(tmp_pa
     assert not CommandForkServer.serves(command_env(pythonpath=[tmp_path]))
     assert not CommandForkServer.serves(command_env(checkout_first=True))  # the checkout's catvae, not the installed one
     assert not CommandForkServer.serves(command_env(extra={"PYTHONHOME": "/elsewhere"}))
+    assert not CommandForkServer.serves(command_env(), tmp_path)  # -m would import ./catvae first
 
 
 def test_a_background_child_is_polled_waited_and_killed_like_a_popen(tmp_path):
