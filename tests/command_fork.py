@@ -203,7 +203,8 @@ class CommandForkServer:
         folder = tempfile.mkdtemp(prefix="catvae-fork-")
         stdout = Path(folder) / "stdout"
         stderr = stdout if merge_stderr else Path(folder) / "stderr"
-        stdout.touch(), stderr.touch()
+        stdout.touch()
+        stderr.touch()
         request = {"op": "start", "module": module, "args": list(args), "env": dict(env), "cwd": cwd}
         request |= {"stdout": str(stdout), "stderr": str(stderr), "path_first": first}
         pid = self.ask_raw(request)["pid"]

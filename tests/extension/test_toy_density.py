@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY, compose_config
-from helpers import run_command
+from helpers import command_env, run_command
 from toy_density import UniformBox
 
 from catvae.artifacts import ArtifactKey, load_models
@@ -80,13 +79,7 @@ def test_a_search_and_generate_draw_from_it(toy_run, tmp_path):
     from catvae.generate import generate
 
     log_dir = toy_run["log_dir"]
-    env = {
-        **os.environ,
-        **TRUST,
-        "WANDB_MODE": "offline",
-        "CATVAE_LOG_DIR": str(log_dir),
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-    }
+    env = command_env(log_dir, pythonpath=[HERE], extra=TRUST)
     command = ["-m", SEARCH_PATH, "latent=toy", "latent_dim=4"]
     command += ["data.limit_train=1200", "data.limit_test=300", "data.val_size=200", "eval.samples_per_label=6"]
     command += [*CHEAP, "generator.theta=0.7", "generator.n=1"]

@@ -7,7 +7,6 @@ job) → generate from the command line."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 import torch
-from helpers import run_command
+from helpers import command_env, run_command
 
 pytestmark = pytest.mark.slow  # trainings of their own: outside the fast loop
 
@@ -43,12 +42,7 @@ PAD, SCALE, SIDE = 2, 2, 32  # catvae.core.images: 2 pixels between images, each
 
 
 def run(module: str, log_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "WANDB_MODE": "offline",
-        "CATVAE_LOG_DIR": str(log_dir),
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-    }
+    env = command_env(log_dir, pythonpath=[HERE])  # the toy modules importable, as a user's PYTHONPATH would make them
     result = run_command(module, *EXTENSION, *overrides, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
